@@ -1,0 +1,404 @@
+/**
+ * edge-agent: one executable that moves logs where they need to go.
+ *
+ * `edge-agent <mode> [--config FILE] [flags]`. This file parses arguments, loads the config,
+ * sets up logging, metrics and the status endpoint, runs one mode, and turns SIGINT/SIGTERM into
+ * a graceful drain. It is the only place that exits.
+ * @module
+ */
+
+import { dirname, resolve } from "node:path";
+import { ConfigError, formatIssue, loadConfig } from "./mod/config/load.ts";
+import { renderExample } from "./mod/config/example.ts";
+import { type Field, maskSecrets, type ObjectField } from "./mod/config/spec.ts";
+import { errorChain, Logger } from "./mod/log/logger.ts";
+import { Registry } from "./mod/metrics/registry.ts";
+import type { AgentSections, FlagSpec, Mode, StatusHooks } from "./mod/modes/mode.ts";
+import {
+  agentSpec,
+  isImplemented,
+  modes as allModes,
+  type PlannedMode,
+} from "./mod/modes/registry.ts";
+import { Health } from "./mod/status/health.ts";
+import { serveStatus, statusHandler } from "./mod/status/server.ts";
+import { GIT_COMMIT, VERSION } from "./mod/version.ts";
+
+/** Exit codes, documented in README. */
+export const EXIT = {
+  ok: 0,
+  /** A runtime failure, or an invalid config. */
+  failure: 1,
+  /** Bad command line, unknown or not-yet-implemented mode. */
+  usage: 2,
+  /** A second SIGINT/SIGTERM cut the drain short. */
+  interrupted: 130,
+} as const;
+
+// deno-lint-ignore no-explicit-any
+type AnyMode = Mode<Field<any>>;
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+interface Parsed {
+  command?: string;
+  positionals: string[];
+  flags: Map<string, string | true>;
+}
+
+/** Split argv into a command, positionals and `--flag[=value]` / `--flag value` pairs. */
+function parseArgs(argv: string[], booleans: Set<string>): Parsed {
+  const out: Parsed = { positionals: [], flags: new Map() };
+  const alias: Record<string, string> = { "-c": "config", "-h": "help", "-V": "version" };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      out.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("-") && a !== "-") {
+      let name = alias[a] ?? a.replace(/^--?/, "");
+      let value: string | true = true;
+      const eq = name.indexOf("=");
+      if (eq >= 0) [name, value] = [name.slice(0, eq), name.slice(eq + 1)];
+      else if (!booleans.has(name) && !name.startsWith("no-")) {
+        const next = argv[i + 1];
+        // A flag with no value left is reported by whoever knows the flag.
+        if (next !== undefined && !next.startsWith("--")) {
+          value = next;
+          i++;
+        }
+      }
+      out.flags.set(name, value);
+    } else if (out.command === undefined) out.command = a;
+    else out.positionals.push(a);
+  }
+  return out;
+}
+
+const GLOBAL_FLAGS: Record<string, FlagSpec & { global?: true }> = {
+  config: { key: "", description: "Config file (YAML). Also EDGE_AGENT_CONFIG." },
+  "log-level": { key: "log.level", description: "debug | info | warn | error" },
+  "log-format": { key: "log.format", description: "json | text" },
+  "status-listen": { key: "status.listen", description: "Status endpoint host:port" },
+};
+const GLOBAL_BOOLEANS = new Set(["help", "version", "show", "no-status"]);
+
+function help(modes: (AnyMode | PlannedMode)[]): string {
+  const width = Math.max(...modes.map((m) => m.name.length)) + 2;
+  return `edge-agent ${VERSION}: moves logs where they need to go.
+
+Usage:
+  edge-agent <mode> [--config FILE] [flags]   run a mode
+  edge-agent <mode> --help                    the mode's flags and config section
+  edge-agent validate --config FILE [--show]  check a config; --show prints it, secrets masked
+  edge-agent example                          print the documented example config
+  edge-agent demo                             run the main job on generated data, no cloud needed
+  edge-agent healthcheck [--url URL]          exit 0 when the status endpoint answers /healthz
+  edge-agent --version
+
+Modes:
+${
+    modes.map((m) =>
+      `  ${m.name.padEnd(width)}${m.summary}${isImplemented(m) ? "" : " (not implemented yet)"}`
+    ).join("\n")
+  }
+
+Global flags:
+${Object.entries(GLOBAL_FLAGS).map(([k, v]) => `  --${k.padEnd(16)}${v.description}`).join("\n")}
+  --no-status       Do not serve the status endpoint
+
+Exit codes: 0 ok, 1 failure or invalid config, 2 usage error or mode not implemented,
+130 a second signal cut the drain short.
+`;
+}
+
+// deno-lint-ignore no-explicit-any
+function modeHelp(mode: Mode<Field<any>>): string {
+  const flags = Object.entries(mode.flags ?? {});
+  const spec = mode.spec as ObjectField<Record<string, Field<unknown>>>;
+  return `edge-agent ${mode.name}: ${mode.summary}
+
+Usage: edge-agent ${mode.name} [--config FILE] [flags]
+${mode.usage ? `\n${mode.usage.trimEnd()}\n` : ""}${
+    flags.length
+      ? `\nFlags:\n${
+        flags.map(([k, v]) => `  --${k.padEnd(20)}${v.description} (${mode.name}.${v.key})`).join(
+          "\n",
+        )
+      }\n`
+      : ""
+  }
+Config section \`${mode.name}:\` (documented defaults):
+
+${renderExample(spec).replace(/^/gm, "  ")}`;
+}
+
+/** Map parsed flags onto config overrides (dotted paths), rejecting unknown flags. */
+function overridesFrom(
+  flags: Map<string, string | true>,
+  modeName: string | undefined,
+  modeFlags: Record<string, FlagSpec>,
+  allowed: Set<string>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [rawName, value] of flags) {
+    if (allowed.has(rawName)) continue;
+    const negated = rawName.startsWith("no-") && modeFlags[rawName.slice(3)]?.boolean;
+    const name = negated ? rawName.slice(3) : rawName;
+    const g = GLOBAL_FLAGS[name];
+    if (g && g.key) {
+      out[g.key] = value;
+      continue;
+    }
+    const spec = modeFlags[name];
+    if (!spec || !modeName) {
+      throw new UsageError(`unknown flag --${rawName} (see ${modeName} --help)`);
+    }
+    let v: unknown = negated ? false : value;
+    if (spec.boolean && typeof v === "string") v = v !== "false";
+    if (spec.list && typeof v === "string") v = v.split(",").map((s) => s.trim()).filter(Boolean);
+    out[`${modeName}.${spec.key}`] = v;
+  }
+  return out;
+}
+
+/**
+ * Run the CLI with `argv`; returns the exit code (only the entry point exits).
+ *
+ * @param argv arguments after the executable.
+ * @param modes the modes to offer (tests pass their own).
+ */
+export async function run(
+  argv: string[],
+  modes: (AnyMode | PlannedMode)[] = allModes,
+): Promise<number> {
+  const modeFlagNames = new Set<string>();
+  for (const m of modes) {
+    if (!isImplemented(m)) continue;
+    for (const [k, v] of Object.entries(m.flags ?? {})) if (v.boolean) modeFlagNames.add(k);
+  }
+  const args = parseArgs(argv, new Set([...GLOBAL_BOOLEANS, ...modeFlagNames]));
+  const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s));
+
+  if (args.flags.has("version")) {
+    out(`edge-agent ${VERSION} (commit ${GIT_COMMIT}, deno ${Deno.version.deno})\n`);
+    return EXIT.ok;
+  }
+  const command = args.command;
+  if (command === undefined || command === "help") {
+    out(help(modes));
+    return args.flags.has("help") || command === "help" ? EXIT.ok : EXIT.usage;
+  }
+
+  const spec = agentSpec(modes);
+  const configArg = args.flags.get("config");
+  if (configArg === true) throw new UsageError("--config needs a file");
+  const configPath = configArg ?? Deno.env.get("EDGE_AGENT_CONFIG");
+
+  const commandFlags: Record<string, string[]> = {
+    example: [],
+    healthcheck: ["url"],
+    validate: ["config", "show"],
+    demo: ["config"],
+  };
+  const allowedFlags = commandFlags[command];
+  if (allowedFlags) {
+    for (const name of args.flags.keys()) {
+      if (!allowedFlags.includes(name)) {
+        throw new UsageError(`unknown flag --${name} for ${command}`);
+      }
+    }
+  }
+
+  switch (command) {
+    case "example":
+      out(renderExample(spec, EXAMPLE_HEADER));
+      return EXIT.ok;
+    case "healthcheck": {
+      const url = args.flags.get("url");
+      const target = typeof url === "string" ? url : "http://127.0.0.1:8686/healthz";
+      try {
+        const res = await fetch(target, { signal: AbortSignal.timeout(3000) });
+        await res.body?.cancel();
+        return res.ok ? EXIT.ok : EXIT.failure;
+      } catch {
+        return EXIT.failure;
+      }
+    }
+    case "validate": {
+      if (configPath === undefined) throw new UsageError("validate needs --config FILE");
+      try {
+        const config = await loadConfig(spec, configPath);
+        out(`${configPath}: ok\n`);
+        if (args.flags.has("show")) {
+          out(JSON.stringify(maskSecrets(spec, config), null, 2) + "\n");
+        }
+        return EXIT.ok;
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        for (const i of e.issues) console.error(formatIssue(e.file, i));
+        console.error(`${e.issues.length} problem(s) in ${e.file}`);
+        return EXIT.failure;
+      }
+    }
+    case "demo":
+      // Until the data path lands, the demo checks the shipped example config.
+      return await run(
+        ["validate", "--config", new URL("./agent.example.yaml", import.meta.url).pathname],
+        modes,
+      );
+  }
+
+  const mode = modes.find((m) => m.name === command);
+  if (!mode) throw new UsageError(`unknown mode or command "${command}" (see --help)`);
+  if (!isImplemented(mode)) {
+    console.error(`edge-agent: mode "${command}" is not implemented yet in ${VERSION}`);
+    return EXIT.usage;
+  }
+  if (args.flags.has("help")) {
+    out(modeHelp(mode));
+    return EXIT.ok;
+  }
+
+  const overrides = overridesFrom(
+    args.flags,
+    mode.name,
+    mode.flags ?? {},
+    new Set(["config", "help", "no-status"]),
+  );
+  const config = await loadConfig(spec, configPath, { overrides }) as
+    & AgentSections
+    & Record<string, unknown>;
+  return await runMode(mode, config, config[mode.name], configPath, args);
+}
+
+async function runMode(
+  // deno-lint-ignore no-explicit-any
+  mode: Mode<Field<any>>,
+  agent: AgentSections & Record<string, unknown>,
+  sectionIn: unknown,
+  configPath: string | undefined,
+  args: Parsed,
+): Promise<number> {
+  const health = new Health();
+  const log = new Logger({
+    level: agent.log.level,
+    format: agent.log.format,
+    fields: { mode: mode.name },
+    onError: (msg, fields) => health.recordError(msg, fields),
+  });
+  // A mode run without its section gets the section's defaults (required keys are reported).
+  const section = sectionIn ??
+    (await loadConfig(mode.spec, undefined, {}).catch((e) => {
+      if (e instanceof ConfigError) {
+        throw new ConfigError(
+          configPath ?? "(no config file)",
+          e.issues.map((i) => ({
+            ...i,
+            path: `${mode.name}.${i.path}`,
+            message: `${i.message} (no \`${mode.name}:\` section in the config)`,
+          })),
+        );
+      }
+      throw e;
+    }));
+
+  const metrics = new Registry();
+  const hooks: StatusHooks = {};
+  const controller = new AbortController();
+  const serverAbort = new AbortController();
+  let server: Deno.HttpServer | undefined;
+  if (agent.status.enabled && !args.flags.has("no-status")) {
+    try {
+      server = serveStatus(
+        agent.status,
+        statusHandler({
+          mode: mode.name,
+          version: VERSION,
+          registry: metrics,
+          health,
+          extra: () => hooks.extra?.() ?? {},
+          routes: (req) => hooks.routes?.(req),
+        }),
+        serverAbort.signal,
+      );
+      log.info("status endpoint listening", { listen: agent.status.listen });
+    } catch (e) {
+      throw new Error(`cannot serve the status endpoint on ${agent.status.listen}`, { cause: e });
+    }
+  }
+
+  let signals = 0;
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  const onSignal = (sig: Deno.Signal) => () => {
+    signals++;
+    if (signals > 1) {
+      log.warn("second signal: exiting without draining", { signal: sig });
+      Deno.exit(EXIT.interrupted);
+    }
+    log.info("shutting down: draining in-flight work", {
+      signal: sig,
+      timeout_ms: agent.shutdown_timeout,
+    });
+    controller.abort(new Error(`received ${sig}`));
+    drainTimer = setTimeout(() => {
+      log.error("shutdown timed out: in-flight work abandoned (not checkpointed)", {
+        timeout_ms: agent.shutdown_timeout,
+      });
+      Deno.exit(EXIT.failure);
+    }, agent.shutdown_timeout);
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+
+  try {
+    const code = await mode.run({
+      config: section,
+      agent,
+      signal: controller.signal,
+      metrics,
+      log,
+      health,
+      status: hooks,
+      configDir: configPath ? dirname(resolve(configPath)) : Deno.cwd(),
+      args: args.positionals,
+      stdout: Deno.stdout.writable,
+    });
+    log.info("stopped", { exit_code: code ?? 0 });
+    return code ?? EXIT.ok;
+  } finally {
+    clearTimeout(drainTimer);
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    serverAbort.abort();
+    await server?.finished;
+  }
+}
+
+const EXAMPLE_HEADER = `edge-agent example config: every option with its default.
+Generated from the components' declared specs by \`edge-agent example\`; \`deno task example\`
+rewrites this file. Validate a config with \`edge-agent validate --config FILE\`.
+Values may use \${ENV_VAR}, \${ENV_VAR:-default} and \${credential:NAME} (systemd credentials).
+Durations: 500ms, 15s, 1m, 1h30m. Sizes: 512KiB, 1MiB, 10MB or a byte count.
+Each mode reads its own section (stream:, route:, ...); the others are ignored by it.`;
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await run(Deno.args);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`edge-agent: ${e.message}`);
+      code = EXIT.usage;
+    } else if (e instanceof ConfigError) {
+      for (const i of e.issues) console.error(formatIssue(e.file, i));
+      code = EXIT.failure;
+    } else {
+      console.error(`edge-agent: ${errorChain(e)}`);
+      code = EXIT.failure;
+    }
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,79 @@
+/**
+ * The explicit registry of modes (no import side effects). The agent's whole config spec,
+ * `validate`, `--help` and agent.example.yaml are all built from it.
+ * @module
+ */
+
+import { f, type Field } from "../config/spec.ts";
+import { logSpec } from "../log/spec.ts";
+import { statusSpec } from "../status/server.ts";
+import type { Mode } from "./mode.ts";
+
+// deno-lint-ignore no-explicit-any
+type AnyMode = Mode<Field<any>>;
+
+/** A mode reserved by name that a later release implements. */
+export interface PlannedMode {
+  name: string;
+  summary: string;
+  planned: true;
+}
+
+/** Every mode, implemented or planned, in help order. */
+export const modes: (AnyMode | PlannedMode)[] = [
+  {
+    name: "stream",
+    summary: "New gzip JSONL files in an S3 prefix → batched HTTP POSTs, near real time",
+    planned: true,
+  },
+  {
+    name: "route",
+    summary: "S3 events (SQS/SNS/Lambda) → tenant config in DynamoDB → CloudWatch Logs / S3",
+    planned: true,
+  },
+  { name: "monitor", summary: "Azure append blobs → blob events in Kafka", planned: true },
+  {
+    name: "ingest",
+    summary: "Blob events → blob lines in Kafka, resumable by byte offset",
+    planned: true,
+  },
+  { name: "tail", summary: "Follow log lines in Kafka topics, filtered by headers", planned: true },
+  {
+    name: "discover",
+    summary: "Find database log files that changed → events in Kafka",
+    planned: true,
+  },
+  {
+    name: "process",
+    summary: "Database log events → parsed records → OpenObserve",
+    planned: true,
+  },
+  { name: "generate", summary: "RFC 3164/5424 syslog load generator over UDP/TCP", planned: true },
+  {
+    name: "receive",
+    summary: "Syslog receiver with exact loss accounting (a dummy SIEM)",
+    planned: true,
+  },
+];
+
+/** True when the entry is a runnable mode. */
+export function isImplemented(m: AnyMode | PlannedMode): m is AnyMode {
+  return !("planned" in m);
+}
+
+/** The shared sections every config may have. */
+export const sharedSections = {
+  status: statusSpec,
+  log: logSpec,
+  shutdown_timeout: f.duration({
+    description: "On SIGINT/SIGTERM, how long to drain in-flight work before giving up",
+    default: "30s",
+  }),
+};
+
+/** The whole config: shared sections plus one optional section per implemented mode. */
+export function agentSpec(list: (AnyMode | PlannedMode)[] = modes) {
+  const sections: Record<string, Field<unknown>> = {};
+  for (const m of list) if (isImplemented(m)) sections[m.name] = f.optional(m.spec);
+  return f.object({ ...sharedSections, ...sections }, { description: "edge-agent config" });
+}
