@@ -1,0 +1,88 @@
+/**
+ * The data path's contracts: a source yields units (an object, a blob range, a message), each
+ * with its own ack; the pipeline decodes, frames and batches the unit's bytes; a sink delivers
+ * batches. A unit is acked only after every batch carrying its data is delivered; a unit whose
+ * batch a sink gave up on is nacked and never checkpointed. We prefer a duplicate line to a lost
+ * one: a crash between delivery and checkpoint re-sends, it never skips.
+ * @module
+ */
+
+/** What the pipeline learned while reading a unit. Passed to the unit's ack. */
+export interface UnitResult {
+  /** Lines (or records) delivered. */
+  lines: number;
+  /** Decoded bytes delivered (line bytes without newlines). */
+  bytes: number;
+  /**
+   * Input bytes consumed up to the end of the last complete gzip member (for plain input, all
+   * bytes read). A resumable source continues from `offset + consumed`.
+   */
+  consumed: number;
+  /** Lines cut at `max_line_bytes`. */
+  truncated: number;
+}
+
+/** A unit of work from a source. */
+export interface Unit {
+  /** Stable id for checkpoints, logs and errors: `s3://bucket/key`, `file:///var/log/x.gz`. */
+  readonly id: string;
+  /** When the unit's data was written (ms since epoch), for `processing_lag_seconds`. */
+  readonly time?: number;
+  /** Size in bytes of what `open` returns, when known. */
+  readonly size?: number;
+  /** Free-form attributes a sink may use (Kafka headers, stream name templates). */
+  readonly attributes?: Readonly<Record<string, string>>;
+  /** The unit's raw bytes (the pipeline detects and decodes gzip). Streamed, never buffered whole. */
+  open(signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+  /** Every batch carrying this unit's data was delivered: checkpoint it, delete the message. */
+  ack(result: UnitResult): Promise<void>;
+  /**
+   * The unit failed (corrupt input, a sink gave up, shutdown before delivery): do NOT
+   * checkpoint; leave it to be retried (SQS redelivery, next scan).
+   */
+  nack(error: Error): Promise<void>;
+}
+
+/** A source of units. */
+export interface Source {
+  /** Kind for metric names and logs: `s3`, `file`, `azure_blob`, `kafka`. */
+  readonly kind: string;
+  /**
+   * Units to process, in the order they should start. Ends when the source is exhausted (a
+   * one-shot run) or when `signal` aborts (a long-running scan stops taking new work).
+   */
+  units(signal: AbortSignal): AsyncIterable<Unit>;
+  /** Release connections. */
+  close?(): Promise<void>;
+}
+
+/** A batch of items (lines, records) on its way to a sink. */
+export interface Batch<T = Uint8Array> {
+  readonly items: T[];
+  /** Encoded size in bytes (for lines: sum of line lengths plus one newline each). */
+  readonly bytes: number;
+}
+
+/** Why a sink gave up on a batch. `retryable` tells the source whether to retry the unit later. */
+export class SinkError extends Error {
+  readonly retryable: boolean;
+  constructor(message: string, options: ErrorOptions & { retryable?: boolean } = {}) {
+    super(message, options);
+    this.name = "SinkError";
+    this.retryable = options.retryable ?? true;
+  }
+}
+
+/** A destination of batches. */
+export interface Sink<T = Uint8Array> {
+  /** Kind for metric names and logs: `http`, `kafka`, `cloudwatch`, `stdout`. */
+  readonly kind: string;
+  /**
+   * Deliver one batch. Resolves when the destination acknowledged all of it; retries inside
+   * (see retry.ts); rejects with {@link SinkError} once it gives up. Called concurrently up to
+   * the sink's `workers`.
+   */
+  write(batch: Batch<T>, signal: AbortSignal): Promise<void>;
+  /** Flush and release connections. */
+  close(): Promise<void>;
+}
