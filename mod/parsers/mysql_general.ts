@@ -1,0 +1,101 @@
+/**
+ * MySQL / Aurora MySQL general query logs.
+ * @module
+ */
+import { lineText } from "./line_text.ts";
+import { isMysqlLogHeader } from "./mysql_header.ts";
+import { mysqlTimeMs } from "./mysql_time.ts";
+import type { LineParser, LogRecord } from "./record.ts";
+import { RecordFolder } from "./record_folder.ts";
+
+/** Options for {@linkcode MysqlGeneralParser}. */
+export interface MysqlGeneralParserOptions {
+  /**
+   * Largest record, in characters of argument text folded into it (see
+   * {@linkcode RecordFolder.append}).
+   * @default {1048576}
+   */
+  maxRecordChars?: number;
+}
+
+// `time<TAB>%5u command<TAB>argument`; 5.6 writes `<TAB><TAB>` instead of a time repeated within
+// the same second. Command names with a space are listed; others are one word.
+const ENTRY =
+  /^(?:(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})|\d{6} {1,2}\d{1,2}:\d{2}:\d{2})[\t ]+|\t\t *)(\d+) (Init DB|Field List|Create DB|Drop DB|Close stmt|Reset stmt|Long Data|Binlog Dump(?: GTID)?|Change user|Connect Out|Register Slave|Register Replica|Delayed insert|Table Dump|Set option|Reset Connection|Group Replication Data Stream subscription|[A-Z][A-Za-z_]*)(?:\t| +|$)(.*)$/;
+
+/**
+ * Parses MySQL general log lines (`2024-05-01T12:00:00.123456Z\t   12 Query\tSELECT 1`, tabs or
+ * spaces) into `{timestamp, thread_id, command, argument}`. 5.6 lines that leave the time out
+ * (same second as the line before) get the previous line's `timestamp`. Lines that match no entry
+ * continue the previous record's `argument` (a multi-line query) with `"\n"`; with no previous
+ * record they become `{message, parse_error: true}`. File headers are skipped and counted in
+ * {@linkcode MysqlGeneralParser.headerLines}.
+ */
+export class MysqlGeneralParser implements LineParser {
+  #folder: RecordFolder;
+  #lastTimestamp: number | undefined;
+  #lines = 0;
+  #headerLines = 0;
+
+  /**
+   * @param options see {@linkcode MysqlGeneralParserOptions}
+   * @throws {RangeError} when `maxRecordChars` is not a positive integer
+   */
+  constructor({ maxRecordChars = 1_048_576 }: MysqlGeneralParserOptions = {}) {
+    this.#folder = new RecordFolder(maxRecordChars);
+  }
+
+  /** Lines pushed so far. */
+  get lines(): number {
+    return this.#lines;
+  }
+
+  /** Records emitted so far (parse errors included). */
+  get records(): number {
+    return this.#folder.records;
+  }
+
+  /** Records emitted with `parse_error: true` so far. */
+  get parseErrors(): number {
+    return this.#folder.parseErrors;
+  }
+
+  /** Header lines skipped so far. */
+  get headerLines(): number {
+    return this.#headerLines;
+  }
+
+  /** Feed one line; returns the record it completed, if any. */
+  push(line: Uint8Array): LogRecord[] {
+    this.#lines++;
+    const text = lineText(line);
+    const out: LogRecord[] = [];
+    const folder = this.#folder;
+    const m = ENTRY.exec(text);
+    const timestamp = m?.[1] === undefined ? this.#lastTimestamp : mysqlTimeMs(m[1]);
+    if (m !== null && (m[1] === undefined || timestamp !== undefined)) {
+      this.#lastTimestamp = timestamp;
+      const record: LogRecord = {};
+      if (timestamp !== undefined) record.timestamp = timestamp;
+      record.thread_id = Number(m[2]);
+      record.command = m[3];
+      record.argument = m[4];
+      folder.start(out, record, "argument");
+    } else if (isMysqlLogHeader(text)) {
+      this.#headerLines++;
+      folder.emit(out);
+    } else if (folder.pending !== undefined) {
+      folder.append(out, folder.field, text);
+    } else if (text.length > 0) {
+      folder.start(out, { message: text, parse_error: true });
+    }
+    return out;
+  }
+
+  /** End of input: returns the record still being folded, if any. */
+  flush(): LogRecord[] {
+    const out: LogRecord[] = [];
+    this.#folder.emit(out);
+    return out;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * PostgreSQL stderr logs written with the RDS / Aurora default `log_line_prefix` `%t:%r:%u@%d:[%p]:`.
+ * @module
+ */
+import { civilTimeMs } from "./civil_time.ts";
+import { lineText } from "./line_text.ts";
+import type { LineParser, LogRecord } from "./record.ts";
+import { RecordFolder } from "./record_folder.ts";
+
+/** Options for {@linkcode PostgresParser}. */
+export interface PostgresParserOptions {
+  /**
+   * Largest record, in characters of text folded into it. A continuation line that would exceed
+   * it starts a new record (`continued: true`, `parse_error: true`) instead, so a run of
+   * unprefixed lines cannot grow one record without bound.
+   * @default {1048576}
+   */
+  maxRecordChars?: number;
+}
+
+// %t (or %m) : %r : %u@%d : [%p] : SEVERITY:  message
+const PREFIX =
+  /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?: ([A-Za-z][A-Za-z0-9/_+-]*|[+-]\d{2}(?::?\d{2})?))?:(.*?):\[(\d*)\]:([A-Z][A-Z0-9]*):[ \t]*(.*)$/;
+// A line that starts like a timestamp but does not match PREFIX is a record we cannot parse, not a
+// continuation of the previous one.
+const LOOKS_PREFIXED = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/;
+const NUMERIC_ZONE = /^([+-])(\d{2}):?(\d{2})?$/;
+const CLIENT = /^(.*)\((\d+)\)$/;
+const DURATION = /^duration: (\d+(?:\.\d+)?) ms/;
+
+/** Severities whose line belongs to the record before it, stored under the lower-cased name. */
+const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY", "LOCATION"]);
+
+/**
+ * Parses PostgreSQL stderr log lines with the RDS default prefix `%t:%r:%u@%d:[%p]:` into
+ * records `{timestamp, client_host, client_port, user, database, pid, severity, message}`
+ * (empty prefix parts such as `::@:[123]:` leave their fields out; `duration_ms` is added for
+ * `duration: N ms` messages).
+ *
+ * Folding: `DETAIL:`, `HINT:`, `STATEMENT:`, `CONTEXT:`, `QUERY:` and `LOCATION:` lines with the
+ * same pid go into the previous record as `detail`, `hint`, ... ; lines without a prefix (such
+ * as the tab-indented lines PostgreSQL writes for a multi-line message or statement) continue the
+ * field written last, joined with `"\n"` and with the one leading tab PostgreSQL adds removed.
+ * A record is emitted when the next one starts, or on {@linkcode PostgresParser.flush}.
+ *
+ * Unparsable lines (a malformed prefix, or text with no record before it) become
+ * `{message, parse_error: true}`: never dropped. Timestamps in zones other than UTC/GMT or a
+ * numeric offset (`+03`, `-0530`) cannot be resolved: such records keep the raw time in
+ * `log_time` and have no `timestamp`.
+ *
+ * @example
+ * ```ts
+ * import { PostgresParser } from "./postgres.ts";
+ * const p = new PostgresParser();
+ * const enc = new TextEncoder();
+ * p.push(enc.encode("2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:ERROR:  boom"));
+ * p.push(enc.encode("2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:STATEMENT:  SELECT 1"));
+ * p.flush(); // [{ timestamp: 1714564800000, ..., severity: "ERROR", message: "boom", statement: "SELECT 1" }]
+ * ```
+ */
+export class PostgresParser implements LineParser {
+  #folder: RecordFolder;
+  #lines = 0;
+
+  /**
+   * @param options see {@linkcode PostgresParserOptions}
+   * @throws {RangeError} when `maxRecordChars` is not a positive integer
+   */
+  constructor({ maxRecordChars = 1_048_576 }: PostgresParserOptions = {}) {
+    this.#folder = new RecordFolder(maxRecordChars);
+  }
+
+  /** Lines pushed so far. */
+  get lines(): number {
+    return this.#lines;
+  }
+
+  /** Records emitted so far (parse errors included). */
+  get records(): number {
+    return this.#folder.records;
+  }
+
+  /** Records emitted with `parse_error: true` so far. */
+  get parseErrors(): number {
+    return this.#folder.parseErrors;
+  }
+
+  /** Feed one line; returns the record it completed, if any. */
+  push(line: Uint8Array): LogRecord[] {
+    this.#lines++;
+    const text = lineText(line);
+    const out: LogRecord[] = [];
+    const folder = this.#folder;
+    const m = PREFIX.exec(text);
+    if (m !== null) {
+      const record = parsePrefixed(m);
+      if (record === undefined) {
+        folder.start(out, { message: text, parse_error: true });
+        return out;
+      }
+      const severity = record.severity as string;
+      const pending = folder.pending;
+      if (CONTINUATION.has(severity) && pending !== undefined && pending.pid === record.pid) {
+        folder.append(out, severity.toLowerCase(), record.message as string);
+      } else {
+        folder.start(out, record);
+      }
+    } else if (LOOKS_PREFIXED.test(text)) {
+      folder.start(out, { message: text, parse_error: true });
+    } else if (folder.pending !== undefined) {
+      folder.append(out, folder.field, text.startsWith("\t") ? text.slice(1) : text);
+    } else if (text.length > 0) {
+      folder.start(out, { message: text, parse_error: true });
+    }
+    return out;
+  }
+
+  /** End of input: returns the record still being folded, if any. */
+  flush(): LogRecord[] {
+    const out: LogRecord[] = [];
+    this.#folder.emit(out);
+    return out;
+  }
+}
+
+/** Builds a record from a PREFIX match, or `undefined` when the user@db part is malformed. */
+function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
+  const middle = m[9]!; // client:user@db
+  const at = middle.lastIndexOf("@");
+  if (at < 0) return undefined;
+  const colon = middle.lastIndexOf(":", at);
+  if (colon < 0) return undefined;
+  const record: LogRecord = {};
+  const offset = zoneOffset(m[8]);
+  const timestamp = offset === undefined ? undefined : civilTimeMs(
+    Number(m[1]),
+    Number(m[2]),
+    Number(m[3]),
+    Number(m[4]),
+    Number(m[5]),
+    Number(m[6]),
+    m[7] ?? "",
+    offset,
+  );
+  if (timestamp !== undefined) record.timestamp = timestamp;
+  else {
+    // a zone abbreviation we cannot resolve (e.g. CEST): keep the time as written
+    record.log_time = `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]}${m[7] ? "." + m[7] : ""} ${
+      m[8]
+    }`;
+  }
+  const client = middle.slice(0, colon);
+  if (client.length > 0) {
+    const c = CLIENT.exec(client);
+    if (c !== null) {
+      record.client_host = c[1];
+      record.client_port = Number(c[2]);
+    } else {
+      record.client_host = client;
+    }
+  }
+  const user = middle.slice(colon + 1, at);
+  if (user.length > 0) record.user = user;
+  const database = middle.slice(at + 1);
+  if (database.length > 0) record.database = database;
+  if (m[10]!.length > 0) record.pid = Number(m[10]);
+  record.severity = m[11];
+  const message = m[12]!;
+  record.message = message;
+  const d = DURATION.exec(message);
+  if (d !== null) record.duration_ms = Number(d[1]);
+  return record;
+}
+
+/** Minutes east of UTC for a `%t` zone, or `undefined` when it is an abbreviation we cannot resolve. */
+function zoneOffset(zone: string | undefined): number | undefined {
+  if (zone === undefined || zone === "UTC" || zone === "GMT" || zone === "Z" || zone === "UCT") {
+    return 0;
+  }
+  const m = NUMERIC_ZONE.exec(zone);
+  if (m === null) return undefined;
+  const minutes = Number(m[2]) * 60 + Number(m[3] ?? "0");
+  return m[1] === "-" ? -minutes : minutes;
+}

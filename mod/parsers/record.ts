@@ -1,0 +1,23 @@
+/**
+ * The common shape every parser produces, and the contract of a line parser.
+ * @module
+ */
+
+/**
+ * One structured log record. Parsers set `timestamp` (milliseconds since the epoch, an integer)
+ * when the input carries one; every other field depends on the format.
+ */
+export type LogRecord = Record<string, unknown>;
+
+/**
+ * A parser fed one line at a time (a `Uint8Array` without its `\n`; a trailing `\r` is tolerated).
+ * Multi-line formats hold the record being built until a line shows it is complete, so `push`
+ * may return nothing for a line and `flush` returns what is still pending at the end of the input.
+ * Wrap one in a {@linkcode ParserStream} to use it in a Web Streams pipeline.
+ */
+export interface LineParser {
+  /** Feed one line; returns the records completed by it (often none or one). */
+  push(line: Uint8Array): LogRecord[];
+  /** End of input: returns the records still pending. The parser may be reused afterwards. */
+  flush(): LogRecord[];
+}

@@ -1,0 +1,87 @@
+/**
+ * The record being built by a multi-line parser, with the counters every parser exposes.
+ * @module
+ */
+import type { LogRecord } from "./record.ts";
+
+/**
+ * Holds one pending record while continuation lines are folded into it, bounded to `maxChars`
+ * characters of folded text; counts the records emitted and those with `parse_error: true`.
+ * Used by the line parsers; not a stream itself.
+ */
+export class RecordFolder {
+  #maxChars: number;
+  #pending: LogRecord | undefined;
+  #field = "message";
+  #chars = 0;
+  #records = 0;
+  #parseErrors = 0;
+
+  /**
+   * @param maxChars largest amount of text folded into one record; see {@linkcode append}
+   * @throws {RangeError} when `maxChars` is not a positive integer
+   */
+  constructor(maxChars: number) {
+    if (!Number.isInteger(maxChars) || maxChars < 1) {
+      throw new RangeError(`maxRecordChars must be a positive integer: got ${maxChars}`);
+    }
+    this.#maxChars = maxChars;
+  }
+
+  /** The record being folded, if any. */
+  get pending(): LogRecord | undefined {
+    return this.#pending;
+  }
+
+  /** The field that plain continuation lines extend (the one written last). */
+  get field(): string {
+    return this.#field;
+  }
+
+  /** Records emitted so far. */
+  get records(): number {
+    return this.#records;
+  }
+
+  /** Records emitted with `parse_error: true` so far. */
+  get parseErrors(): number {
+    return this.#parseErrors;
+  }
+
+  /** Emits the pending record (if any) to `out` and makes `record` the pending one. */
+  start(out: LogRecord[], record: LogRecord, field = "message"): void {
+    this.emit(out);
+    this.#pending = record;
+    this.#field = field;
+    const text = record[field];
+    this.#chars = typeof text === "string" ? text.length : 0;
+  }
+
+  /**
+   * Appends `text` to the pending record's `field` (joined with `"\n"`) and makes `field` the one
+   * later lines extend. When that would exceed the bound, the pending record is emitted and `text`
+   * starts a new one `{[field]: text, continued: true, parse_error: true}`: split, not dropped.
+   * Must only be called while a record is pending.
+   */
+  append(out: LogRecord[], field: string, text: string): void {
+    if (this.#chars + text.length + 1 > this.#maxChars) {
+      this.start(out, { [field]: text, continued: true, parse_error: true }, field);
+      return;
+    }
+    const pending = this.#pending!;
+    const prev = pending[field];
+    pending[field] = typeof prev === "string" ? `${prev}\n${text}` : text;
+    this.#chars += text.length + 1;
+    this.#field = field;
+  }
+
+  /** Emits the pending record, if any, to `out`. */
+  emit(out: LogRecord[]): void {
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    this.#pending = undefined;
+    this.#records++;
+    if (pending.parse_error === true) this.#parseErrors++;
+    out.push(pending);
+  }
+}
