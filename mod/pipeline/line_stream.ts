@@ -1,0 +1,134 @@
+/**
+ * Byte-level line framing: no per-line string decoding. LF and CRLF, a final line without a
+ * newline, lines split across chunks, and a `maxLineBytes` limit past which a line is cut (its
+ * head kept, the rest discarded up to the newline, counted in `linesTruncated`): never a crash
+ * and never unbounded memory.
+ *
+ * Each input chunk yields one array of lines (views into the input where a line lies within one
+ * chunk; a copy only when it spans chunks), so stream overhead is paid per chunk, not per line.
+ * Empty lines carry nothing for a log intake and are skipped (counted in `emptyLines`).
+ *
+ * @example
+ * ```ts
+ * const lines = await Array.fromAsync(
+ *   ReadableStream.from([enc("a\nb"), enc("c\r\n")]).pipeThrough(new LineStream()),
+ * ); // [[a], [bc]] as Uint8Array lines
+ * ```
+ * @module
+ */
+
+/** Options for {@link LineStream}. */
+export interface LineStreamOptions {
+  /** Lines longer than this are cut here. @default 1048576 */
+  maxLineBytes?: number;
+}
+
+/** Splits bytes into lines (without their LF/CRLF), one array of lines per input chunk. */
+export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
+  /** Lines emitted. */
+  lines = 0;
+  /** Bytes of the lines emitted (without newlines). */
+  bytes = 0;
+  /** Lines cut at `maxLineBytes`. */
+  linesTruncated = 0;
+  /** Empty lines skipped. */
+  emptyLines = 0;
+  #partial: Uint8Array[] = [];
+  #partialBytes = 0;
+  /** Inside an over-long line whose head was already emitted: discard up to the newline. */
+  #discarding = false;
+  readonly #max: number;
+
+  constructor({ maxLineBytes = 1 << 20 }: LineStreamOptions = {}) {
+    if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
+      throw new RangeError(`maxLineBytes must be a positive integer: got ${maxLineBytes}`);
+    }
+    super({
+      transform: (chunk, c) => {
+        const out = this.#split(chunk);
+        if (out.length) c.enqueue(out);
+      },
+      flush: (c) => {
+        const out: Uint8Array[] = [];
+        if (this.#partialBytes > 0) this.#emit(this.#joinPartial(), out);
+        this.#partial = [];
+        this.#partialBytes = 0;
+        if (out.length) c.enqueue(out);
+      },
+    });
+    this.#max = maxLineBytes;
+  }
+
+  #emit(line: Uint8Array, out: Uint8Array[]): void {
+    let n = line.length;
+    if (n > 0 && line[n - 1] === 13) n--;
+    if (n === 0) {
+      this.emptyLines++;
+      return;
+    }
+    const l = n === line.length ? line : line.subarray(0, n);
+    out.push(l);
+    this.lines++;
+    this.bytes += n;
+  }
+
+  /** Emit a complete line (CR still on), cutting it at the limit. */
+  #emitCut(line: Uint8Array, out: Uint8Array[]): void {
+    const eff = line.length > 0 && line[line.length - 1] === 13 ? line.length - 1 : line.length;
+    if (eff > this.#max) {
+      this.#emit(line.subarray(0, this.#max), out);
+      this.linesTruncated++;
+    } else this.#emit(line, out);
+  }
+
+  #joinPartial(): Uint8Array {
+    if (this.#partial.length === 1) return this.#partial[0]!;
+    const buf = new Uint8Array(this.#partialBytes);
+    let o = 0;
+    for (const p of this.#partial) {
+      buf.set(p, o);
+      o += p.length;
+    }
+    return buf;
+  }
+
+  #split(chunk: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const max = this.#max;
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) break;
+      if (this.#discarding) {
+        this.#discarding = false;
+      } else if (this.#partialBytes > 0) {
+        const seg = chunk.subarray(start, nl);
+        this.#partial.push(seg);
+        this.#partialBytes += seg.length;
+        this.#emitCut(this.#joinPartial(), out);
+        this.#partial = [];
+        this.#partialBytes = 0;
+      } else {
+        this.#emitCut(chunk.subarray(start, nl), out);
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length && !this.#discarding) {
+      const rest = chunk.subarray(start);
+      if (this.#partialBytes + rest.length > max + 1) {
+        // Over the limit without a newline yet: emit the head now, drop the rest of the line.
+        this.#partial.push(rest);
+        this.#partialBytes += rest.length;
+        this.#emit(this.#joinPartial().subarray(0, max), out);
+        this.linesTruncated++;
+        this.#partial = [];
+        this.#partialBytes = 0;
+        this.#discarding = true;
+      } else {
+        this.#partial.push(rest);
+        this.#partialBytes += rest.length;
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import zlib from "node:zlib";
+import { DecodeError, decodeStream } from "../../mod/pipeline/gzip.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const gz = (s: string) => new Uint8Array(zlib.gzipSync(enc(s)));
+const cat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+
+async function decode(data: Uint8Array, chunk = 7, impl: "zlib" | "web" = "zlib") {
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < data.length; i += chunk) parts.push(data.subarray(i, i + chunk));
+  const d = decodeStream({ impl });
+  try {
+    const text = await new Response(ReadableStream.from(parts).pipeThrough(d)).text();
+    return { text, d };
+  } catch (error) {
+    return { error: error as Error, d };
+  }
+}
+
+Deno.test("decodeStream() detects gzip by magic bytes, not by name", async () => {
+  const { text, d } = await decode(gz("a\nb\n"));
+  assert.equal(text, "a\nb\n");
+  assert.equal(d.gzip, true);
+});
+
+Deno.test("decodeStream() passes plain text through (a .gz-named plain file)", async () => {
+  const { text, d } = await decode(enc("plain\ntext"));
+  assert.equal(text, "plain\ntext");
+  assert.equal(d.gzip, false);
+  assert.equal(d.consumed, 10);
+  assert.equal((await decode(enc("x"))).text, "x");
+  assert.equal((await decode(new Uint8Array(0))).text, "");
+});
+
+Deno.test("decodeStream() decodes every member of a multi-member file at any chunking", async () => {
+  const a = gz("one\ntwo\n".repeat(500));
+  const b = gz("three\n");
+  const c = gz("");
+  const all = cat(a, b, c);
+  for (const chunk of [1, 2, 9, 10, 11, 64, 4096, all.length]) {
+    const { text, d, error } = await decode(all, chunk);
+    assert.equal(error, undefined);
+    assert.equal(text, "one\ntwo\n".repeat(500) + "three\n", `chunk ${chunk}`);
+    assert.equal(d.members, 3);
+    assert.equal(d.consumed, all.length);
+  }
+});
+
+Deno.test("decodeStream() reports a truncated member with its offset; consumed stops at the last complete member", async () => {
+  const a = gz("complete\n");
+  const b = gz("truncated member\n".repeat(100));
+  for (const cut of [3, 12, b.length - 4]) {
+    const { error, d } = await decode(cat(a, b.subarray(0, cut)));
+    assert.ok(error instanceof DecodeError, `cut ${cut}: ${error}`);
+    assert.equal(error.offset, a.length);
+    assert.match(error.message, new RegExp(`truncated gzip member at byte ${a.length}`));
+    assert.equal(d.consumed, a.length);
+    assert.equal(d.members, 1);
+  }
+});
+
+Deno.test("decodeStream() reports a corrupt member (bad data, bad CRC) with its offset", async () => {
+  const a = gz("ok\n");
+  const b = gz("some data that will be damaged\n".repeat(20));
+  const badCrc = cat(a, b);
+  badCrc[badCrc.length - 6]! ^= 0xff;
+  let r = await decode(badCrc);
+  assert.ok(r.error instanceof DecodeError);
+  assert.match(
+    r.error.message,
+    new RegExp(`corrupt gzip member at byte ${a.length}: CRC32 mismatch`),
+  );
+  const badData = cat(a, b);
+  badData[a.length + 10]! = 0xff;
+  badData[a.length + 11]! = 0xff;
+  r = await decode(badData);
+  assert.ok(r.error instanceof DecodeError);
+  assert.equal(r.error.offset, a.length);
+  assert.equal(r.d.consumed, a.length);
+});
+
+Deno.test("decodeStream() rejects garbage after a member, naming the offset", async () => {
+  const a = gz("ok\n");
+  const { error } = await decode(cat(a, enc("garbage after it")));
+  assert.ok(error instanceof DecodeError);
+  assert.match(error.message, new RegExp(`not a gzip member at byte ${a.length}`));
+});
+
+Deno.test("decodeStream({impl: 'web'}) decodes one member and fails on a second", async () => {
+  const { text } = await decode(gz("web\n"), 5, "web");
+  assert.equal(text, "web\n");
+  const multi = await decode(cat(gz("a\n"), gz("b\n")), 5, "web");
+  assert.ok(multi.error instanceof DecodeError);
+});

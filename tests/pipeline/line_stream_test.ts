@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { LineStream } from "../../mod/pipeline/line_stream.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function split(chunks: Uint8Array[], opts?: { maxLineBytes?: number }) {
+  const ls = new LineStream(opts);
+  const arrays = await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(ls));
+  return { lines: arrays.flat().map(dec), ls };
+}
+
+const SAMPLE = 'first line\r\n{"a":1}\n\nthird é\r\nno newline at end';
+const EXPECTED = ["first line", '{"a":1}', "third é", "no newline at end"];
+
+Deno.test("LineStream() gives the same lines for a chunk boundary at every byte position", async () => {
+  const bytes = enc(SAMPLE);
+  for (let i = 0; i <= bytes.length; i++) {
+    for (let j = i; j <= bytes.length; j += 3) {
+      const { lines } = await split([
+        bytes.subarray(0, i),
+        bytes.subarray(i, j),
+        bytes.subarray(j),
+      ]);
+      assert.deepEqual(lines, EXPECTED, `split at ${i},${j}`);
+    }
+  }
+});
+
+Deno.test("LineStream() handles one byte per chunk, CRLF and a final line without newline", async () => {
+  const bytes = enc(SAMPLE);
+  const { lines, ls } = await split([...bytes].map((b) => new Uint8Array([b])));
+  assert.deepEqual(lines, EXPECTED);
+  assert.equal(ls.lines, 4);
+  assert.equal(ls.emptyLines, 1);
+  assert.equal(ls.bytes, EXPECTED.reduce((n, l) => n + enc(l).length, 0));
+});
+
+Deno.test("LineStream() cuts a line at maxLineBytes and counts it, within and across chunks", async () => {
+  const long = "x".repeat(25);
+  for (
+    const chunks of [
+      [enc(`ab\n${long}\ncd\n`)],
+      [...enc(`ab\n${long}\ncd\n`)].map((b) => new Uint8Array([b])),
+    ]
+  ) {
+    const { lines, ls } = await split(chunks, { maxLineBytes: 10 });
+    assert.deepEqual(lines, ["ab", "x".repeat(10), "cd"]);
+    assert.equal(ls.linesTruncated, 1);
+  }
+  // A line of exactly the limit (plus CR) is not cut.
+  const { lines, ls } = await split([enc("0123456789\r\n")], { maxLineBytes: 10 });
+  assert.deepEqual(lines, ["0123456789"]);
+  assert.equal(ls.linesTruncated, 0);
+});
+
+Deno.test("LineStream() holds at most maxLineBytes of a huge line without newline", async () => {
+  const chunk = new Uint8Array(64 * 1024).fill(120);
+  const chunks = Array.from({ length: 64 }, () => chunk); // 4 MiB, no newline
+  const { lines, ls } = await split([...chunks, enc("\nafter\n")], { maxLineBytes: 100_000 });
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0]!.length, 100_000);
+  assert.equal(lines[1], "after");
+  assert.equal(ls.linesTruncated, 1);
+});
+
+Deno.test("LineStream() rejects a bad maxLineBytes", () => {
+  assert.throws(
+    () => new LineStream({ maxLineBytes: 0 }),
+    /maxLineBytes must be a positive integer: got 0/,
+  );
+});
