@@ -110,8 +110,6 @@ export class Batcher<T, Tag = unknown> {
         this.#close().catch(() => {});
       }
     }, this.#interval);
-    // Never keep the process alive just for a pending flush.
-    Deno.unrefTimer(this.#timer as unknown as number);
   }
 
   #close(): Promise<void> {

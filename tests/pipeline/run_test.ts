@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import zlib from "node:zlib";
+import { Logger } from "../../mod/log/logger.ts";
+import { Registry } from "../../mod/metrics/registry.ts";
+import { runPipeline } from "../../mod/pipeline/run.ts";
+import {
+  type Batch,
+  type Sink,
+  SinkError,
+  type Source,
+  type Unit,
+} from "../../mod/pipeline/types.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const quiet = new Logger({ write: () => {} });
+
+interface Outcome {
+  acked: Map<string, number>;
+  nacked: Map<string, string>;
+}
+
+/** An in-memory source over fixed byte contents (the pipeline's own Source contract). */
+function memorySource(files: Record<string, Uint8Array>, chunk = 1000): Source & Outcome {
+  const acked = new Map<string, number>();
+  const nacked = new Map<string, string>();
+  return {
+    kind: "mem",
+    acked,
+    nacked,
+    async *units() {
+      for (const [id, bytes] of Object.entries(files)) {
+        const unit: Unit = {
+          id,
+          time: Date.now() - 5000,
+          open: () => {
+            const parts: Uint8Array[] = [];
+            for (let i = 0; i < bytes.length; i += chunk) parts.push(bytes.subarray(i, i + chunk));
+            return Promise.resolve(ReadableStream.from(parts));
+          },
+          ack: (r) => {
+            acked.set(id, r.lines);
+            return Promise.resolve();
+          },
+          nack: (e) => {
+            nacked.set(id, e.message);
+            return Promise.resolve();
+          },
+        };
+        yield unit;
+      }
+    },
+  };
+}
+
+/** A sink that records what it got (optionally failing or slow). */
+class MemorySink implements Sink<Uint8Array> {
+  readonly kind = "mem";
+  lines: string[] = [];
+  batches = 0;
+  maxConcurrent = 0;
+  #active = 0;
+  constructor(readonly opts: { failWhen?: (b: Batch) => boolean; delayMs?: number } = {}) {}
+  async write(batch: Batch): Promise<void> {
+    this.#active++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.#active);
+    try {
+      if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
+      if (this.opts.failWhen?.(batch)) throw new SinkError("endpoint gave up", { retryable: true });
+      this.batches++;
+      for (const l of batch.items) this.lines.push(dec(l));
+    } finally {
+      this.#active--;
+    }
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+const gz = (lines: string[]) => new Uint8Array(zlib.gzipSync(enc(lines.join("\n") + "\n")));
+
+Deno.test("runPipeline() delivers every line of mixed units and acks each after delivery", async () => {
+  const a = Array.from({ length: 2500 }, (_, i) => `{"file":"a","n":${i}}`);
+  const b = Array.from({ length: 10 }, (_, i) => `{"file":"b","n":${i}}`);
+  const c = ["plain 1", "plain 2"];
+  const source = memorySource({
+    "a.gz": gz(a),
+    "b-no-extension": new Uint8Array(Buffer.concat([gz(b.slice(0, 5)), gz(b.slice(5))])),
+    "c.gz": enc(c.join("\r\n")),
+  }, 333);
+  const sink = new MemorySink();
+  const metrics = new Registry();
+  const stats = await runPipeline({
+    source,
+    sink,
+    metrics,
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 100, flush_interval: 50 },
+  });
+  assert.deepEqual(sink.lines.toSorted(), [...a, ...b, ...c].toSorted());
+  assert.deepEqual(Object.fromEntries(source.acked), {
+    "a.gz": 2500,
+    "b-no-extension": 10,
+    "c.gz": 2,
+  });
+  assert.equal(source.nacked.size, 0);
+  assert.equal(stats.lines, 2512);
+  assert.equal(metrics.counter("mem_files_processed_total", "").get(), 3);
+  assert.equal(metrics.counter("mem_lines_sent_total", "").get(), 2512);
+});
+
+Deno.test("runPipeline() keeps order within a unit", async () => {
+  const a = Array.from({ length: 5000 }, (_, i) => `line ${i}`);
+  const sink = new MemorySink();
+  await runPipeline({
+    source: memorySource({ a: gz(a) }, 4096),
+    sink,
+    metrics: new Registry(),
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 64, workers: 1 },
+  });
+  assert.deepEqual(sink.lines, a);
+});
+
+Deno.test("runPipeline() nacks a corrupt unit, counts it, and delivers the others", async () => {
+  const bad = gz(["x", "y"]);
+  bad[bad.length - 6]! ^= 0xff;
+  const source = memorySource({
+    good: gz(["g1", "g2"]),
+    bad,
+    truncated: gz(["t"]).subarray(0, 12),
+  });
+  const metrics = new Registry();
+  const sink = new MemorySink();
+  await runPipeline({ source, sink, metrics, log: quiet, signal: new AbortController().signal });
+  assert.deepEqual([...source.acked.keys()], ["good"]);
+  assert.match(source.nacked.get("bad")!, /corrupt gzip member at byte 0: CRC32 mismatch/);
+  assert.match(source.nacked.get("truncated")!, /truncated gzip member at byte 0/);
+  assert.equal(metrics.counter("mem_files_errored_total", "").get(), 2);
+  assert.ok(sink.lines.includes("g1") && sink.lines.includes("g2"));
+});
+
+Deno.test("runPipeline() nacks a unit whose batch the sink gave up on (never acked)", async () => {
+  const source = memorySource({
+    ok: gz(["fine"]),
+    doomed: gz(Array.from({ length: 50 }, (_, i) => `doomed ${i}`)),
+  });
+  const sink = new MemorySink({
+    failWhen: (b) => b.items.some((l) => dec(l).startsWith("doomed")),
+  });
+  await runPipeline({
+    source,
+    sink,
+    metrics: new Registry(),
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 10, flush_interval: 20 },
+    processing: { worker_count: 1 },
+  });
+  assert.deepEqual([...source.acked.keys()], ["ok"]);
+  assert.match(source.nacked.get("doomed")!, /endpoint gave up/);
+});
+
+Deno.test("runPipeline() runs at most `workers` sink writes at once (backpressure)", async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (let f = 0; f < 8; f++) {
+    files[`f${f}`] = gz(Array.from({ length: 200 }, (_, i) => `${f}:${i}`));
+  }
+  const sink = new MemorySink({ delayMs: 5 });
+  await runPipeline({
+    source: memorySource(files),
+    sink,
+    metrics: new Registry(),
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 50, workers: 3 },
+    processing: { worker_count: 4 },
+  });
+  assert.equal(sink.lines.length, 1600);
+  assert.ok(sink.maxConcurrent <= 3, `max concurrent writes ${sink.maxConcurrent}`);
+});
+
+Deno.test("runPipeline() counts lines dropped with drop_when_full and acks their units", async () => {
+  const sink = new MemorySink({ delayMs: 20 });
+  const metrics = new Registry();
+  const source = memorySource({ a: gz(Array.from({ length: 100 }, (_, i) => `${i}`)) });
+  const stats = await runPipeline({
+    source,
+    sink,
+    metrics,
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 10, workers: 1, drop_when_full: true },
+  });
+  assert.equal(stats.dropped + sink.lines.length, 100);
+  assert.ok(stats.dropped > 0);
+  assert.equal(metrics.counter("mem_buffer_drops_total", "").get(), stats.dropped);
+  assert.equal(source.acked.get("a"), 100);
+});
