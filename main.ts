@@ -22,7 +22,7 @@ import {
 } from "./mod/modes/registry.ts";
 import { Health } from "./mod/status/health.ts";
 import { serveStatus, statusHandler } from "./mod/status/server.ts";
-import { GIT_COMMIT, VERSION } from "./mod/version.ts";
+import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
 
 /** Exit codes, documented in README. */
 export const EXIT = {
@@ -184,7 +184,7 @@ export async function run(
   const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s));
 
   if (args.flags.has("version")) {
-    out(`edge-agent ${VERSION} (commit ${GIT_COMMIT}, deno ${Deno.version.deno})\n`);
+    out(`edge-agent ${VERSION} (commit ${GIT_COMMIT}, deno ${DENO_VERSION})\n`);
     return EXIT.ok;
   }
   const command = args.command;
