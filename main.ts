@@ -20,6 +20,7 @@ import {
   modes as allModes,
   type PlannedMode,
 } from "./mod/modes/registry.ts";
+import { runDemo } from "./mod/demo/demo.ts";
 import { Health } from "./mod/status/health.ts";
 import { serveStatus, statusHandler } from "./mod/status/server.ts";
 import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
@@ -202,7 +203,7 @@ export async function run(
     example: [],
     healthcheck: ["url"],
     validate: ["config", "show"],
-    demo: ["config"],
+    demo: [],
   };
   const allowedFlags = commandFlags[command];
   if (allowedFlags) {
@@ -244,12 +245,10 @@ export async function run(
         return EXIT.failure;
       }
     }
-    case "demo":
-      // Until the data path lands, the demo checks the shipped example config.
-      return await run(
-        ["validate", "--config", new URL("./agent.example.yaml", import.meta.url).pathname],
-        modes,
-      );
+    case "demo": {
+      const result = await runDemo();
+      return result.ok ? EXIT.ok : EXIT.failure;
+    }
   }
 
   const mode = modes.find((m) => m.name === command);

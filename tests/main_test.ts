@@ -28,8 +28,8 @@ Deno.test("edge-agent --help lists every mode and exits 0; no arguments exits 2"
   for (const m of ["stream", "route", "monitor", "ingest", "tail", "discover", "process"]) {
     assert.match(r.stdout, new RegExp(`\\n  ${m} `));
   }
-  assert.match(r.stdout, /  generate /);
-  assert.match(r.stdout, /  receive /);
+  assert.match(r.stdout, / {2}generate /);
+  assert.match(r.stdout, / {2}receive /);
   assert.equal((await cli([])).code, 2);
 });
 

@@ -8,6 +8,7 @@ import { f, type Field } from "../config/spec.ts";
 import { logSpec } from "../log/spec.ts";
 import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
+import { streamMode } from "./stream.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyMode = Mode<Field<any>>;
@@ -21,11 +22,7 @@ export interface PlannedMode {
 
 /** Every mode, implemented or planned, in help order. */
 export const modes: (AnyMode | PlannedMode)[] = [
-  {
-    name: "stream",
-    summary: "New gzip JSONL files in an S3 prefix → batched HTTP POSTs, near real time",
-    planned: true,
-  },
+  streamMode,
   {
     name: "route",
     summary: "S3 events (SQS/SNS/Lambda) → tenant config in DynamoDB → CloudWatch Logs / S3",

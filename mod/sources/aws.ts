@@ -1,0 +1,40 @@
+/**
+ * The AWS connection settings every AWS client of the agent shares. Credentials always come from
+ * the SDK's default chain (environment, shared config/profile, container and instance metadata,
+ * SSO); `endpoint` points a client at an S3-compatible or local server (MinIO, moto).
+ * @module
+ */
+
+import { f, type Infer } from "../config/spec.ts";
+
+/** Fields of an AWS connection (spread into a component's spec). */
+export const awsFields = {
+  region: f.optional(f.string({
+    description: "AWS region; when absent, the SDK's chain (AWS_REGION, profile) decides",
+    example: "us-east-1",
+  })),
+  endpoint: f.optional(f.string({
+    description: "Endpoint override for S3-compatible or local servers, e.g. http://127.0.0.1:9000",
+    pattern: /^https?:\/\/\S+$/,
+  })),
+  force_path_style: f.bool({
+    description: "Path-style S3 URLs (bucket in the path): needed by MinIO and moto",
+    default: false,
+  }),
+};
+
+/** An AWS connection's settings. */
+export type AwsConfig = { [K in keyof typeof awsFields]: Infer<(typeof awsFields)[K]> };
+
+/** The options object AWS SDK v3 clients take, from an {@link AwsConfig}. */
+export function awsClientConfig(c: AwsConfig): {
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+} {
+  return {
+    ...(c.region && { region: c.region }),
+    ...(c.endpoint && { endpoint: c.endpoint }),
+    ...(c.force_path_style && { forcePathStyle: true }),
+  };
+}
