@@ -45,6 +45,12 @@ export interface Decoder extends TransformStream<Uint8Array, Uint8Array> {
 
 /** Options for {@link decodeStream}. */
 export interface DecodeOptions {
+  /**
+   * A member's output is held back until its CRC32 and length check out, up to this many bytes
+   * (past that it streams): a corrupt or truncated small member (an append) delivers nothing.
+   * @default 4194304
+   */
+  holdMemberBytes?: number;
   /** `zlib`: node:zlib, multi-member, fast. `web`: DecompressionStream, one member only. @default "zlib" */
   impl?: "zlib" | "web";
 }
@@ -55,8 +61,10 @@ export interface DecodeOptions {
  * @param options which implementation.
  * @returns the decoder; read `consumed`/`members` after (or while) it runs.
  */
-export function decodeStream({ impl = "zlib" }: DecodeOptions = {}): Decoder {
-  return impl === "web" ? new WebGunzipStream() : new GunzipStream();
+export function decodeStream(
+  { impl = "zlib", holdMemberBytes = 4 << 20 }: DecodeOptions = {},
+): Decoder {
+  return impl === "web" ? new WebGunzipStream() : new GunzipStream(holdMemberBytes);
 }
 
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
@@ -110,8 +118,12 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   #size = 0;
   #ctrl!: TransformStreamDefaultController<Uint8Array>;
   #onEnd: (() => void) | undefined;
+  readonly #holdLimit: number;
+  /** The current member's output while it is held back (null once it streams). */
+  #held: Uint8Array[] | null = [];
+  #heldBytes = 0;
 
-  constructor() {
+  constructor(holdMemberBytes = 4 << 20) {
     let ctrl: TransformStreamDefaultController<Uint8Array> | undefined;
     super({
       start: (c) => {
@@ -121,6 +133,13 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
       flush: () => this.#finish(),
     });
     this.#ctrl = ctrl!;
+    this.#holdLimit = holdMemberBytes;
+  }
+
+  #release(): void {
+    if (this.#held) { for (const d of this.#held) this.#ctrl.enqueue(d); }
+    this.#held = null;
+    this.#heldBytes = 0;
   }
 
   get consumed(): number {
@@ -209,6 +228,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
           }
           this.#offset += 8;
           buf = buf.subarray(8);
+          this.#release();
           this.#members++;
           this.#consumed = this.#offset;
           this.#memberStart = this.#offset;
@@ -225,11 +245,17 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     this.#fed = 0;
     this.#ended = false;
     this.#error = undefined;
+    this.#held = [];
+    this.#heldBytes = 0;
     const inf = zlib.createInflateRaw({ chunkSize: 64 * 1024 });
     inf.on("data", (d: Uint8Array) => {
       this.#crc = zlib.crc32(d, this.#crc);
       this.#size += d.length;
-      this.#ctrl.enqueue(d);
+      if (this.#held) {
+        this.#held.push(d);
+        this.#heldBytes += d.length;
+        if (this.#heldBytes > this.#holdLimit) this.#release();
+      } else this.#ctrl.enqueue(d);
     });
     inf.on("end", () => {
       this.#ended = true;

@@ -93,3 +93,26 @@ Deno.test("decodeStream({impl: 'web'}) decodes one member and fails on a second"
   const multi = await decode(cat(gz("a\n"), gz("b\n")), 5, "web");
   assert.ok(multi.error instanceof DecodeError);
 });
+
+Deno.test("decodeStream() holds a member's output until its trailer checks out", async () => {
+  const a = gz("first member\n");
+  const b = gz("from a damaged member\n");
+  const data = cat(a, b);
+  data[data.length - 6]! ^= 0xff; // CRC of the second member
+  const d = decodeStream();
+  const seen: string[] = [];
+  await assert.rejects(() =>
+    ReadableStream.from([data]).pipeThrough(d).pipeTo(
+      new WritableStream({ write: (c) => void seen.push(new TextDecoder().decode(c)) }),
+    )
+  );
+  assert.equal(seen.join(""), "first member\n");
+  // Past holdMemberBytes a member streams (bounded memory), so its head is delivered.
+  const big = gz("y".repeat(100) + "\n");
+  const d2 = decodeStream({ holdMemberBytes: 10 });
+  const out: Uint8Array[] = [];
+  await ReadableStream.from([big]).pipeThrough(d2).pipeTo(
+    new WritableStream({ write: (c) => void out.push(c) }),
+  );
+  assert.equal(out.reduce((n, c) => n + c.length, 0), 101);
+});

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { writeFileAtomic } from "../../mod/pipeline/atomic_file.ts";
+
+Deno.test("writeFileAtomic() replaces a file's content", async () => {
+  const dir = await Deno.makeTempDir();
+  await writeFileAtomic(`${dir}/s.json`, "old");
+  await writeFileAtomic(`${dir}/s.json`, "new");
+  assert.equal(await Deno.readTextFile(`${dir}/s.json`), "new");
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["s.json"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("writeFileAtomic() names the path when the directory is missing", async () => {
+  await assert.rejects(
+    () => writeFileAtomic("/nonexistent-dir/x.json", "x"),
+    /cannot write \/nonexistent-dir\/x\.json/,
+  );
+});
+
+Deno.test("writeFileAtomic() under kill -9 leaves the old or the new state, never garbage", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/state.json`;
+  const writer = `
+    import { writeFileAtomic } from ${
+    JSON.stringify(new URL("../../mod/pipeline/atomic_file.ts", import.meta.url).href)
+  };
+    const pad = "x".repeat(200_000);
+    for (let i = 0; ; i++) await writeFileAtomic(${
+    JSON.stringify(file)
+  }, JSON.stringify({ i, pad }));
+  `;
+  await Deno.writeTextFile(`${dir}/writer.ts`, writer);
+  for (let round = 0; round < 8; round++) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${dir}/writer.ts`],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await new Promise((r) => setTimeout(r, 150 + Math.random() * 250));
+    child.kill("SIGKILL");
+    await child.status;
+    const text = await Deno.readTextFile(file).catch(() => undefined);
+    if (text === undefined) continue; // killed before the first rename
+    const state = JSON.parse(text); // throws on a torn file
+    assert.equal(state.pad.length, 200_000);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
