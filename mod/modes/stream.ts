@@ -7,7 +7,6 @@
  * @module
  */
 
-import { S3Client } from "@aws-sdk/client-s3";
 import { resolve } from "node:path";
 import { f } from "../config/spec.ts";
 import { defineMode } from "./mode.ts";
@@ -15,7 +14,6 @@ import { runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
 import { awsClientConfig, awsFields } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
-import { S3ScanSource } from "../sources/s3_scan.ts";
 import type { Source } from "../pipeline/types.ts";
 
 /** The `stream:` config section. */
@@ -122,6 +120,11 @@ export const streamMode = defineMode({
     let source: Source;
     if (config.source === "s3") {
       if (!config.s3.bucket) throw new Error("stream.s3.bucket is required when source is s3");
+      // The AWS SDK is loaded only when S3 is used (it costs start-up time and memory).
+      const [{ S3Client }, { S3ScanSource }] = await Promise.all([
+        import("@aws-sdk/client-s3"),
+        import("../sources/s3_scan.ts"),
+      ]);
       source = new S3ScanSource({
         client: new S3Client(awsClientConfig(config.s3)),
         bucket: config.s3.bucket,

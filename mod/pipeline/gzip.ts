@@ -248,7 +248,9 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     this.#held = [];
     this.#heldBytes = 0;
     const inf = zlib.createInflateRaw({ chunkSize: 64 * 1024 });
-    inf.on("data", (d: Uint8Array) => {
+    inf.on("data", (buf: Uint8Array) => {
+      // A plain Uint8Array view: Buffer's indexOf/subarray are much slower downstream.
+      const d = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
       this.#crc = zlib.crc32(d, this.#crc);
       this.#size += d.length;
       if (this.#held) {

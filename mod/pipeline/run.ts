@@ -262,6 +262,7 @@ export async function runPipeline<T = Uint8Array>(
   // Source side: up to worker_count units piped at once.
   let sourceDone = false;
   const running = new Set<Promise<void>>();
+  const settling = new Set<Promise<void>>();
   const readUnit = async (unit: Unit) => {
     const t = new UnitTracker(unit);
     m.inflight.inc();
@@ -311,7 +312,14 @@ export async function runPipeline<T = Uint8Array>(
       t.fail(err);
       t.inputDone(decoder?.consumed ?? 0, 0);
     }
-    const outcome = await t.settled;
+    // The worker slot is free once the unit's input is read; its ack follows its last batch.
+    const settle = t.settled.then((outcome) => record(t, outcome));
+    settling.add(settle);
+    settle.finally(() => settling.delete(settle));
+  };
+
+  const record = (t: UnitTracker, outcome: "acked" | "nacked") => {
+    const unit = t.unit;
     m.inflight.dec();
     if (outcome === "acked") {
       stats.units++;
@@ -348,6 +356,8 @@ export async function runPipeline<T = Uint8Array>(
     sourceDone = true;
     await batcher.flush();
     await Promise.all(running);
+    await batcher.flush();
+    await Promise.all(settling);
     await batcher.close();
     await Promise.all(inflight);
     await sink.close();

@@ -11,7 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import { writeFileAtomic } from "../pipeline/atomic_file.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { Source, Unit } from "../pipeline/types.ts";
-import { fileTime } from "./s3_scan.ts";
+import { fileTime } from "./file_time.ts";
 
 /** Options for {@link FileSource}. */
 export interface FileSourceOptions {

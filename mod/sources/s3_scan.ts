@@ -15,13 +15,9 @@ import type { Logger } from "../log/logger.ts";
 import { writeFileAtomic } from "../pipeline/atomic_file.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
+import { fileTime } from "./file_time.ts";
 
-/** `<unix_ts>_<id>_<id>_<seq>[.gz]` → unix seconds, or undefined for other names. */
-export function fileTime(key: string): number | undefined {
-  const name = key.slice(key.lastIndexOf("/") + 1);
-  const m = /^(\d{9,11})_[^_/]+_[^_/]+_[^_/.]+(\.[A-Za-z0-9]+)?$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}
+export { fileTime };
 
 /**
  * The day-partition prefixes from the day of `fromSec` to the day of `toSec` (UTC), both the
