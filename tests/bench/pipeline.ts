@@ -165,6 +165,7 @@ export async function endToEndBench(
       "run",
       "-P=agent",
       "--quiet",
+      "--v8-flags=--max-semi-space-size=2", // as `deno task compile` bakes in
       join(root, "main.ts"),
       "stream",
       "--config",
