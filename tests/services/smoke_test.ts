@@ -1,0 +1,140 @@
+// One smoke test per service, through the SDKs the agent uses, against the real local servers.
+import assert from "node:assert/strict";
+import {
+  CreateLogGroupCommand,
+  CreateLogStreamCommand,
+  GetLogEventsCommand,
+  PutLogEventsCommand,
+} from "@aws-sdk/client-cloudwatch-logs";
+import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import {
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from "@aws-sdk/client-sqs";
+import { AssumeRoleCommand } from "@aws-sdk/client-sts";
+import {
+  blobServiceClient,
+  dynamoClient,
+  freshBucket,
+  freshContainer,
+  freshQueue,
+  freshTable,
+  freshTopic,
+  kafka,
+  logsClient,
+  s3Client,
+  serviceTest,
+  sqsClient,
+  stsClient,
+  uniqueName,
+} from "./mod.ts";
+
+serviceTest("moto S3: put, get, list with a prefix", ["aws"], async () => {
+  const s3 = s3Client();
+  const Bucket = await freshBucket();
+  await s3.send(new PutObjectCommand({ Bucket, Key: "logs/year=2025/a.gz", Body: "hello" }));
+  await s3.send(new PutObjectCommand({ Bucket, Key: "other/b", Body: "x" }));
+  const got = await s3.send(new GetObjectCommand({ Bucket, Key: "logs/year=2025/a.gz" }));
+  assert.equal(await got.Body!.transformToString(), "hello");
+  const list = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: "logs/" }));
+  assert.deepEqual(list.Contents?.map((o) => o.Key), ["logs/year=2025/a.gz"]);
+});
+
+serviceTest("moto SQS: send, receive, delete", ["aws"], async () => {
+  const sqs = sqsClient();
+  const QueueUrl = await freshQueue();
+  await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: "m1" }));
+  const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }));
+  assert.equal(r.Messages?.[0]?.Body, "m1");
+  await sqs.send(
+    new DeleteMessageCommand({ QueueUrl, ReceiptHandle: r.Messages![0]!.ReceiptHandle }),
+  );
+  const empty = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 0 }));
+  assert.equal(empty.Messages?.length ?? 0, 0);
+});
+
+serviceTest("moto DynamoDB: put and get an item", ["aws"], async () => {
+  const ddb = dynamoClient();
+  const TableName = await freshTable("tenant");
+  await ddb.send(new PutItemCommand({ TableName, Item: { tenant: { S: "acme" }, n: { N: "1" } } }));
+  const got = await ddb.send(new GetItemCommand({ TableName, Key: { tenant: { S: "acme" } } }));
+  assert.equal(got.Item?.n?.N, "1");
+});
+
+serviceTest("moto CloudWatch Logs: group, stream, PutLogEvents, read back", ["aws"], async () => {
+  const logs = logsClient();
+  const logGroupName = uniqueName("/edge-agent/test");
+  await logs.send(new CreateLogGroupCommand({ logGroupName }));
+  await logs.send(new CreateLogStreamCommand({ logGroupName, logStreamName: "s" }));
+  const now = Date.now();
+  await logs.send(
+    new PutLogEventsCommand({
+      logGroupName,
+      logStreamName: "s",
+      logEvents: [{ timestamp: now, message: "one" }, { timestamp: now + 1, message: "two" }],
+    }),
+  );
+  const got = await logs.send(
+    new GetLogEventsCommand({ logGroupName, logStreamName: "s", startFromHead: true }),
+  );
+  assert.deepEqual(got.events?.map((e) => e.message), ["one", "two"]);
+});
+
+serviceTest("moto STS: AssumeRole returns credentials", ["aws"], async () => {
+  const r = await stsClient().send(
+    new AssumeRoleCommand({
+      RoleArn: "arn:aws:iam::123456789012:role/central-distribution",
+      RoleSessionName: "edge-agent-test",
+      ExternalId: "ext-1",
+    }),
+  );
+  assert.ok(r.Credentials?.AccessKeyId);
+  assert.ok(r.Credentials?.SessionToken);
+  assert.ok(r.Credentials?.Expiration instanceof Date);
+});
+
+serviceTest("Kafka (KRaft): produce and consume with kafkajs", ["kafka"], async () => {
+  const topic = await freshTopic();
+  const producer = kafka().producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: [{ key: "k", value: "v1", headers: { h: "x" } }],
+  });
+  await producer.disconnect();
+  const consumer = kafka().consumer({ groupId: uniqueName("g") });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const got = await new Promise<{ value: string; header: string }>((resolve) => {
+    consumer.run({
+      eachMessage: ({ message }) => {
+        resolve({ value: message.value!.toString(), header: message.headers!.h!.toString() });
+        return Promise.resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  assert.deepEqual(got, { value: "v1", header: "x" });
+});
+
+serviceTest(
+  "Azurite: append blob with two blocks, download a byte range",
+  ["azurite"],
+  async () => {
+    const container = blobServiceClient().getContainerClient(await freshContainer());
+    const blob = container.getAppendBlobClient("kubernetes/20250606.svc-pod_ns_c-1.gz");
+    await blob.create();
+    await blob.appendBlock("first-", 6);
+    await blob.appendBlock("second", 6);
+    const props = await blob.getProperties();
+    assert.equal(props.contentLength, 12);
+    const part = await blob.download(6, 6);
+    assert.equal(
+      await new Response(part.readableStreamBody as unknown as BodyInit).text(),
+      "second",
+    );
+  },
+);
