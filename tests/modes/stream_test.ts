@@ -1,0 +1,107 @@
+// Mode stream against the real S3 API (moto) and real local HTTP receivers.
+import assert from "node:assert/strict";
+import zlib from "node:zlib";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { parseValue } from "../../mod/config/spec.ts";
+import { startReceiver } from "../../mod/demo/receiver.ts";
+import { Logger } from "../../mod/log/logger.ts";
+import { Registry } from "../../mod/metrics/registry.ts";
+import { streamMode } from "../../mod/modes/stream.ts";
+import { Health } from "../../mod/status/health.ts";
+import { awsTestConfig, freshBucket, s3Client, serviceTest } from "../services/mod.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+async function run(
+  bucket: string,
+  dir: string,
+  endpoints: string[],
+  extra: Record<string, unknown> = {},
+) {
+  const metrics = new Registry();
+  const config = parseValue(streamMode.spec, {
+    s3: { bucket, prefix: "feed/", ...awsTestConfig() },
+    http: {
+      endpoints,
+      batch_lines: 50,
+      flush_interval: "50ms",
+      retry: { initial_backoff: "10ms", max_backoff: "50ms", max_retries: -1 },
+    },
+    processing: { once: true },
+    state_file: `${dir}/state.json`,
+    ...extra,
+  });
+  await streamMode.run({
+    config,
+    agent: {
+      status: { enabled: false, listen: "" },
+      log: { level: "error", format: "json" },
+      shutdown_timeout: 5000,
+    },
+    signal: new AbortController().signal,
+    metrics,
+    log: new Logger({ write: () => {} }),
+    health: new Health(),
+    status: {},
+    configDir: dir,
+    args: [],
+    stdout: Deno.stdout.writable,
+  });
+  return metrics;
+}
+
+serviceTest("stream: S3 → two endpoints, one failing, 500s: exact multiset", [
+  "aws",
+], async () => {
+  const bucket = await freshBucket();
+  const dir = await Deno.makeTempDir();
+  const s3 = s3Client();
+  const now = Math.floor(Date.now() / 1000);
+  const expected: string[] = [];
+  const put = async (t: number, seq: number, body: Uint8Array, ext = ".gz") => {
+    const d = new Date(t * 1000);
+    const key = `feed/year=${d.getUTCFullYear()}/month=${
+      d.getUTCMonth() + 1
+    }/day=${d.getUTCDate()}/${t}_9_9_${seq}${ext}`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+  };
+  const lines = (tag: string, n: number) => {
+    const l = Array.from(
+      { length: n },
+      (_, i) => `{"sourcetype":"zscalernss-web","event":{"f":"${tag}","i":${i}}}`,
+    );
+    expected.push(...l);
+    return l.join("\n") + "\n";
+  };
+  await put(now - 300, 1, zlib.gzipSync(enc(lines("gz", 400))));
+  await put(now - 290, 2, zlib.gzipSync(enc(lines("noext", 120))), "");
+  await put(now - 280, 3, enc(lines("plain", 30)));
+  await put(
+    now - 270,
+    4,
+    Buffer.concat([zlib.gzipSync(enc(lines("m1", 40))), zlib.gzipSync(enc(lines("m2", 40)))]),
+  );
+  const corrupt = zlib.gzipSync(enc("lost\n"));
+  corrupt[corrupt.length - 6]! ^= 0xff;
+  await put(now - 260, 5, corrupt);
+
+  let bFailures = 0;
+  const a = startReceiver({ keepLines: true, status: (n) => (n % 4 === 0 ? 500 : 200) });
+  const b = startReceiver({ keepLines: true, status: () => (++bFailures <= 5 ? 503 : 200) }); // back in rotation: tests/sinks/http_test.ts
+  const m = await run(bucket, dir, [a.url, b.url]);
+  assert.deepEqual([...a.lines, ...b.lines].toSorted(), expected.toSorted());
+  assert.ok(a.stats.rejected > 0 && b.stats.rejected > 0, "both endpoints failed at times");
+  assert.equal(m.counter("s3_files_processed_total", "").get(), 4);
+  assert.equal(m.counter("s3_files_errored_total", "").get(), 1);
+  assert.equal(m.counter("http_lines_sent_total", "").get(), expected.length);
+  assert.ok(m.counter("http_errors_total", "").total() >= 5);
+
+  // Restart: nothing new is sent again (the corrupt file is retried and fails again).
+  const before = a.lines.length + b.lines.length;
+  const again = await run(bucket, dir, [a.url, b.url]);
+  assert.equal(a.lines.length + b.lines.length, before);
+  assert.equal(again.counter("s3_files_errored_total", "").get(), 1);
+  await a.close();
+  await b.close();
+  await Deno.remove(dir, { recursive: true });
+});
