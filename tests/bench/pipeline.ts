@@ -90,7 +90,7 @@ interface Usage {
 }
 
 /** Run a command, measuring peak RSS and CPU time of the child. */
-async function measured(
+export async function measured(
   cmd: string[],
   cwd: string,
 ): Promise<{ code: number; usage: Usage; stderr: string }> {
@@ -126,6 +126,36 @@ async function measured(
   return { code: status.code, usage: { maxRssKb: peak, cpuSeconds: cpu }, stderr: err };
 }
 
+/** The HTTP receiver in its own process (tests/bench/receiver_main.ts). */
+export async function startReceiverProcess(): Promise<
+  { url: string; stop: () => Promise<{ lines: number; bytes: number }> }
+> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "tests/bench/receiver_main.ts"],
+    cwd: root,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) text += (await out.read()).value ?? "";
+  return {
+    url: text.trim(),
+    async stop() {
+      await child.stdin.close();
+      let rest = "";
+      for (;;) {
+        const { value, done } = await out.read();
+        if (done) break;
+        rest += value;
+      }
+      await child.status;
+      return JSON.parse(rest.trim().split("\n").pop()!);
+    },
+  };
+}
+
 /** End to end: directory (like a bucket) → agent process → HTTP receiver process. */
 export async function endToEndBench(
   { files = 40, fileBytes = 10 * 1024 * 1024 } = {},
@@ -141,17 +171,8 @@ export async function endToEndBench(
     plainBytes += text.length;
     await Deno.writeFile(join(bucket, `${1760305292 + i}_56442_130_${i}.gz`), zlib.gzipSync(text));
   }
-  const receiver = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "tests/bench/receiver_main.ts"],
-    cwd: root,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const out = receiver.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) text += (await out.read()).value ?? "";
-  const url = text.trim();
+  const receiver = await startReceiverProcess();
+  const url = receiver.url;
   await Deno.writeTextFile(
     join(dir, "agent.yaml"),
     `status: {enabled: false}\nlog: {level: warn}\nstream:\n  source: file\n  file: {path: bucket}\n` +
@@ -174,15 +195,7 @@ export async function endToEndBench(
     root,
   );
   const seconds = (performance.now() - t) / 1000;
-  await receiver.stdin.close();
-  let rest = "";
-  for (;;) {
-    const { value, done } = await out.read();
-    if (done) break;
-    rest += value;
-  }
-  await receiver.status;
-  const got = JSON.parse(rest.trim().split("\n").pop()!) as { lines: number; bytes: number };
+  const got = await receiver.stop();
   await Deno.remove(dir, { recursive: true });
   if (run.code !== 0 || got.lines !== lines) {
     throw new Error(
