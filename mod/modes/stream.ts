@@ -14,6 +14,7 @@ import { runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
 import { awsClientConfig, awsFields } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
+import { sqsSpec } from "../sources/s3_sqs.ts";
 import type { Source } from "../pipeline/types.ts";
 
 /** The `stream:` config section. */
@@ -49,10 +50,12 @@ export const streamSpec = f.object({
       default: "/var/log/edge-agent/incoming",
     }),
   }, { description: "Local directory source (source: file)" }),
-  discovery: f.enum(["scan"] as const, {
-    description: "scan: list the day partitions every scan_interval",
+  discovery: f.enum(["scan", "sqs"] as const, {
+    description:
+      "scan: list the day partitions every scan_interval. sqs: read ObjectCreated notifications from sqs.queue_url (several agents can share one queue)",
     default: "scan",
   }),
+  sqs: sqsSpec,
   http: httpSinkSpec,
   processing: f.object({
     worker_count: f.int({
@@ -118,7 +121,22 @@ export const streamMode = defineMode({
     const stateFile = resolve(configDir, config.state_file);
     const p = config.processing;
     let source: Source;
-    if (config.source === "s3") {
+    if (config.source === "s3" && config.discovery === "sqs") {
+      const [{ S3Client }, { SQSClient }, { SqsS3Source }] = await Promise.all([
+        import("@aws-sdk/client-s3"),
+        import("@aws-sdk/client-sqs"),
+        import("../sources/s3_sqs.ts"),
+      ]);
+      const { forcePathStyle: _, ...aws } = awsClientConfig(config.s3);
+      source = new SqsS3Source({
+        sqs: new SQSClient(aws),
+        s3: new S3Client(awsClientConfig(config.s3)),
+        config: config.sqs,
+        log,
+        metrics,
+        untilEmpty: p.once,
+      });
+    } else if (config.source === "s3") {
       if (!config.s3.bucket) throw new Error("stream.s3.bucket is required when source is s3");
       // The AWS SDK is loaded only when S3 is used (it costs start-up time and memory).
       const [{ S3Client }, { S3ScanSource }] = await Promise.all([

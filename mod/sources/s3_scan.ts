@@ -10,12 +10,13 @@
  * @module
  */
 
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../log/logger.ts";
 import { writeFileAtomic } from "../pipeline/atomic_file.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
+import { openS3Object } from "./s3_object.ts";
 
 export { fileTime };
 
@@ -220,13 +221,7 @@ export class S3ScanSource implements Source {
       id: `s3://${bucket}/${key}`,
       time: time * 1000,
       ...(size !== undefined && { size }),
-      open: async (signal) => {
-        const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), {
-          abortSignal: signal,
-        });
-        if (!res.Body) throw new Error(`s3://${bucket}/${key}: empty response body`);
-        return res.Body.transformToWebStream() as ReadableStream<Uint8Array>;
-      },
+      open: (signal) => openS3Object(client, bucket, key, signal),
       ack: async (_r: UnitResult) => {
         this.#inflight.delete(key);
         this.#done.set(key, time);

@@ -105,3 +105,69 @@ serviceTest("stream: S3 → two endpoints, one failing, 500s: exact multiset", [
   await b.close();
   await Deno.remove(dir, { recursive: true });
 });
+
+serviceTest(
+  "stream discovery: sqs: direct and SNS-wrapped events, test event, malformed; messages deleted after delivery",
+  ["aws"],
+  async () => {
+    const { SendMessageCommand, GetQueueAttributesCommand } = await import("@aws-sdk/client-sqs");
+    const { freshQueue, sqsClient } = await import("../services/mod.ts");
+    const bucket = await freshBucket();
+    const queue = await freshQueue();
+    const dir = await Deno.makeTempDir();
+    const s3 = s3Client();
+    const sqs = sqsClient();
+    const expected: string[] = [];
+    const object = async (key: string, n: number) => {
+      const l = Array.from({ length: n }, (_, i) => `${key} ${i}`);
+      expected.push(...l);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: zlib.gzipSync(l.join("\n") + "\n"),
+        }),
+      );
+    };
+    await object("feed/a file.gz", 10);
+    await object("feed/b.gz", 20);
+    await object("feed/c", 5);
+    const record = (key: string) => ({
+      eventName: "ObjectCreated:Put",
+      eventTime: new Date().toISOString(),
+      s3: {
+        bucket: { name: bucket },
+        object: { key: encodeURIComponent(key).replace(/%20/g, "+"), size: 1 },
+      },
+    });
+    const send = (body: string) =>
+      sqs.send(new SendMessageCommand({ QueueUrl: queue, MessageBody: body }));
+    await send(JSON.stringify({ Records: [record("feed/a file.gz"), record("feed/b.gz")] }));
+    await send(
+      JSON.stringify({
+        Type: "Notification",
+        Message: JSON.stringify({ Records: [record("feed/c")] }),
+      }),
+    );
+    await send(JSON.stringify({ Service: "Amazon S3", Event: "s3:TestEvent", Bucket: bucket }));
+    await send("this is not json");
+
+    const r = startReceiver({ keepLines: true });
+    const m = await run(bucket, dir, [r.url], {
+      discovery: "sqs",
+      sqs: { queue_url: queue, wait_time: "1s", visibility_timeout: "10s" },
+    });
+    assert.deepEqual(r.lines.toSorted(), expected.toSorted());
+    assert.equal(m.counter("sqs_messages_malformed_total", "").get(), 1);
+    const attrs = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queue,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    assert.equal(attrs.Attributes?.ApproximateNumberOfMessages, "0");
+    assert.equal(attrs.Attributes?.ApproximateNumberOfMessagesNotVisible, "0");
+    await r.close();
+    await Deno.remove(dir, { recursive: true });
+  },
+);
