@@ -47,6 +47,17 @@ function fmt(n: number): string {
 abstract class Series<V> implements Metric {
   abstract readonly type: "counter" | "gauge" | "histogram";
   protected readonly series = new Map<string, V>();
+  /** The label set behind each series key. */
+  protected readonly labelSets = new Map<string, Labels>();
+  /** Every series with its labels (for exporters). */
+  points(): { labels: Labels; value: V }[] {
+    return [...this.series].map(([k, value]) => ({ labels: this.labelSets.get(k) ?? {}, value }));
+  }
+  protected keyOf(labels: Labels | undefined): string {
+    const k = key(labels);
+    if (k && !this.labelSets.has(k)) this.labelSets.set(k, { ...labels });
+    return k;
+  }
   constructor(readonly name: string, readonly help: string) {}
   abstract lines(): string[];
   abstract snapshot(): unknown;
@@ -62,7 +73,7 @@ export class Counter extends Series<number> {
   readonly type = "counter";
   /** Add `n` (default 1). */
   inc(n = 1, labels?: Labels): void {
-    const k = key(labels);
+    const k = this.keyOf(labels);
     this.series.set(k, (this.series.get(k) ?? 0) + n);
   }
   /** Current value for a label set. */
@@ -88,10 +99,10 @@ export class Counter extends Series<number> {
 export class Gauge extends Series<number> {
   readonly type = "gauge";
   set(v: number, labels?: Labels): void {
-    this.series.set(key(labels), v);
+    this.series.set(this.keyOf(labels), v);
   }
   inc(n = 1, labels?: Labels): void {
-    const k = key(labels);
+    const k = this.keyOf(labels);
     this.series.set(k, (this.series.get(k) ?? 0) + n);
   }
   dec(n = 1, labels?: Labels): void {
@@ -109,7 +120,8 @@ export class Gauge extends Series<number> {
   }
 }
 
-interface HistogramData {
+/** A histogram series: per-bucket counts (not cumulative), sum and count. */
+export interface HistogramData {
   counts: Float64Array;
   sum: number;
   count: number;
@@ -143,7 +155,7 @@ export class Histogram extends Series<HistogramData> {
     this.buckets = [...buckets].sort((a, b) => a - b);
   }
   observe(v: number, labels?: Labels): void {
-    const k = key(labels);
+    const k = this.keyOf(labels);
     let d = this.series.get(k);
     if (!d) {
       d = { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 };

@@ -10,6 +10,7 @@
 import { resolve } from "node:path";
 import { f } from "../config/spec.ts";
 import { defineMode } from "./mode.ts";
+import { otlpSpec, runOtlpExport } from "../metrics/otlp.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
 import { awsClientConfig, awsFields } from "../sources/aws.ts";
@@ -90,6 +91,7 @@ export const streamSpec = f.object({
       default: false,
     }),
   }, { description: "How files are found and read" }),
+  otlp: otlpSpec,
   state_file: f.string({
     description:
       "Watermark and recently delivered keys. Relative to the config file. Delete it to start at now - delay_window; lower last_processed_timestamp to reprocess",
@@ -165,6 +167,8 @@ export const streamMode = defineMode({
       });
     }
     const sink = new HttpSink(config.http, { metrics, log, health });
+    const stopExport = new AbortController();
+    const exporting = runOtlpExport(metrics, config.otlp, log, stopExport.signal);
     const stats = await runPipeline({
       source,
       sink,
@@ -175,6 +179,8 @@ export const streamMode = defineMode({
       processing: { worker_count: p.worker_count, max_line_bytes: p.max_line_bytes },
       batch: config.http,
     });
+    stopExport.abort();
+    await exporting;
     log.info("stream finished", { ...stats });
     return stats.unitsFailed > 0 && p.once ? 1 : 0;
   },
