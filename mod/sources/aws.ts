@@ -5,6 +5,7 @@
  * @module
  */
 
+import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { f, type Infer } from "../config/spec.ts";
 
 /** Fields of an AWS connection (spread into a component's spec). */
@@ -26,13 +27,19 @@ export const awsFields = {
 /** An AWS connection's settings. */
 export type AwsConfig = { [K in keyof typeof awsFields]: Infer<(typeof awsFields)[K]> };
 
-/** The options object AWS SDK v3 clients take, from an {@link AwsConfig}. */
+/**
+ * The options object AWS SDK v3 clients take, from an {@link AwsConfig}. Requests go through
+ * Deno's fetch (the SDK's FetchHttpHandler) rather than the node:http emulation: object bodies
+ * then arrive as native web streams, which measured less memory and CPU per GB.
+ */
 export function awsClientConfig(c: AwsConfig): {
   region?: string;
   endpoint?: string;
   forcePathStyle?: boolean;
+  requestHandler: FetchHttpHandler;
 } {
   return {
+    requestHandler: new FetchHttpHandler({ keepAlive: true }),
     ...(c.region && { region: c.region }),
     ...(c.endpoint && { endpoint: c.endpoint }),
     ...(c.force_path_style && { forcePathStyle: true }),

@@ -1,13 +1,14 @@
 // `deno task bench`: every benchmark, printed as a table and written to dist/bench.json.
 // Pass names to run a subset: `deno task bench pipeline e2e`.
 import { endToEndBench, microBench } from "./pipeline.ts";
-import { s3Bench } from "./s3.ts";
+import { lagBench, s3Bench } from "./s3.ts";
 import type { BenchRow } from "./row.ts";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   pipeline: microBench,
   e2e: () => endToEndBench(),
   s3: () => s3Bench(),
+  lag: () => lagBench(),
 };
 
 const wanted = Deno.args.length ? Deno.args : Object.keys(suites);

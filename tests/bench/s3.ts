@@ -82,3 +82,96 @@ export async function s3Bench(
     seconds: Number(seconds.toFixed(2)),
   }];
 }
+
+/**
+ * Lag at the reference's rate: 28 files of ~2 MB every 15 s land in S3 while the agent runs
+ * continuously (scan_interval 5s, delay_window 5s); `processing_lag_seconds` is sampled from the
+ * agent's /metrics every 250 ms.
+ */
+export async function lagBench(
+  { rounds = 3, perRound = 28, fileBytes = 2 * 1024 * 1024 } = {},
+): Promise<BenchRow[]> {
+  const why = unavailableReason("aws");
+  if (why) throw new Error(`lag benchmark needs the test services: ${why}`);
+  const bucket = await freshBucket("lag");
+  const s3 = s3Client();
+  const dir = await Deno.makeTempDir();
+  const receiver = await startReceiverProcess();
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await Deno.writeTextFile(
+    join(dir, "agent.yaml"),
+    `status: {listen: "127.0.0.1:${port}"}\nlog: {level: warn}\nstream:\n  s3: {bucket: ${bucket}, prefix: feed/, endpoint: "${endpoints.aws}", region: us-east-1, force_path_style: true}\n` +
+      `  http: {endpoints: ["${receiver.url}"]}\n  processing: {scan_interval: 5s, delay_window: 5s}\n  state_file: state.json\n`,
+  );
+  const bodies = Array.from(
+    { length: perRound },
+    (_, i) => zlib.gzipSync(zscalerFile(fileBytes, 7000 + i)),
+  );
+  const agent = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=agent",
+      "--quiet",
+      "--v8-flags=--max-semi-space-size=2",
+      join(root, "main.ts"),
+      "stream",
+      "--config",
+      join(dir, "agent.yaml"),
+    ],
+    cwd: root,
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const samples: number[] = [];
+  let peakRss = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await new Promise((r) => setTimeout(r, 250));
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const lag = /^processing_lag_seconds (\S+)$/m.exec(text);
+        const files = /^s3_files_processed_total (\S+)$/m.exec(text);
+        if (lag && files && Number(files[1]) > 0) samples.push(Number(lag[1]));
+        const st = await Deno.readTextFile(`/proc/${agent.pid}/status`);
+        peakRss = Math.max(peakRss, Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0));
+      } catch { /* starting */ }
+    }
+  })();
+  let seq = 0;
+  for (let r = 0; r < rounds; r++) {
+    const started = Date.now();
+    for (const body of bodies) {
+      const t = Math.floor(Date.now() / 1000);
+      const d = new Date(t * 1000);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: `feed/year=${d.getUTCFullYear()}/month=${
+            d.getUTCMonth() + 1
+          }/day=${d.getUTCDate()}/${t}_1_1_${seq++}.gz`,
+          Body: body,
+        }),
+      );
+    }
+    await new Promise((res) => setTimeout(res, Math.max(0, 15_000 - (Date.now() - started))));
+  }
+  await new Promise((r) => setTimeout(r, 12_000)); // the last round's delay window and scan
+  sampling = false;
+  await sampler;
+  agent.kill("SIGTERM");
+  await agent.status;
+  const got = await receiver.stop();
+  await Deno.remove(dir, { recursive: true });
+  const avg = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
+  return [{
+    name: "lag at 28 files / 15 s (S3)",
+    mbPerSec: (rounds * perRound * fileBytes) / 1e6 / (rounds * 15),
+    note: `scan_interval 5s + delay_window 5s; ${
+      rounds * perRound
+    } files, ${got.lines} lines delivered`,
+    lagAvgSeconds: Number(avg.toFixed(1)),
+    lagMaxSeconds: Number(Math.max(...samples).toFixed(1)),
+    peakRssMB: Math.round(peakRss / 1024),
+  }];
+}
