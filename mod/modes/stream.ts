@@ -15,7 +15,7 @@ import { runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
 import { awsClientConfig, awsFields } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
-import { sqsSpec } from "../sources/s3_sqs.ts";
+import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 import type { Source } from "../pipeline/types.ts";
 
 /** The `stream:` config section. */
@@ -129,10 +129,10 @@ export const streamMode = defineMode({
         import("@aws-sdk/client-sqs"),
         import("../sources/s3_sqs.ts"),
       ]);
-      const { forcePathStyle: _, ...aws } = awsClientConfig(config.s3);
+      const { forcePathStyle: _, ...aws } = await awsClientConfig(config.s3);
       source = new SqsS3Source({
         sqs: new SQSClient(aws),
-        s3: new S3Client(awsClientConfig(config.s3)),
+        s3: new S3Client(await awsClientConfig(config.s3)),
         config: config.sqs,
         log,
         metrics,
@@ -146,7 +146,7 @@ export const streamMode = defineMode({
         import("../sources/s3_scan.ts"),
       ]);
       source = new S3ScanSource({
-        client: new S3Client(awsClientConfig(config.s3)),
+        client: new S3Client(await awsClientConfig(config.s3)),
         bucket: config.s3.bucket,
         prefix: config.s3.prefix,
         stateFile,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { FetchHttpHandler } from "@smithy/fetch-http-handler";
+import type { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { f, type Infer } from "../config/spec.ts";
 
 /** Fields of an AWS connection (spread into a component's spec). */
@@ -32,12 +32,14 @@ export type AwsConfig = { [K in keyof typeof awsFields]: Infer<(typeof awsFields
  * Deno's fetch (the SDK's FetchHttpHandler) rather than the node:http emulation: object bodies
  * then arrive as native web streams, which measured less memory and CPU per GB.
  */
-export function awsClientConfig(c: AwsConfig): {
+export async function awsClientConfig(c: AwsConfig): Promise<{
   region?: string;
   endpoint?: string;
   forcePathStyle?: boolean;
   requestHandler: FetchHttpHandler;
-} {
+}> {
+  // Loaded with the SDK, only when an AWS client is made.
+  const { FetchHttpHandler } = await import("@smithy/fetch-http-handler");
   return {
     requestHandler: new FetchHttpHandler({ keepAlive: true }),
     ...(c.region && { region: c.region }),

@@ -19,32 +19,12 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { Source, Unit } from "../pipeline/types.ts";
 import { openS3Object } from "./s3_object.ts";
-
-/** The `sqs:` config section. */
-export const sqsSpec = f.object({
-  queue_url: f.string({
-    description: "SQS queue receiving the bucket's ObjectCreated notifications (direct or via SNS)",
-    default: "",
-    allowEmpty: true,
-    example: "https://sqs.us-east-1.amazonaws.com/123456789012/log-events",
-  }),
-  wait_time: f.duration({ description: "Long-poll wait per receive", default: "20s", max: "20s" }),
-  max_messages: f.int({ description: "Messages per receive", default: 10, min: 1, max: 10 }),
-  visibility_timeout: f.duration({
-    description: "Visibility of a received message; extended while its objects are in flight",
-    default: "60s",
-    min: "2s",
-  }),
-}, { description: "SQS discovery (discovery: sqs)" });
-
-/** The `sqs:` config. */
-export type SqsConfig = Infer<typeof sqsSpec>;
+import type { SqsConfig } from "./s3_sqs_spec.ts";
 
 /** One object named by an S3 event record. */
 export interface S3EventObject {
