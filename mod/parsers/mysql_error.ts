@@ -4,8 +4,8 @@
  */
 import { lineText } from "./line_text.ts";
 import { mysqlTimeMs } from "./mysql_time.ts";
-import type { LineParser, LogRecord } from "./record.ts";
-import { RecordFolder } from "./record_folder.ts";
+import type { LogRecord } from "./record.ts";
+import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlErrorParser}. */
 export interface MysqlErrorParserOptions {
@@ -31,44 +31,21 @@ const ENTRY =
  * Lines without a time (stack traces, InnoDB monitor output) fold into the previous record's
  * `message` with `"\n"`; with no previous record they become `{message, parse_error: true}`.
  */
-export class MysqlErrorParser implements LineParser {
-  #folder: RecordFolder;
-  #lines = 0;
-
+export class MysqlErrorParser extends FoldingParser {
   /**
    * @param options see {@linkcode MysqlErrorParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
   constructor({ maxRecordChars = 1_048_576 }: MysqlErrorParserOptions = {}) {
-    this.#folder = new RecordFolder(maxRecordChars);
-  }
-
-  /** Lines pushed so far. */
-  get lines(): number {
-    return this.#lines;
-  }
-
-  /** Records emitted so far (parse errors included). */
-  get records(): number {
-    return this.#folder.records;
-  }
-
-  /** Records emitted with `parse_error: true` so far. */
-  get parseErrors(): number {
-    return this.#folder.parseErrors;
-  }
-
-  /** Lines skipped as log file headers (always 0 for an error log). */
-  get headerLines(): number {
-    return 0;
+    super(maxRecordChars);
   }
 
   /** Feed one line; returns the record it completed, if any. */
   push(line: Uint8Array): LogRecord[] {
-    this.#lines++;
+    this.linesSeen++;
     const text = lineText(line);
     const out: LogRecord[] = [];
-    const folder = this.#folder;
+    const folder = this.folder;
     const m = ENTRY.exec(text);
     const timestamp = m === null ? undefined : mysqlTimeMs(m[1]!);
     if (m !== null && timestamp !== undefined) {
@@ -91,7 +68,7 @@ export class MysqlErrorParser implements LineParser {
   /** End of input: returns the record still being folded, if any. */
   flush(): LogRecord[] {
     const out: LogRecord[] = [];
-    this.#folder.emit(out);
+    this.folder.emit(out);
     return out;
   }
 }

@@ -5,8 +5,8 @@
 import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
 import { mysqlTimeMs } from "./mysql_time.ts";
-import type { LineParser, LogRecord } from "./record.ts";
-import { RecordFolder } from "./record_folder.ts";
+import type { LogRecord } from "./record.ts";
+import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlGeneralParser}. */
 export interface MysqlGeneralParserOptions {
@@ -31,46 +31,23 @@ const ENTRY =
  * record they become `{message, parse_error: true}`. File headers are skipped and counted in
  * {@linkcode MysqlGeneralParser.headerLines}.
  */
-export class MysqlGeneralParser implements LineParser {
-  #folder: RecordFolder;
+export class MysqlGeneralParser extends FoldingParser {
   #lastTimestamp: number | undefined;
-  #lines = 0;
-  #headerLines = 0;
 
   /**
    * @param options see {@linkcode MysqlGeneralParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
   constructor({ maxRecordChars = 1_048_576 }: MysqlGeneralParserOptions = {}) {
-    this.#folder = new RecordFolder(maxRecordChars);
-  }
-
-  /** Lines pushed so far. */
-  get lines(): number {
-    return this.#lines;
-  }
-
-  /** Records emitted so far (parse errors included). */
-  get records(): number {
-    return this.#folder.records;
-  }
-
-  /** Records emitted with `parse_error: true` so far. */
-  get parseErrors(): number {
-    return this.#folder.parseErrors;
-  }
-
-  /** Header lines skipped so far. */
-  get headerLines(): number {
-    return this.#headerLines;
+    super(maxRecordChars);
   }
 
   /** Feed one line; returns the record it completed, if any. */
   push(line: Uint8Array): LogRecord[] {
-    this.#lines++;
+    this.linesSeen++;
     const text = lineText(line);
     const out: LogRecord[] = [];
-    const folder = this.#folder;
+    const folder = this.folder;
     const m = ENTRY.exec(text);
     const timestamp = m?.[1] === undefined ? this.#lastTimestamp : mysqlTimeMs(m[1]);
     if (m !== null && (m[1] === undefined || timestamp !== undefined)) {
@@ -82,7 +59,7 @@ export class MysqlGeneralParser implements LineParser {
       record.argument = m[4];
       folder.start(out, record, "argument");
     } else if (isMysqlLogHeader(text)) {
-      this.#headerLines++;
+      this.headersSkipped++;
       folder.emit(out);
     } else if (folder.pending !== undefined) {
       folder.append(out, folder.field, text);
@@ -95,7 +72,7 @@ export class MysqlGeneralParser implements LineParser {
   /** End of input: returns the record still being folded, if any. */
   flush(): LogRecord[] {
     const out: LogRecord[] = [];
-    this.#folder.emit(out);
+    this.folder.emit(out);
     return out;
   }
 }

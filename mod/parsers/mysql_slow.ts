@@ -5,8 +5,8 @@
 import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
 import { mysqlTimeMs } from "./mysql_time.ts";
-import type { LineParser, LogRecord } from "./record.ts";
-import { RecordFolder } from "./record_folder.ts";
+import type { LogRecord } from "./record.ts";
+import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlSlowParser}. */
 export interface MysqlSlowParserOptions {
@@ -53,48 +53,25 @@ type Phase = "meta" | "preamble" | "query";
  * {@linkcode MysqlSlowParser.headerLines}) or the end of input. Lines outside any block become
  * `{message, parse_error: true}`.
  */
-export class MysqlSlowParser implements LineParser {
-  #folder: RecordFolder;
+export class MysqlSlowParser extends FoldingParser {
   #phase: Phase = "meta";
   #sawUserHost = false;
   #database: string | undefined;
-  #lines = 0;
-  #headerLines = 0;
 
   /**
    * @param options see {@linkcode MysqlSlowParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
   constructor({ maxRecordChars = 1_048_576 }: MysqlSlowParserOptions = {}) {
-    this.#folder = new RecordFolder(maxRecordChars);
-  }
-
-  /** Lines pushed so far. */
-  get lines(): number {
-    return this.#lines;
-  }
-
-  /** Records emitted so far (parse errors included). */
-  get records(): number {
-    return this.#folder.records;
-  }
-
-  /** Records emitted with `parse_error: true` so far. */
-  get parseErrors(): number {
-    return this.#folder.parseErrors;
-  }
-
-  /** Header lines skipped so far (`mysqld, Version: ...`, `Tcp port: ...`, `Time Id Command ...`). */
-  get headerLines(): number {
-    return this.#headerLines;
+    super(maxRecordChars);
   }
 
   /** Feed one line; returns the block it completed, if any. */
   push(line: Uint8Array): LogRecord[] {
-    this.#lines++;
+    this.linesSeen++;
     const text = lineText(line);
     const out: LogRecord[] = [];
-    const folder = this.#folder;
+    const folder = this.folder;
     const pending = folder.pending;
     const inQuery = this.#phase === "query";
 
@@ -112,7 +89,7 @@ export class MysqlSlowParser implements LineParser {
       return out;
     }
     if (isMysqlLogHeader(text)) {
-      this.#headerLines++;
+      this.headersSkipped++;
       folder.emit(out);
       return out;
     }
@@ -156,20 +133,20 @@ export class MysqlSlowParser implements LineParser {
   /** End of input: returns the block still open, if any. */
   flush(): LogRecord[] {
     const out: LogRecord[] = [];
-    this.#folder.emit(out);
+    this.folder.emit(out);
     this.#phase = "meta";
     return out;
   }
 
   #begin(out: LogRecord[], record: LogRecord): void {
-    this.#folder.start(out, record, "query");
+    this.folder.start(out, record, "query");
     this.#phase = "meta";
     this.#sawUserHost = false;
   }
 
   #userHost(text: string): void {
     this.#sawUserHost = true;
-    const pending = this.#folder.pending!;
+    const pending = this.folder.pending!;
     const m = USER_HOST.exec(text);
     if (m === null) {
       pending.user_host = text.slice(13);

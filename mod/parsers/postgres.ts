@@ -4,8 +4,8 @@
  */
 import { civilTimeMs } from "./civil_time.ts";
 import { lineText } from "./line_text.ts";
-import type { LineParser, LogRecord } from "./record.ts";
-import { RecordFolder } from "./record_folder.ts";
+import type { LogRecord } from "./record.ts";
+import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode PostgresParser}. */
 export interface PostgresParserOptions {
@@ -58,39 +58,21 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
  * p.flush(); // [{ timestamp: 1714564800000, ..., severity: "ERROR", message: "boom", statement: "SELECT 1" }]
  * ```
  */
-export class PostgresParser implements LineParser {
-  #folder: RecordFolder;
-  #lines = 0;
-
+export class PostgresParser extends FoldingParser {
   /**
    * @param options see {@linkcode PostgresParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
   constructor({ maxRecordChars = 1_048_576 }: PostgresParserOptions = {}) {
-    this.#folder = new RecordFolder(maxRecordChars);
-  }
-
-  /** Lines pushed so far. */
-  get lines(): number {
-    return this.#lines;
-  }
-
-  /** Records emitted so far (parse errors included). */
-  get records(): number {
-    return this.#folder.records;
-  }
-
-  /** Records emitted with `parse_error: true` so far. */
-  get parseErrors(): number {
-    return this.#folder.parseErrors;
+    super(maxRecordChars);
   }
 
   /** Feed one line; returns the record it completed, if any. */
   push(line: Uint8Array): LogRecord[] {
-    this.#lines++;
+    this.linesSeen++;
     const text = lineText(line);
     const out: LogRecord[] = [];
-    const folder = this.#folder;
+    const folder = this.folder;
     const m = PREFIX.exec(text);
     if (m !== null) {
       const record = parsePrefixed(m);
@@ -118,7 +100,7 @@ export class PostgresParser implements LineParser {
   /** End of input: returns the record still being folded, if any. */
   flush(): LogRecord[] {
     const out: LogRecord[] = [];
-    this.#folder.emit(out);
+    this.folder.emit(out);
     return out;
   }
 }

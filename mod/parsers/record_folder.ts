@@ -2,7 +2,7 @@
  * The record being built by a multi-line parser, with the counters every parser exposes.
  * @module
  */
-import type { LogRecord } from "./record.ts";
+import type { LineParser, LogRecord } from "./record.ts";
 
 /**
  * Holds one pending record while continuation lines are folded into it, bounded to `maxChars`
@@ -84,4 +84,42 @@ export class RecordFolder {
     if (pending.parse_error === true) this.#parseErrors++;
     out.push(pending);
   }
+}
+
+/**
+ * What the multi-line parsers share: a {@link RecordFolder} and the counters every parser reports
+ * (`lines`, `records`, `parseErrors`, `headerLines`).
+ */
+export abstract class FoldingParser implements LineParser {
+  protected readonly folder: RecordFolder;
+  protected linesSeen = 0;
+  protected headersSkipped = 0;
+
+  /** @throws {RangeError} when `maxRecordChars` is not a positive integer */
+  constructor(maxRecordChars: number) {
+    this.folder = new RecordFolder(maxRecordChars);
+  }
+
+  /** Lines pushed so far. */
+  get lines(): number {
+    return this.linesSeen;
+  }
+
+  /** Records emitted so far (parse errors included). */
+  get records(): number {
+    return this.folder.records;
+  }
+
+  /** Records emitted with `parse_error: true` so far. */
+  get parseErrors(): number {
+    return this.folder.parseErrors;
+  }
+
+  /** File header lines skipped so far. */
+  get headerLines(): number {
+    return this.headersSkipped;
+  }
+
+  abstract push(line: Uint8Array): LogRecord[];
+  abstract flush(): LogRecord[];
 }
