@@ -4,10 +4,9 @@ import zlib from "node:zlib";
 import { join } from "node:path";
 import { parseValue } from "../../mod/config/spec.ts";
 import { startReceiver } from "../../mod/demo/receiver.ts";
-import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { streamMode } from "../../mod/modes/stream.ts";
-import { Health } from "../../mod/status/health.ts";
+import { modeContext } from "../modes/_context.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -19,22 +18,7 @@ async function runStream(root: string, endpoints: string[], metrics = new Regist
     processing: { once: true, delay_window: "0s", max_line_bytes: 4096 },
     state_file: "state.json",
   });
-  await streamMode.run({
-    config,
-    agent: {
-      status: { enabled: false, listen: "127.0.0.1:0" },
-      log: { level: "error", format: "json" },
-      shutdown_timeout: 5000,
-    },
-    signal: new AbortController().signal,
-    metrics,
-    log: new Logger({ write: () => {} }),
-    health: new Health(),
-    status: {},
-    configDir: root,
-    args: [],
-    stdout: Deno.stdout.writable,
-  });
+  await streamMode.run(modeContext(config, root, { metrics }));
   return metrics;
 }
 

@@ -4,10 +4,9 @@ import zlib from "node:zlib";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { parseValue } from "../../mod/config/spec.ts";
 import { startReceiver } from "../../mod/demo/receiver.ts";
-import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { streamMode } from "../../mod/modes/stream.ts";
-import { Health } from "../../mod/status/health.ts";
+import { modeContext } from "./_context.ts";
 import { awsTestConfig, freshBucket, s3Client, serviceTest } from "../services/mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -31,22 +30,7 @@ async function run(
     state_file: `${dir}/state.json`,
     ...extra,
   });
-  await streamMode.run({
-    config,
-    agent: {
-      status: { enabled: false, listen: "" },
-      log: { level: "error", format: "json" },
-      shutdown_timeout: 5000,
-    },
-    signal: new AbortController().signal,
-    metrics,
-    log: new Logger({ write: () => {} }),
-    health: new Health(),
-    status: {},
-    configDir: dir,
-    args: [],
-    stdout: Deno.stdout.writable,
-  });
+  await streamMode.run(modeContext(config, dir, { metrics }));
   return metrics;
 }
 
