@@ -189,3 +189,28 @@ Deno.test("a second signal exits at once with 130", async () => {
   assert.equal((await child.status).code, 130);
   await reader.cancel();
 });
+
+Deno.test("every implemented mode starts and stops under the compiled binary's permission set", async () => {
+  const { modes, isImplemented } = await import("../mod/modes/registry.ts");
+  const dir = await Deno.makeTempDir();
+  // A minimal config per mode that runs once and exits; a mode added later must add its own.
+  const configs: Record<string, string> = {
+    stream:
+      `stream:\n  source: file\n  file: {path: ${dir}}\n  processing: {once: true}\n  state_file: ${dir}/state.json\n`,
+  };
+  for (const m of modes.filter(isImplemented)) {
+    const help = await cli([m.name, "--help"]);
+    assert.equal(help.code, 0, `${m.name} --help: ${help.stderr}`);
+    const config = configs[m.name];
+    assert.ok(config, `no start-up config for mode ${m.name} in this test`);
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    await Deno.writeTextFile(
+      `${dir}/${m.name}.yaml`,
+      `status: {listen: "127.0.0.1:${port}"}\n${config}`,
+    );
+    const r = await cli([m.name, "--config", `${dir}/${m.name}.yaml`]);
+    assert.equal(r.code, 0, `${m.name}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /PermissionDenied|NotCapable|Requires .* access/);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
