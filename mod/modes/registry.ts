@@ -9,6 +9,7 @@ import { logSpec } from "../log/spec.ts";
 import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
 import { streamMode } from "./stream.ts";
+import { tailMode } from "./tail.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyMode = Mode<Field<any>>;
@@ -34,7 +35,7 @@ export const modes: (AnyMode | PlannedMode)[] = [
     summary: "Blob events → blob lines in Kafka, resumable by byte offset",
     planned: true,
   },
-  { name: "tail", summary: "Follow log lines in Kafka topics, filtered by headers", planned: true },
+  tailMode,
   {
     name: "discover",
     summary: "Find database log files that changed → events in Kafka",

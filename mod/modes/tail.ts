@@ -1,0 +1,167 @@
+/**
+ * Mode `tail`: follow log lines in Kafka topics from the terminal. Filters read the message
+ * headers the ingest pipeline sets (subscription, environment, service), so a line is never parsed
+ * just to be skipped. Text output picks timestamp, service and message out of JSON log lines.
+ * @module
+ */
+
+import { f, type Infer } from "../config/spec.ts";
+import { kafkaClient, kafkaFields } from "../sources/kafka.ts";
+import { defineMode } from "./mode.ts";
+
+/** The `tail:` config section. */
+export const tailSpec = f.object({
+  ...kafkaFields,
+  topics: f.list(f.string({ description: "topic" }), {
+    description: "Topics to follow",
+    default: ["Raw.ApplicationLogs"],
+    minItems: 1,
+  }),
+  subscription: f.optional(
+    f.string({ description: "Only lines whose subscription header is this" }),
+  ),
+  environment: f.optional(f.string({ description: "Only lines whose environment header is this" })),
+  service: f.optional(
+    f.string({ description: "Only lines whose service header starts with this" }),
+  ),
+  format: f.enum(["text", "json"] as const, {
+    description: "text: timestamp, service and message; json: one JSON object per line",
+    default: "text",
+  }),
+  raw: f.bool({
+    description: "Show the line as stored plus topic, partition, offset and headers",
+    default: false,
+  }),
+  from_beginning: f.bool({ description: "Start at the oldest retained message", default: false }),
+  follow: f.bool({
+    description: "Keep waiting for new lines; false: exit once caught up",
+    default: true,
+  }),
+}, { description: "Mode tail: follow log lines in Kafka" });
+
+type TailConfig = Infer<typeof tailSpec>;
+
+const dec = new TextDecoder();
+
+/** What a line is shown as; undefined when a filter drops it. */
+export function renderLine(
+  c: Pick<TailConfig, "subscription" | "environment" | "service" | "format" | "raw">,
+  m: {
+    topic: string;
+    partition: number;
+    offset: string;
+    value: Uint8Array | null;
+    headers: Record<string, string>;
+  },
+): string | undefined {
+  const h = m.headers;
+  if (c.subscription !== undefined && h.subscription !== c.subscription) return undefined;
+  if (c.environment !== undefined && h.environment !== c.environment) return undefined;
+  if (c.service !== undefined && !(h.service ?? "").startsWith(c.service)) return undefined;
+  const line = m.value ? dec.decode(m.value) : "";
+  if (c.format === "json") {
+    let parsed: unknown = line;
+    try {
+      parsed = JSON.parse(line);
+    } catch { /* not JSON: kept as a string */ }
+    return JSON.stringify(
+      c.raw
+        ? { topic: m.topic, partition: m.partition, offset: m.offset, headers: h, line: parsed }
+        : parsed,
+    );
+  }
+  if (c.raw) {
+    const hs = Object.entries(h).map(([k, v]) => `${k}=${v}`).join(" ");
+    return `${m.topic}/${m.partition}@${m.offset} ${hs} | ${line}`;
+  }
+  let ts = "", svc = h.service ?? "", msg = line;
+  if (line.startsWith("{")) {
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      const pick = (...ks: string[]) => ks.map((k) => o[k]).find((v) => v !== undefined);
+      ts = String(pick("timestamp", "@timestamp", "time", "ts") ?? "");
+      svc = String(pick("service", "app", "application") ?? svc);
+      const text = pick("message", "msg", "log");
+      if (text !== undefined) msg = typeof text === "string" ? text : JSON.stringify(text);
+    } catch { /* shown as is */ }
+  }
+  return [ts, svc && `[${svc}]`, msg].filter(Boolean).join(" ");
+}
+
+/** Mode `tail`. */
+export const tailMode = defineMode({
+  name: "tail",
+  summary: "Follow log lines in Kafka topics, filtered by headers",
+  spec: tailSpec,
+  flags: {
+    topics: { key: "topics", description: "Topics, comma-separated", list: true },
+    brokers: { key: "brokers", description: "Brokers, comma-separated", list: true },
+    subscription: { key: "subscription", description: "Subscription header filter" },
+    environment: { key: "environment", description: "Environment header filter" },
+    service: { key: "service", description: "Service header prefix filter" },
+    format: { key: "format", description: "text | json" },
+    raw: { key: "raw", description: "Show headers and metadata", boolean: true },
+    "from-beginning": { key: "from_beginning", description: "Start at the oldest", boolean: true },
+    follow: {
+      key: "follow",
+      description: "Keep waiting (--no-follow: exit at the end)",
+      boolean: true,
+    },
+  },
+  async run({ config, signal, stdout, health, log }) {
+    const kafka = await kafkaClient(config);
+    const admin = kafka.admin();
+    await admin.connect();
+    // Where "caught up" is, for --no-follow: each partition's end offset now.
+    const ends = new Map<string, bigint>();
+    try {
+      for (const topic of config.topics) {
+        for (const p of await admin.fetchTopicOffsets(topic)) {
+          if (BigInt(p.high) > BigInt(p.low)) ends.set(`${topic}/${p.partition}`, BigInt(p.high));
+        }
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    const consumer = kafka.consumer({ groupId: `edge-agent-tail-${crypto.randomUUID()}` });
+    await consumer.connect();
+    health.set("kafka", true);
+    const writer = stdout.getWriter();
+    const enc = new TextEncoder();
+    let shown = 0;
+    const done = Promise.withResolvers<void>();
+    if (!config.follow && !config.from_beginning) done.resolve(); // nothing new to wait for
+    if (!config.follow && ends.size === 0) done.resolve();
+    signal.addEventListener("abort", () => done.resolve(), { once: true });
+    for (const topic of config.topics) {
+      await consumer.subscribe({ topic, fromBeginning: config.from_beginning });
+    }
+    await consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) {
+          if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(",") : String(v);
+        }
+        const out = renderLine(config, {
+          topic,
+          partition,
+          offset: message.offset,
+          value: message.value,
+          headers,
+        });
+        if (out !== undefined) {
+          shown++;
+          await writer.write(enc.encode(out + "\n"));
+        }
+        const key = `${topic}/${partition}`;
+        const end = ends.get(key);
+        if (end !== undefined && BigInt(message.offset) + 1n >= end) ends.delete(key);
+        if (!config.follow && ends.size === 0) done.resolve();
+      },
+    });
+    await done.promise;
+    await consumer.disconnect();
+    writer.releaseLock();
+    log.debug("tail stopped", { lines_shown: shown });
+  },
+});

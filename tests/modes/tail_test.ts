@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { renderLine } from "../../mod/modes/tail.ts";
+import { endpoints, freshTopic, kafka, serviceTest } from "../services/mod.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const msg = (line: string, headers: Record<string, string>) => ({
+  topic: "Raw.ApplicationLogs",
+  partition: 0,
+  offset: "7",
+  value: enc(line),
+  headers,
+});
+const base = {
+  format: "text" as const,
+  raw: false,
+  subscription: undefined,
+  environment: undefined,
+  service: undefined,
+};
+
+Deno.test("renderLine() filters on headers without parsing the line", () => {
+  const h = { subscription: "cp2", environment: "P1", service: "api-gateway" };
+  assert.equal(renderLine({ ...base, subscription: "cp3" }, msg("x", h)), undefined);
+  assert.equal(renderLine({ ...base, environment: "S1" }, msg("x", h)), undefined);
+  assert.equal(renderLine({ ...base, service: "web" }, msg("x", h)), undefined);
+  assert.equal(
+    renderLine({ ...base, service: "api" }, msg("plain line", h)),
+    "[api-gateway] plain line",
+  );
+});
+
+Deno.test("renderLine() text picks timestamp, service and message from JSON lines", () => {
+  const line =
+    '{"timestamp":"2025-06-06T07:30:20Z","service":"orders","message":"paid","level":"info"}';
+  assert.equal(renderLine(base, msg(line, {})), "2025-06-06T07:30:20Z [orders] paid");
+});
+
+Deno.test("renderLine() json and raw formats", () => {
+  const h = { blob: "b.gz" };
+  assert.equal(renderLine({ ...base, format: "json" }, msg('{"a":1}', h)), '{"a":1}');
+  assert.equal(
+    renderLine({ ...base, format: "json", raw: true }, msg("not json", h)),
+    '{"topic":"Raw.ApplicationLogs","partition":0,"offset":"7","headers":{"blob":"b.gz"},"line":"not json"}',
+  );
+  assert.equal(
+    renderLine({ ...base, raw: true }, msg("x", h)),
+    "Raw.ApplicationLogs/0@7 blob=b.gz | x",
+  );
+});
+
+serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic and exits", [
+  "kafka",
+], async () => {
+  const topic = await freshTopic(2);
+  const producer = kafka().producer();
+  await producer.connect();
+  await producer.send({
+    topic,
+    messages: [
+      {
+        value: '{"ts":"t1","service":"api","message":"one"}',
+        headers: { subscription: "cp2", environment: "P1", service: "api" },
+        partition: 0,
+      },
+      {
+        value: '{"ts":"t2","service":"web","message":"two"}',
+        headers: { subscription: "cp2", environment: "P1", service: "web" },
+        partition: 1,
+      },
+      {
+        value: "three",
+        headers: { subscription: "cp3", environment: "P1", service: "api-v2" },
+        partition: 1,
+      },
+      {
+        value: '{"ts":"t4","message":"four"}',
+        headers: { subscription: "cp2", environment: "P1", service: "api-v2" },
+        partition: 0,
+      },
+    ],
+  });
+  await producer.disconnect();
+  const run = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-P=agent",
+        "--quiet",
+        "main.ts",
+        "tail",
+        "--no-status",
+        "--topics",
+        topic,
+        "--brokers",
+        endpoints.kafka.join(","),
+        "--from-beginning",
+        "--no-follow",
+        ...args,
+      ],
+      cwd: new URL("../../", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return text.trim().split("\n").filter(Boolean).toSorted();
+  };
+  assert.deepEqual(await run("--subscription", "cp2", "--service", "api"), [
+    "t1 [api] one",
+    "t4 [api-v2] four",
+  ]);
+  assert.deepEqual(await run("--format", "json", "--subscription", "cp3"), ['"three"']);
+  assert.equal((await run()).length, 4);
+});
