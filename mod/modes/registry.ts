@@ -8,6 +8,7 @@ import { f, type Field } from "../config/spec.ts";
 import { logSpec } from "../log/spec.ts";
 import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
+import { ingestMode } from "./ingest.ts";
 import { streamMode } from "./stream.ts";
 import { tailMode } from "./tail.ts";
 
@@ -30,11 +31,7 @@ export const modes: (AnyMode | PlannedMode)[] = [
     planned: true,
   },
   { name: "monitor", summary: "Azure append blobs → blob events in Kafka", planned: true },
-  {
-    name: "ingest",
-    summary: "Blob events → blob lines in Kafka, resumable by byte offset",
-    planned: true,
-  },
+  ingestMode,
   tailMode,
   {
     name: "discover",

@@ -46,6 +46,12 @@ export interface Decoder extends TransformStream<Uint8Array, Uint8Array> {
 /** Options for {@link decodeStream}. */
 export interface DecodeOptions {
   /**
+   * An input that ends inside a member is not an error: the stream ends after the last complete
+   * member (whose end is `consumed`) and the partial member's held output is dropped. For
+   * sources that are still being appended to (Azure append blobs). @default false
+   */
+  allowTruncatedTail?: boolean;
+  /**
    * A member's output is held back until its CRC32 and length check out, up to this many bytes
    * (past that it streams): a corrupt or truncated small member (an append) delivers nothing.
    * @default 4194304
@@ -62,9 +68,11 @@ export interface DecodeOptions {
  * @returns the decoder; read `consumed`/`members` after (or while) it runs.
  */
 export function decodeStream(
-  { impl = "zlib", holdMemberBytes = 4 << 20 }: DecodeOptions = {},
+  { impl = "zlib", holdMemberBytes = 4 << 20, allowTruncatedTail = false }: DecodeOptions = {},
 ): Decoder {
-  return impl === "web" ? new WebGunzipStream() : new GunzipStream(holdMemberBytes);
+  return impl === "web"
+    ? new WebGunzipStream()
+    : new GunzipStream(holdMemberBytes, allowTruncatedTail);
 }
 
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
@@ -123,7 +131,9 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   #held: Uint8Array[] | null = [];
   #heldBytes = 0;
 
-  constructor(holdMemberBytes = 4 << 20) {
+  readonly #allowTruncatedTail: boolean;
+
+  constructor(holdMemberBytes = 4 << 20, allowTruncatedTail = false) {
     let ctrl: TransformStreamDefaultController<Uint8Array> | undefined;
     super({
       start: (c) => {
@@ -134,6 +144,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     });
     this.#ctrl = ctrl!;
     this.#holdLimit = holdMemberBytes;
+    this.#allowTruncatedTail = allowTruncatedTail;
   }
 
   #release(): void {
@@ -302,6 +313,12 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
       return;
     }
     this.#inflater?.destroy();
+    if (this.#allowTruncatedTail) {
+      // The member is still being written: its held output waits for the next pass.
+      this.#held = null;
+      this.#heldBytes = 0;
+      return;
+    }
     throw new DecodeError(
       `truncated gzip member at byte ${this.#memberStart}: input ended ${
         this.#state === "header"

@@ -21,7 +21,7 @@ import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { Health } from "../status/health.ts";
 import { Batcher } from "./batcher.ts";
-import { decodeStream } from "./gzip.ts";
+import { type DecodeOptions, decodeStream } from "./gzip.ts";
 import { LineStream } from "./line_stream.ts";
 import { type Batch, type Sink, SinkError, type Source, type Unit } from "./types.ts";
 
@@ -85,7 +85,9 @@ export interface PipelineOptions<T> {
    * Turn a unit's decoded bytes into items; defaults to byte lines (LineStream). Parsers that
    * make records pass their own TransformStream.
    */
-  frame?: (unit: Unit) => TransformStream<Uint8Array, T | T[]>;
+  frame?: (unit: Unit) => ReadableWritablePair<T | T[], Uint8Array>;
+  /** Decoder options (e.g. `allowTruncatedTail` for append blobs). */
+  decode?: DecodeOptions;
   /** Encoded size of an item. @default byte length + 1 (the newline) */
   sizeOf?: (item: T) => number;
 }
@@ -270,7 +272,7 @@ export async function runPipeline<T = Uint8Array>(
     let framer: LineStream | undefined;
     try {
       const body = await unit.open(t.abort.signal);
-      decoder = decodeStream();
+      decoder = decodeStream(opts.decode);
       let counted = 0;
       const counter = new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, c) {
