@@ -195,10 +195,11 @@ Deno.test("every implemented mode starts and stops under the compiled binary's p
   const dir = await Deno.makeTempDir();
   // A minimal config per mode that runs once and exits; a mode added later must add its own.
   // null: the mode needs a test service, and its own test starts it with the same permission set
-  // (tail: tests/modes/tail_test.ts, ingest: tests/modes/ingest_test.ts).
+  // (tail, ingest, monitor: tests/modes/<mode>_test.ts).
   const configs: Record<string, string | null> = {
     tail: null,
     ingest: null,
+    monitor: null,
     stream:
       `stream:\n  source: file\n  file: {path: ${dir}}\n  processing: {once: true}\n  state_file: ${dir}/state.json\n`,
   };

@@ -9,6 +9,7 @@ import { logSpec } from "../log/spec.ts";
 import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
 import { ingestMode } from "./ingest.ts";
+import { monitorMode } from "./monitor.ts";
 import { streamMode } from "./stream.ts";
 import { tailMode } from "./tail.ts";
 
@@ -30,7 +31,7 @@ export const modes: (AnyMode | PlannedMode)[] = [
     summary: "S3 events (SQS/SNS/Lambda) → tenant config in DynamoDB → CloudWatch Logs / S3",
     planned: true,
   },
-  { name: "monitor", summary: "Azure append blobs → blob events in Kafka", planned: true },
+  monitorMode,
   ingestMode,
   tailMode,
   {
