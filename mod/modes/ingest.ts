@@ -14,14 +14,15 @@
 
 import { resolve } from "node:path";
 import { Readable } from "node:stream";
-import { f } from "../config/spec.ts";
+import { f, type Infer } from "../config/spec.ts";
 import { writeFileAtomic } from "../pipeline/atomic_file.ts";
 import { runPipeline } from "../pipeline/run.ts";
-import type { Source, Unit } from "../pipeline/types.ts";
+import type { Unit } from "../pipeline/types.ts";
 import { type KafkaMessage, kafkaMessageSize, KafkaSink, kafkaSinkFields } from "../sinks/kafka.ts";
 import { batchSpec } from "../pipeline/run.ts";
 import { LineStream } from "../pipeline/line_stream.ts";
-import { defineMode } from "./mode.ts";
+import { kafkaClient } from "../sources/kafka.ts";
+import { defineMode, type ModeContext } from "./mode.ts";
 
 /** The `ingest:` config section. */
 export const ingestSpec = f.object({
@@ -64,6 +65,37 @@ export const ingestSpec = f.object({
     default: -1,
     min: -1,
   }),
+  worker: f.bool({
+    description:
+      "Run as a long-running worker consuming the monitor's events (events_topic) in a consumer group; add workers to scale out",
+    default: false,
+  }),
+  events_topic: f.string({
+    description: "Topic of the monitor's blob events",
+    default: "Ingestion.Blobs",
+  }),
+  group_id: f.string({
+    description: "Consumer group of the workers",
+    default: "edge-agent-ingest",
+  }),
+  environments: f.list(
+    f.object({
+      subscription: f.string({
+        description: "Subscription of the events this entry serves",
+        example: "cp2",
+      }),
+      environment: f.string({
+        description: "Environment of the events this entry serves",
+        example: "P1",
+      }),
+      connection_string: f.string({
+        description: "Azure Storage connection string for that environment",
+        secret: true,
+        example: "${AZURE_STORAGE_CONNECTION_STRING:-UseDevelopmentStorage=true}",
+      }),
+    }, { description: "Storage credentials per environment (worker mode)" }),
+    { description: "Storage credentials per subscription/environment (worker mode)", default: [] },
+  ),
   state_file: f.string({
     description: "Committed blob offsets (relative to the config file)",
     default: "/var/lib/edge-agent/ingest-offsets.json",
@@ -79,6 +111,124 @@ export function serviceOf(blob: string): string {
   return parts.length > 2 ? parts.slice(0, -2).join("-") : parts[0] ?? pod;
 }
 
+/** What one ingest pass needs. */
+interface BlobPass {
+  connection: string;
+  container: string;
+  blob: string;
+  subscription: string;
+  environment: string;
+  /** Where to start; undefined: the committed offset (or 0). */
+  start?: number;
+}
+
+/**
+ * Ingests blobs pass by pass: each pass reads from the committed offset to the end of the last
+ * complete member, produces the lines, then commits (state file) and announces completion.
+ */
+class BlobIngestor {
+  constructor(
+    readonly c: Infer<typeof ingestSpec>,
+    readonly sink: KafkaSink,
+    readonly stateFile: string,
+    readonly offsets: Record<string, number>,
+    readonly ctx: Pick<ModeContext<unknown>, "metrics" | "log" | "health" | "signal">,
+  ) {}
+
+  static async open(
+    c: Infer<typeof ingestSpec>,
+    sink: KafkaSink,
+    stateFile: string,
+    ctx: Pick<ModeContext<unknown>, "metrics" | "log" | "health" | "signal">,
+  ): Promise<BlobIngestor> {
+    const offsets = await Deno.readTextFile(stateFile).then((t) => JSON.parse(t), (e) => {
+      if (e instanceof Deno.errors.NotFound) return {};
+      throw new Error(`cannot read state file ${stateFile}`, { cause: e });
+    });
+    return new BlobIngestor(c, sink, stateFile, offsets, ctx);
+  }
+
+  /** One pass; returns whether all of it was delivered and committed. */
+  async pass(p: BlobPass): Promise<{ ok: boolean; start: number; end: number; lines: number }> {
+    const { c, sink, offsets } = this;
+    const id = `${p.container}/${p.blob}`;
+    const start = p.start ?? offsets[id] ?? 0;
+    const attributes = {
+      subscription: p.subscription,
+      environment: p.environment,
+      blob: p.blob,
+      service: serviceOf(p.blob),
+      start_offset: String(start),
+    };
+    const { BlobServiceClient } = await import("@azure/storage-blob");
+    const client = BlobServiceClient.fromConnectionString(p.connection)
+      .getContainerClient(p.container).getBlobClient(p.blob);
+    let committed = start;
+    let lines = 0;
+    const unit: Unit = {
+      id: `azure://${id}@${start}`,
+      attributes,
+      open: async (abortSignal) => {
+        const res = await client.download(start, undefined, { abortSignal });
+        return Readable.toWeb(res.readableStreamBody as Readable) as ReadableStream<Uint8Array>;
+      },
+      ack: async (r) => {
+        committed = start + r.consumed;
+        lines = r.lines;
+        offsets[id] = committed;
+        await writeFileAtomic(this.stateFile, JSON.stringify(offsets, null, 1) + "\n");
+        if (c.completion_topic) {
+          await sink.event(c.completion_topic, p.blob, {
+            type: "BlobIngested",
+            ...attributes,
+            container: p.container,
+            start_offset: start,
+            end_offset: committed,
+            lines: r.lines,
+            bytes: r.bytes,
+          });
+        }
+      },
+      nack: () => Promise.resolve(),
+    };
+    // The sink stays open across passes: the pipeline's close must not end it.
+    const shared = {
+      kind: sink.kind,
+      write: sink.write.bind(sink),
+      close: () => Promise.resolve(),
+    };
+    const stats = await runPipeline<KafkaMessage>({
+      source: {
+        kind: "azure_blob",
+        units: async function* () {
+          yield unit;
+        },
+      },
+      sink: shared,
+      ...this.ctx,
+      batch: c,
+      decode: { allowTruncatedTail: true },
+      sizeOf: kafkaMessageSize,
+      frame: (u) => {
+        const framer = new LineStream();
+        const headers = { ...u.attributes } as Record<string, string>;
+        const toMessages = new TransformStream<Uint8Array[], KafkaMessage[]>({
+          transform: (chunk, ctrl) =>
+            ctrl.enqueue(chunk.map((value) => ({ key: p.blob, value, headers }))),
+        });
+        return { writable: framer.writable, readable: framer.readable.pipeThrough(toMessages) };
+      },
+    });
+    this.ctx.log.info("ingest pass finished", {
+      blob: id,
+      start_offset: start,
+      end_offset: committed,
+      lines,
+    });
+    return { ok: stats.unitsFailed === 0, start, end: committed, lines };
+  }
+}
+
 /** Mode `ingest`. */
 export const ingestMode = defineMode({
   name: "ingest",
@@ -91,6 +241,7 @@ export const ingestMode = defineMode({
     "start-offset": { key: "start_offset", description: "Byte offset to start from" },
     brokers: { key: "brokers", description: "Kafka brokers, comma-separated", list: true },
     topic: { key: "topic", description: "Output topic" },
+    worker: { key: "worker", description: "Consume the monitor's events", boolean: true },
   },
   async run({ config: c, args, configDir, metrics, log, health, signal, stdout }) {
     const env = (k: string) => Deno.env.get(k) ?? "";
@@ -109,93 +260,102 @@ export const ingestMode = defineMode({
       );
       return 0;
     }
-    const blob = c.blob || env("AZURE_STORAGE_BLOB_NAME");
-    const container = c.container || env("AZURE_STORAGE_CONTAINER_NAME");
-    const conn = c.connection_string || env("AZURE_STORAGE_CONNECTION_STRING");
-    if (!blob || !container || !conn) {
-      throw new Error(
-        "ingest needs blob, container and connection_string (or AZURE_STORAGE_BLOB_NAME, AZURE_STORAGE_CONTAINER_NAME, AZURE_STORAGE_CONNECTION_STRING)",
-      );
-    }
-    const stateFile = resolve(configDir, c.state_file);
-    const offsets: Record<string, number> = await Deno.readTextFile(stateFile)
-      .then((t) => JSON.parse(t), (e) => {
-        if (e instanceof Deno.errors.NotFound) return {};
-        throw new Error(`cannot read state file ${stateFile}`, { cause: e });
-      });
-    const id = `${container}/${blob}`;
-    const start = c.start_offset >= 0
-      ? c.start_offset
-      : env("START_OFFSET") !== ""
-      ? Number(env("START_OFFSET"))
-      : offsets[id] ?? 0;
-    const attributes = {
-      subscription: c.subscription || env("SUBSCRIPTION_ID"),
-      environment: c.environment || env("ENVIRONMENT"),
-      blob,
-      service: serviceOf(blob),
-      start_offset: String(start),
-    };
-
     // Fail fast: Kafka is checked before the first download.
     const sink = await KafkaSink.connect(kafkaConfig);
     health.set("kafka", true);
-    const { BlobServiceClient } = await import("@azure/storage-blob");
-    const client = BlobServiceClient.fromConnectionString(conn).getContainerClient(container)
-      .getBlobClient(blob);
-    let committed = start;
-    const unit: Unit = {
-      id: `azure://${id}@${start}`,
-      attributes,
-      open: async (abortSignal) => {
-        const res = await client.download(start, undefined, { abortSignal });
-        return Readable.toWeb(res.readableStreamBody as Readable) as ReadableStream<Uint8Array>;
-      },
-      ack: async (r) => {
-        committed = start + r.consumed;
-        offsets[id] = committed;
-        await writeFileAtomic(stateFile, JSON.stringify(offsets, null, 1) + "\n");
-        if (c.completion_topic) {
-          await sink.event(c.completion_topic, blob, {
-            type: "BlobIngested",
-            ...attributes,
-            container,
-            start_offset: start,
-            end_offset: committed,
-            lines: r.lines,
-            bytes: r.bytes,
-          });
-        }
-      },
-      nack: () => Promise.resolve(),
-    };
-    const source: Source = {
-      kind: "azure_blob",
-      async *units() {
-        yield unit;
-      },
-    };
-    const stats = await runPipeline<KafkaMessage>({
-      source,
-      sink,
+    const ingestor = await BlobIngestor.open(c, sink, resolve(configDir, c.state_file), {
       metrics,
       log,
       health,
       signal,
-      batch: c,
-      decode: { allowTruncatedTail: true },
-      sizeOf: kafkaMessageSize,
-      frame: (u) => {
-        const lines = new LineStream();
-        const headers = { ...u.attributes } as Record<string, string>;
-        const toMessages = new TransformStream<Uint8Array[], KafkaMessage[]>({
-          transform: (chunk, ctrl) =>
-            ctrl.enqueue(chunk.map((value) => ({ key: blob, value, headers }))),
-        });
-        return { writable: lines.writable, readable: lines.readable.pipeThrough(toMessages) };
-      },
     });
-    log.info("ingest finished", { blob: id, start_offset: start, end_offset: committed, ...stats });
-    return stats.unitsFailed > 0 ? 1 : 0;
+    try {
+      if (c.worker) return await runWorker(c, ingestor, kafkaConfig, signal);
+      const blob = c.blob || env("AZURE_STORAGE_BLOB_NAME");
+      const container = c.container || env("AZURE_STORAGE_CONTAINER_NAME");
+      const connection = c.connection_string || env("AZURE_STORAGE_CONNECTION_STRING");
+      if (!blob || !container || !connection) {
+        throw new Error(
+          "ingest needs blob, container and connection_string (or AZURE_STORAGE_BLOB_NAME, AZURE_STORAGE_CONTAINER_NAME, AZURE_STORAGE_CONNECTION_STRING)",
+        );
+      }
+      const start = c.start_offset >= 0
+        ? c.start_offset
+        : env("START_OFFSET") !== ""
+        ? Number(env("START_OFFSET"))
+        : undefined;
+      const r = await ingestor.pass({
+        connection,
+        container,
+        blob,
+        subscription: c.subscription || env("SUBSCRIPTION_ID"),
+        environment: c.environment || env("ENVIRONMENT"),
+        ...(start !== undefined && { start }),
+      });
+      return r.ok ? 0 : 1;
+    } finally {
+      await sink.close();
+    }
   },
 });
+
+/**
+ * The worker: the monitor's events in a consumer group. BlobObserved → a pass from the committed
+ * offset; BlobClosed → a last pass. The event's Kafka offset is committed only after its pass
+ * (kafkajs commits after eachMessage returns): a crash replays the event, never skips it.
+ */
+async function runWorker(
+  c: Infer<typeof ingestSpec>,
+  ingestor: BlobIngestor,
+  kafkaConfig: Infer<typeof ingestSpec>,
+  signal: AbortSignal,
+): Promise<number> {
+  const kafka = await kafkaClient(kafkaConfig);
+  const consumer = kafka.consumer({ groupId: c.group_id });
+  await consumer.connect();
+  await consumer.subscribe({ topic: c.events_topic, fromBeginning: true });
+  const creds = (sub: string, envName: string) =>
+    c.environments.find((e) => e.subscription === sub && e.environment === envName)
+      ?.connection_string || c.connection_string || Deno.env.get("AZURE_STORAGE_CONNECTION_STRING");
+  const failed = ingestor.ctx.metrics.counter(
+    "ingest_events_failed_total",
+    "Blob events whose pass failed (left uncommitted for a retry)",
+  );
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      let e: Record<string, string>;
+      try {
+        e = JSON.parse(message.value?.toString() ?? "");
+      } catch {
+        ingestor.ctx.log.error("blob event is not JSON: skipped", { offset: message.offset });
+        return;
+      }
+      if (e.type !== "BlobObserved" && e.type !== "BlobClosed") return;
+      const connection = creds(e.subscription ?? "", e.environment ?? "");
+      if (!connection) {
+        ingestor.ctx.log.error("no storage credentials for the event's environment: skipped", {
+          subscription: e.subscription,
+          environment: e.environment,
+          blob: e.name,
+        });
+        return;
+      }
+      const r = await ingestor.pass({
+        connection,
+        container: e.container ?? "",
+        blob: e.name ?? "",
+        subscription: e.subscription ?? "",
+        environment: e.environment ?? "",
+      });
+      if (!r.ok) {
+        failed.inc();
+        throw new Error(`ingest of ${e.name} failed: the event will be retried`);
+      }
+    },
+  });
+  await new Promise<void>((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+  await consumer.disconnect();
+  return 0;
+}

@@ -192,3 +192,66 @@ serviceTest(
     assert.match(new TextDecoder().decode(ok.stdout), /kafka ok/);
   },
 );
+
+serviceTest(
+  "ingest worker: consumes BlobObserved events in a group, reads only new members each time",
+  [
+    "azurite",
+    "kafka",
+  ],
+  async () => {
+    const container = await freshContainer();
+    const name = "kubernetes/20250606.api-5f7c9d-abcde_shop_app-1.gz";
+    const blob = blobServiceClient().getContainerClient(container).getAppendBlobClient(name);
+    await blob.create();
+    const first = member(lines("w1", 3));
+    await blob.appendBlock(first, first.length);
+    const [events, topic] = [await freshTopic(), await freshTopic()];
+    const dir = await Deno.makeTempDir();
+    const config = parseValue(ingestMode.spec, {
+      brokers: endpoints.kafka,
+      topic,
+      worker: true,
+      events_topic: events,
+      group_id: uniqueName("workers"),
+      environments: [{
+        subscription: "cp2",
+        environment: "P1",
+        connection_string: endpoints.azuriteConnectionString,
+      }],
+      state_file: `${dir}/o.json`,
+      flush_interval: "20ms",
+    });
+    const stop = new AbortController();
+    const worker = ingestMode.run(modeContext(config, dir, { signal: stop.signal }));
+    const producer = kafka().producer();
+    await producer.connect();
+    const observed = (size: number) =>
+      producer.send({
+        topic: events,
+        messages: [{
+          key: name,
+          value: JSON.stringify({
+            type: "BlobObserved",
+            name,
+            container,
+            subscription: "cp2",
+            environment: "P1",
+            size,
+          }),
+        }],
+      });
+    await observed(first.length);
+    const got1 = await consume(topic, 3);
+    assert.deepEqual(got1.map((x) => x.value), lines("w1", 3));
+    const second = member(lines("w2", 2));
+    await blob.appendBlock(second, second.length);
+    await observed(first.length + second.length);
+    const got2 = await consume(topic, 5);
+    assert.deepEqual(got2.map((x) => x.value), [...lines("w1", 3), ...lines("w2", 2)]);
+    await producer.disconnect();
+    stop.abort();
+    assert.equal(await worker, 0);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
