@@ -28,6 +28,12 @@ import { defineMode, type ModeContext } from "./mode.ts";
 export const ingestSpec = f.object({
   ...kafkaSinkFields,
   ...batchSpec,
+  batch_bytes: f.size({
+    description:
+      "A batch (one produce request) closes at this size: keep it under the broker's message.max.bytes (1 MiB by default) when compression is none",
+    default: "900KiB",
+    min: 1,
+  }),
   completion_topic: f.string({
     description:
       "Where a completion event (blob, start/end offset, lines, bytes) goes; empty: none",

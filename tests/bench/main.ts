@@ -2,6 +2,7 @@
 // Pass names to run a subset: `deno task bench pipeline e2e`.
 import { endToEndBench, microBench } from "./pipeline.ts";
 import { lagBench, s3Bench } from "./s3.ts";
+import { azureKafkaBench } from "./azure_kafka.ts";
 import type { BenchRow } from "./row.ts";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
@@ -9,6 +10,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   e2e: () => endToEndBench(),
   s3: () => s3Bench(),
   lag: () => lagBench(),
+  azure: () => azureKafkaBench(),
 };
 
 const wanted = Deno.args.length ? Deno.args : Object.keys(suites);
