@@ -258,7 +258,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     this.#error = undefined;
     this.#held = [];
     this.#heldBytes = 0;
-    const inf = zlib.createInflateRaw({ chunkSize: 64 * 1024 });
+    const inf = zlib.createInflateRaw({ chunkSize: 256 * 1024 });
     inf.on("data", (buf: Uint8Array) => {
       // A plain Uint8Array view: Buffer's indexOf/subarray are much slower downstream.
       const d = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
