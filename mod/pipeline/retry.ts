@@ -1,7 +1,21 @@
 /**
  * The one place that decides what is retried and how long to wait: capped exponential backoff
- * with full jitter, a `Retry-After` hint honoured when the server gives one, and an explicit
+ * with full jitter, a server's `Retry-After` hint honoured (up to `max_backoff`), and an explicit
  * give-up after `max_retries` (the caller then fails the unit; nothing is dropped silently).
+ *
+ * Retried: network failures (refused, reset, aborted, broken pipe, unexpected EOF), timeouts,
+ * HTTP 408, 429 and 5xx. Not retried: other 4xx (the request itself is wrong; sending it again
+ * cannot help), the caller's own abort, and any error that says `retryable: false`.
+ *
+ * @example
+ * ```ts
+ * import { retry, RetryableError } from "./retry.ts";
+ * const res = await retry(async () => {
+ *   const r = await fetch("http://127.0.0.1:8080/");
+ *   if (!r.ok) throw new RetryableError(`answered ${r.status}`, { status: r.status });
+ *   return r;
+ * }, { max_retries: 5, signal: AbortSignal.timeout(60_000) });
+ * ```
  * @module
  */
 
@@ -11,15 +25,27 @@ import { f, type Infer } from "../config/spec.ts";
 export const retrySpec = f.object({
   max_retries: f.int({
     description:
-      "Attempts after the first before giving up on a batch (its units are then not checkpointed and are retried later); -1 retries forever",
+      "Attempts after the first before giving up on a batch (its units are then not checkpointed and are read again later); -1 retries until shutdown",
     default: 10,
     min: -1,
   }),
-  initial_backoff: f.duration({ description: "Wait before the first retry", default: "100ms" }),
-  max_backoff: f.duration({ description: "Longest wait between retries", default: "30s" }),
-}, { description: "Retries with capped exponential backoff and full jitter" });
+  initial_backoff: f.duration({
+    description: "Longest wait before the first retry",
+    default: "100ms",
+  }),
+  max_backoff: f.duration({
+    description: "Longest wait between retries (a server's Retry-After is capped here too)",
+    default: "30s",
+  }),
+}, {
+  description: "Retries with capped exponential backoff and full jitter",
+  check: (v) =>
+    v.initial_backoff > v.max_backoff
+      ? [`initial_backoff must be ≤ max_backoff: got ${v.initial_backoff}ms > ${v.max_backoff}ms`]
+      : [],
+});
 
-/** Retry settings. */
+/** Retry settings (durations in milliseconds). */
 export type RetryConfig = Infer<typeof retrySpec>;
 
 /** An error that says whether to retry and, optionally, when (a server's Retry-After). */
@@ -27,13 +53,25 @@ export class RetryableError extends Error {
   readonly retryable: boolean;
   /** Milliseconds the server asked us to wait. */
   readonly retryAfter: number | undefined;
+  /** The HTTP status behind the error, when there is one. */
+  readonly status: number | undefined;
+  /**
+   * @param message what failed, with context (`http://x:8080 answered 503 Service Unavailable`).
+   * @param options `retryable` defaults to what `status` implies, else true.
+   */
   constructor(
     message: string,
-    options: ErrorOptions & { retryable?: boolean; retryAfter?: number | undefined } = {},
+    options: ErrorOptions & {
+      retryable?: boolean;
+      retryAfter?: number | undefined;
+      status?: number | undefined;
+    } = {},
   ) {
     super(message, options);
     this.name = "RetryableError";
-    this.retryable = options.retryable ?? true;
+    this.status = options.status;
+    this.retryable = options.retryable ??
+      (options.status === undefined ? true : retryableStatus(options.status));
     this.retryAfter = options.retryAfter;
   }
 }
@@ -43,64 +81,132 @@ export function retryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
-/**
- * Whether an error is worth retrying: network failures and timeouts are; a
- * {@link RetryableError} says for itself; anything with `retryable: false` is not.
- */
-export function isRetryable(e: unknown): boolean {
-  if (e instanceof RetryableError) return e.retryable;
-  if (e && typeof e === "object" && "retryable" in e) return Boolean(e.retryable);
-  if (e instanceof TypeError) return true; // fetch's network errors
-  if (e instanceof DOMException) return e.name === "TimeoutError";
-  if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) {
-    return true;
+const NETWORK_ERRORS = [
+  Deno.errors.ConnectionRefused,
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.NotConnected,
+  Deno.errors.BrokenPipe,
+  Deno.errors.UnexpectedEof,
+  Deno.errors.TimedOut,
+  Deno.errors.AddrNotAvailable,
+];
+const NETWORK_MESSAGE =
+  /ECONNRESET|ECONNREFUSED|ECONNABORTED|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|socket hang up|connection (closed|reset|refused)/i;
+
+/** The HTTP status an error carries: ours, an AWS SDK error's, or a plain `status` field. */
+function statusOf(e: object): number | undefined {
+  const o = e as {
+    status?: unknown;
+    statusCode?: unknown;
+    $metadata?: { httpStatusCode?: unknown };
+  };
+  for (const s of [o.status, o.statusCode, o.$metadata?.httpStatusCode]) {
+    if (typeof s === "number" && s >= 100 && s <= 599) return s;
   }
-  return e instanceof Error && /ECONNRESET|ECONNREFUSED|ETIMEDOUT|socket hang up/i.test(e.message);
+  return undefined;
 }
 
-/** Parse a Retry-After header (seconds or an HTTP date) to milliseconds. */
+/**
+ * Whether an error is worth retrying. An explicit `retryable` field decides first; then an HTTP
+ * status (408/429/5xx yes, other 4xx no); then the kind: network errors (fetch's TypeError,
+ * Deno's connection errors) and timeouts (`TimeoutError`) are; an `AbortError` (the caller
+ * aborted) and anything else are not.
+ *
+ * @param e what an attempt threw.
+ * @returns true when trying again may succeed.
+ */
+export function isRetryable(e: unknown): boolean {
+  if (e === null || typeof e !== "object") return false;
+  if ("retryable" in e && typeof e.retryable === "boolean") return e.retryable;
+  const status = statusOf(e);
+  if (status !== undefined) return retryableStatus(status);
+  if (e instanceof DOMException) return e.name === "TimeoutError";
+  if (e instanceof TypeError) return true; // fetch's network errors
+  if (NETWORK_ERRORS.some((c) => e instanceof c)) return true;
+  return e instanceof Error && NETWORK_MESSAGE.test(e.message);
+}
+
+/** The wait (ms) an error asks for: a numeric `retryAfter` field, as RetryableError carries. */
+export function retryAfterOf(e: unknown): number | undefined {
+  if (e === null || typeof e !== "object" || !("retryAfter" in e)) return undefined;
+  const v = e.retryAfter;
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/**
+ * Parse a Retry-After header: delay-seconds (`120`) or an HTTP date.
+ *
+ * @param v the header value (null when absent).
+ * @param now the clock, for dates. @default Date.now()
+ * @returns milliseconds to wait (0 for a date in the past), or undefined when absent or invalid.
+ */
 export function parseRetryAfter(v: string | null, now = Date.now()): number | undefined {
   if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v) * 1000;
-  const t = Date.parse(v);
+  const s = v.trim();
+  if (/^\d+$/.test(s)) return Number(s) * 1000;
+  const t = Date.parse(s);
   return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 
-/** Backoff before retry number `attempt` (1-based): full jitter over a capped exponential. */
-export function backoff(attempt: number, c: Pick<RetryConfig, "initial_backoff" | "max_backoff">) {
+/**
+ * Backoff before retry number `attempt` (1-based): full jitter, i.e. uniform in
+ * [0, min(max_backoff, initial_backoff × 2^(attempt−1))].
+ */
+export function backoff(
+  attempt: number,
+  c: Pick<RetryConfig, "initial_backoff" | "max_backoff">,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(c.max_backoff, c.initial_backoff * 2 ** Math.min(attempt - 1, 30));
-  return Math.random() * cap;
+  return random() * cap;
 }
 
 /** Options for {@link retry}. */
 export interface RetryOptions extends Partial<RetryConfig> {
+  /** Aborting stops waiting at once; the last error is thrown. */
   signal?: AbortSignal;
   /** Called before each wait (log it, count it). */
   onRetry?: (error: unknown, attempt: number, waitMs: number) => void;
+  /** Decides what is retried. @default isRetryable */
+  retryable?: (error: unknown) => boolean;
+  /** Random source for the jitter, in [0, 1). @default Math.random */
+  random?: () => number;
 }
 
 /**
- * Call `fn` until it succeeds, the error is not retryable, retries run out, or `signal` aborts.
+ * Call `fn` until it succeeds, its error is not retryable, retries run out, or `signal` aborts.
+ * Between attempts it waits a full-jitter backoff, or the error's `retryAfter` hint when it has
+ * one (capped at `max_backoff`, so one server cannot stall a worker for an hour).
  *
  * @param fn the attempt; gets the attempt number (0 = first try).
+ * @param options `max_retries` (default 10, -1 = until `signal` aborts), `initial_backoff`
+ *   (default 100 ms), `max_backoff` (default 30 s), `signal`, `onRetry`.
  * @returns what `fn` returned.
- * @throws the last error when giving up.
+ * @throws the last error when giving up, unchanged (its `cause` chain intact).
  */
 export async function retry<T>(
   fn: (attempt: number) => Promise<T>,
-  { max_retries = 10, initial_backoff = 100, max_backoff = 30_000, signal, onRetry }: RetryOptions =
-    {},
+  {
+    max_retries = 10,
+    initial_backoff = 100,
+    max_backoff = 30_000,
+    signal,
+    onRetry,
+    retryable = isRetryable,
+    random = Math.random,
+  }: RetryOptions = {},
 ): Promise<T> {
   for (let attempt = 0;; attempt++) {
     try {
       return await fn(attempt);
     } catch (e) {
-      if (!isRetryable(e) || signal?.aborted) throw e;
+      if (signal?.aborted || !retryable(e)) throw e;
       if (max_retries >= 0 && attempt >= max_retries) throw e;
-      const hinted = e instanceof RetryableError ? e.retryAfter : undefined;
+      const hinted = retryAfterOf(e);
       const wait = hinted !== undefined
         ? Math.min(hinted, max_backoff)
-        : backoff(attempt + 1, { initial_backoff, max_backoff });
+        : backoff(attempt + 1, { initial_backoff, max_backoff }, random);
       onRetry?.(e, attempt + 1, wait);
       await sleep(wait, signal);
       if (signal?.aborted) throw e;
@@ -108,7 +214,7 @@ export async function retry<T>(
   }
 }
 
-/** Wait `ms`, or less if `signal` aborts. */
+/** Wait `ms`, or less if `signal` aborts (resolves either way, never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();

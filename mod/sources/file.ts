@@ -1,38 +1,94 @@
 /**
  * The `file` source: a directory on disk treated like a bucket (on-prem log directories, the
- * demo). Files are objects: each is read once, whole, oldest first (by the `<unix_ts>_` in its
- * name when it has one, else by modification time), and recorded in the state file once every
- * line of it was delivered. Files younger than `delay_window` wait for a later scan.
+ * demo). Every file below `path` (optionally only under `prefix`, only names matching
+ * `pattern`) is an object: read once, whole, streamed, oldest first (by the `<unix_ts>_` in its
+ * name when it has one, else by modification time), and recorded as done in the checkpoint
+ * store once every line of it was delivered. A file must be older than `delay_window` by both
+ * its name's time and its modification time (so one still being written waits).
+ *
+ * Watch mode (the default) scans again every `scan_interval`; `once` ends after one pass.
+ * Checkpoint keys are paths relative to `path`, so the directory may be mounted elsewhere.
+ * Entries of files that are gone are pruned, so the state stays as large as the directory.
+ * Skipped: names starting with a dot (rsync/editor temp files), the state file itself,
+ * directories reached through symlinks (no loops). Files reached through symlinks are read.
+ *
+ * A file that fails (unreadable, corrupt gzip, a sink gave up) is not recorded and is read
+ * again at the next scan (in watch mode); with `once` it stays unread and the run reports it.
  * @module
  */
 
-import { join, relative } from "node:path";
+import { basename, join, matchesGlob, resolve } from "node:path";
+import { f, type Infer } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
-import { writeFileAtomic } from "../pipeline/atomic_file.ts";
+import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { Source, Unit } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
+
+/** The `file:` source config section. */
+export const fileSourceSpec = f.object({
+  path: f.string({
+    description: "Directory treated like a bucket",
+    default: "/var/log/edge-agent/incoming",
+  }),
+  prefix: f.string({
+    description:
+      "Only files whose path below `path` starts with this, like an S3 prefix (e.g. year=2025/month=10/)",
+    default: "",
+    allowEmpty: true,
+  }),
+  pattern: f.string({
+    description:
+      "Glob file names must match (*.gz); with a / it applies to the path below `path` (year=*/**/*.gz)",
+    default: "*",
+  }),
+  scan_interval: f.duration({
+    description: "How often to look for new files",
+    default: "15s",
+    min: "10ms",
+  }),
+  delay_window: f.duration({
+    description: "Only files at least this old (name time and modification time) are read",
+    default: "60s",
+  }),
+  once: f.bool({ description: "Read what is there now, then end (backfills)", default: false }),
+}, { description: "Local directory source" });
+
+/** The `file:` source config. */
+export type FileSourceConfig = Infer<typeof fileSourceSpec>;
 
 /** Options for {@link FileSource}. */
 export interface FileSourceOptions {
   /** The directory. */
   root: string;
-  /** Where delivered files are recorded (atomically replaced JSON). */
-  stateFile: string;
+  /** Where delivered files are recorded; ignored when `store` is given. */
+  stateFile?: string;
+  /** A checkpoint store to use (loaded by the source; flushed, not closed, on close). */
+  store?: CheckpointStore;
+  /** Only paths below `root` starting with this. @default "" */
+  prefix?: string;
+  /** Glob on the file name, or on the path below `root` when it contains "/". @default "*" */
+  pattern?: string;
   /** @default 15_000 */
   scanInterval?: number;
   /** @default 60_000 */
   delayWindow?: number;
   /** One scan, then end. @default false */
   once?: boolean;
+  /** Checkpoint writes are coalesced over this many ms. @default 1000 */
+  checkpointInterval?: number;
   log: Logger;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
 }
 
-interface Found {
+/** A file ready to be read. */
+export interface FoundFile {
+  /** Absolute path. */
   path: string;
+  /** Path below the root, "/"-separated: the checkpoint key. */
   rel: string;
+  /** Ms since epoch: the name's timestamp, else the modification time. */
   time: number;
   size: number;
 }
@@ -40,113 +96,193 @@ interface Found {
 /** Yields the files of a directory tree as units. */
 export class FileSource implements Source {
   readonly kind = "file";
-  readonly #o: Required<FileSourceOptions>;
-  #done = new Map<string, number>();
+  readonly #root: string;
+  readonly #prefix: string;
+  readonly #pattern: string;
+  readonly #patternOnPath: boolean;
+  readonly #scanInterval: number;
+  readonly #delayWindow: number;
+  readonly #once: boolean;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #store: CheckpointStore;
+  readonly #ownStore: boolean;
   #inflight = new Set<string>();
-  #saving: Promise<void> = Promise.resolve();
+  #loaded = false;
+  #scans = 0;
 
-  constructor(o: FileSourceOptions) {
-    this.#o = { scanInterval: 15_000, delayWindow: 60_000, once: false, now: Date.now, ...o };
+  /**
+   * @param options the directory, where to checkpoint, and how often to look.
+   * @throws {TypeError} when neither `stateFile` nor `store` is given.
+   */
+  constructor(
+    {
+      root,
+      stateFile,
+      store,
+      prefix = "",
+      pattern = "*",
+      scanInterval = 15_000,
+      delayWindow = 60_000,
+      once = false,
+      checkpointInterval = 1000,
+      log,
+      now = Date.now,
+    }: FileSourceOptions,
+  ) {
+    if (!store && !stateFile) throw new TypeError("file source needs a stateFile or a store");
+    this.#root = resolve(root);
+    this.#prefix = prefix.replace(/^\/+/, "");
+    this.#pattern = pattern;
+    this.#patternOnPath = pattern.includes("/");
+    this.#scanInterval = scanInterval;
+    this.#delayWindow = delayWindow;
+    this.#once = once;
+    this.#log = log;
+    this.#now = now;
+    this.#ownStore = !store;
+    this.#store = store ??
+      new CheckpointStore(resolve(stateFile!), { flushInterval: checkpointInterval, log, now });
   }
 
-  async #load(): Promise<void> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(this.#o.stateFile);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      throw new Error(`cannot read state file ${this.#o.stateFile}`, { cause: e });
-    }
-    try {
-      const state = JSON.parse(text) as { done?: Record<string, number> };
-      for (const [k, v] of Object.entries(state.done ?? {})) this.#done.set(k, v);
-    } catch (e) {
-      throw new Error(
-        `state file ${this.#o.stateFile} is not valid JSON (delete it to read every file again)`,
-        { cause: e },
-      );
-    }
+  /** The checkpoint store (done files). */
+  get store(): CheckpointStore {
+    return this.#store;
   }
 
-  #save(): Promise<void> {
-    const snapshot = JSON.stringify({ done: Object.fromEntries(this.#done) }, null, 1) + "\n";
-    this.#saving = this.#saving.then(() => writeFileAtomic(this.#o.stateFile, snapshot));
-    return this.#saving;
+  /** Whether a directory (rel path, "/"-terminated, "" for the root) can hold prefix matches. */
+  #descend(relDir: string): boolean {
+    return relDir.startsWith(this.#prefix) || this.#prefix.startsWith(relDir);
   }
 
-  /** The files ready to read now, oldest first. */
-  async scan(): Promise<Found[]> {
-    const out: Found[] = [];
+  #matches(rel: string, name: string): boolean {
+    if (!rel.startsWith(this.#prefix)) return false;
+    if (this.#pattern === "*") return true;
+    return matchesGlob(this.#patternOnPath ? rel : name, this.#pattern);
+  }
+
+  /**
+   * The files ready to be read now, oldest first; prunes checkpoint entries of files gone.
+   *
+   * @throws {Error} naming the directory when it cannot be listed.
+   */
+  async scan(): Promise<FoundFile[]> {
+    const out: FoundFile[] = [];
     const present = new Set<string>();
-    const walk = async (dir: string) => {
-      for await (const e of Deno.readDir(dir)) {
+    const cutoff = this.#now() - this.#delayWindow;
+    const statePath = this.#store.path;
+    const stateName = basename(statePath);
+    const walk = async (dir: string, relDir: string): Promise<void> => {
+      const entries: Deno.DirEntry[] = [];
+      try {
+        for await (const e of Deno.readDir(dir)) entries.push(e);
+      } catch (e) {
+        if (relDir === "") throw e;
+        this.#log.warn("cannot list a directory: skipped", { dir, error: e });
+        return;
+      }
+      for (const e of entries) {
+        if (e.name.startsWith(".")) continue;
         const path = join(dir, e.name);
-        if (e.isDirectory) await walk(path);
-        else if (e.isFile) {
-          const rel = relative(this.#o.root, path);
-          present.add(rel);
-          if (this.#done.has(rel) || this.#inflight.has(rel)) continue;
-          const st = await Deno.stat(path);
-          const named = fileTime(e.name);
-          const time = named !== undefined ? named * 1000 : (st.mtime?.getTime() ?? 0);
-          const written = Math.max(time, named !== undefined ? 0 : (st.mtime?.getTime() ?? 0));
-          if (written > this.#o.now() - this.#o.delayWindow) continue;
-          out.push({ path, rel, time, size: st.size });
+        const rel = relDir + e.name;
+        if (e.isDirectory) {
+          if (this.#descend(rel + "/")) await walk(path, rel + "/");
+          continue;
         }
+        if (!e.isFile && !e.isSymlink) continue;
+        if (e.name.startsWith(stateName) && (path === statePath || path.startsWith(statePath))) {
+          continue;
+        }
+        if (!this.#matches(rel, e.name)) continue;
+        present.add(rel);
+        if (this.#store.isDone(rel) || this.#inflight.has(rel)) continue;
+        let st: Deno.FileInfo;
+        try {
+          st = await Deno.stat(path); // follows a symlink
+        } catch {
+          continue; // gone since listed
+        }
+        if (!st.isFile) continue;
+        const mtime = st.mtime?.getTime() ?? 0;
+        const named = fileTime(e.name);
+        const time = named !== undefined ? named * 1000 : mtime;
+        if (Math.max(time, mtime) > cutoff) continue; // maybe still being written
+        out.push({ path, rel, time, size: st.size });
       }
     };
     try {
-      await walk(this.#o.root);
+      await walk(this.#root, "");
     } catch (e) {
-      throw new Error(`cannot list ${this.#o.root}`, { cause: e });
+      throw new Error(`cannot list ${this.#root}: ${(e as Error).message}`, { cause: e });
     }
-    // Forget files that are gone, so the state stays bounded.
-    let pruned = false;
-    for (const k of this.#done.keys()) {
-      if (!present.has(k)) {
-        this.#done.delete(k);
-        pruned = true;
-      }
-    }
-    if (pruned) await this.#save();
-    return out.sort((a, b) => a.time - b.time || (a.rel < b.rel ? -1 : 1));
+    this.#scans++;
+    const pruned = this.#store.prune((id) => id.startsWith(this.#prefix) && !present.has(id));
+    if (pruned > 0) this.#log.debug("forgot files that are gone", { files: pruned });
+    return out.sort((a, b) => a.time - b.time || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   }
 
+  /**
+   * The files, as units, oldest first; ends after one pass with `once`, else when `signal`
+   * aborts.
+   *
+   * @throws {Error} when the checkpoint cannot be loaded or the directory cannot be listed on
+   *   the first scan (later scan failures are logged and retried).
+   */
   async *units(signal: AbortSignal): AsyncIterable<Unit> {
-    await this.#load();
+    if (!this.#loaded) {
+      await this.#store.load();
+      this.#loaded = true;
+    }
     while (!signal.aborted) {
-      for (const f of await this.scan()) {
-        if (signal.aborted) return;
-        this.#inflight.add(f.rel);
-        yield this.#unit(f);
+      let found: FoundFile[] = [];
+      try {
+        found = await this.scan();
+      } catch (e) {
+        if (this.#once || this.#scans === 0) throw e;
+        this.#log.error("scan failed: retrying at the next interval", {
+          root: this.#root,
+          error: e,
+        });
       }
-      if (this.#o.once) return;
-      await sleep(this.#o.scanInterval, signal);
+      for (const file of found) {
+        if (signal.aborted) return;
+        if (this.#store.isDone(file.rel) || this.#inflight.has(file.rel)) continue;
+        this.#inflight.add(file.rel);
+        yield this.#unit(file);
+      }
+      if (this.#once) return;
+      await sleep(this.#scanInterval, signal);
     }
   }
 
-  #unit(f: Found): Unit {
+  #unit(file: FoundFile): Unit {
     return {
-      id: `file://${f.path}`,
-      time: f.time,
-      size: f.size,
+      id: `file://${file.path}`,
+      time: file.time,
+      size: file.size,
+      attributes: { path: file.rel },
       open: async () => {
-        const file = await Deno.open(f.path, { read: true });
-        return file.readable;
+        try {
+          return (await Deno.open(file.path, { read: true })).readable;
+        } catch (e) {
+          throw new Error(`cannot open ${file.path}: ${(e as Error).message}`, { cause: e });
+        }
       },
-      ack: async () => {
-        this.#inflight.delete(f.rel);
-        this.#done.set(f.rel, f.size);
-        await this.#save();
+      ack: (result) => {
+        this.#inflight.delete(file.rel);
+        this.#store.markDone(file.rel, { lines: result.lines, consumed: result.consumed });
+        return Promise.resolve();
       },
       nack: () => {
-        this.#inflight.delete(f.rel);
+        this.#inflight.delete(file.rel);
         return Promise.resolve();
       },
     };
   }
 
+  /** Write the checkpoint (close it when the source made it). */
   async close(): Promise<void> {
-    await this.#saving;
+    if (this.#ownStore) await this.#store.close();
+    else await this.#store.flush();
   }
 }

@@ -3,10 +3,12 @@
 import { endToEndBench, microBench } from "./pipeline.ts";
 import { lagBench, s3Bench } from "./s3.ts";
 import { azureKafkaBench } from "./azure_kafka.ts";
+import { bench as sinksBench } from "./sinks.ts";
 import type { BenchRow } from "./row.ts";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
   pipeline: microBench,
+  sinks: sinksBench,
   e2e: () => endToEndBench(),
   s3: () => s3Bench(),
   lag: () => lagBench(),
