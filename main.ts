@@ -383,10 +383,21 @@ Values may use \${ENV_VAR}, \${ENV_VAR:-default} and \${credential:NAME} (system
 Durations: 500ms, 15s, 1m, 1h30m. Sizes: 512KiB, 1MiB, 10MB or a byte count.
 Each mode reads its own section (stream:, route:, ...); the others are ignored by it.`;
 
+/**
+ * The arguments to run with: as an AWS Lambda `bootstrap` (started with no arguments and
+ * AWS_LAMBDA_RUNTIME_API set), the router with its Lambda input and no status endpoint.
+ */
+function effectiveArgs(args: string[]): string[] {
+  if (args.length === 0 && Deno.env.get("AWS_LAMBDA_RUNTIME_API")) {
+    return ["route", "--input", "lambda", "--no-status"];
+  }
+  return args;
+}
+
 if (import.meta.main) {
   let code: number;
   try {
-    code = await run(Deno.args);
+    code = await run(effectiveArgs(Deno.args));
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`edge-agent: ${e.message}`);

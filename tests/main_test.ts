@@ -195,8 +195,9 @@ Deno.test("every implemented mode starts and stops under the compiled binary's p
   const dir = await Deno.makeTempDir();
   // A minimal config per mode that runs once and exits; a mode added later must add its own.
   // null: the mode needs a test service, and its own test starts it with the same permission set
-  // (tail, ingest, monitor: tests/modes/<mode>_test.ts).
+  // (tail, ingest, monitor, route: tests/modes/<mode>_test.ts).
   const configs: Record<string, string | null> = {
+    route: null,
     tail: null,
     ingest: null,
     monitor: null,
@@ -219,4 +220,13 @@ Deno.test("every implemented mode starts and stops under the compiled binary's p
     assert.doesNotMatch(r.stderr, /PermissionDenied|NotCapable|Requires .* access/);
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("started with no arguments under AWS_LAMBDA_RUNTIME_API, the binary runs route's Lambda input", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (closed.addr as Deno.NetAddr).port;
+  closed.close(); // nothing answers there
+  const r = await cli([], { env: { AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}` } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Lambda Runtime API unavailable/);
 });

@@ -10,6 +10,7 @@ import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
 import { ingestMode } from "./ingest.ts";
 import { monitorMode } from "./monitor.ts";
+import { routeMode } from "./route.ts";
 import { streamMode } from "./stream.ts";
 import { tailMode } from "./tail.ts";
 
@@ -26,11 +27,7 @@ export interface PlannedMode {
 /** Every mode, implemented or planned, in help order. */
 export const modes: (AnyMode | PlannedMode)[] = [
   streamMode,
-  {
-    name: "route",
-    summary: "S3 events (SQS/SNS/Lambda) → tenant config in DynamoDB → CloudWatch Logs / S3",
-    planned: true,
-  },
+  routeMode,
   monitorMode,
   ingestMode,
   tailMode,

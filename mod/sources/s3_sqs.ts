@@ -6,8 +6,14 @@
  * queue, with no coordination of ours.
  *
  * A message that is not an S3 event (malformed JSON, no Records, the `s3:TestEvent`) is deleted,
- * counted and logged with the reason: retrying it cannot help. A unit that fails leaves its
- * message for redelivery (its visibility is reset so that happens soon).
+ * counted and logged with the reason: retrying it cannot help; so is one whose objects all failed
+ * for a reason redelivery cannot fix (a {@link NonRecoverableError}: object gone, unknown tenant).
+ * A unit that fails otherwise leaves its message for redelivery (its visibility is reset so that
+ * happens soon).
+ *
+ * A message re-queued after a cut-short run (see s3_event_batch.ts) carries
+ * `processing_metadata: {offset, retry_count, completed_deliveries}`, the reference's format; its
+ * objects come with `resume` set.
  * @module
  */
 
@@ -21,9 +27,10 @@ import {
 import type { S3Client } from "@aws-sdk/client-s3";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
 import { sleep } from "../pipeline/retry.ts";
-import type { Source, Unit } from "../pipeline/types.ts";
-import { openS3Object } from "./s3_object.ts";
+import type { Source } from "../pipeline/types.ts";
+import { type ObjectResume, openS3Object, type S3ObjectUnit } from "./s3_object.ts";
 import type { SqsConfig } from "./s3_sqs_spec.ts";
 
 /** One object named by an S3 event record. */
@@ -33,6 +40,21 @@ export interface S3EventObject {
   size?: number;
   /** ms since epoch. */
   time?: number;
+  /** Where an earlier run stopped, from the message's `processing_metadata`. */
+  resume?: ObjectResume;
+}
+
+/** The `processing_metadata` of a re-queued message, if any. */
+function resumeOf(doc: Record<string, unknown>): ObjectResume | undefined {
+  const m = doc.processing_metadata as Record<string, unknown> | undefined;
+  if (!m || typeof m !== "object") return undefined;
+  const offset = Number(m.offset ?? 0);
+  const requeues = Number(m.retry_count ?? 0);
+  const completed = Array.isArray(m.completed_deliveries)
+    ? m.completed_deliveries.filter((d): d is string => typeof d === "string")
+    : [];
+  if (!Number.isSafeInteger(offset) || offset < 0) return undefined;
+  return { offset, completed, requeues: Number.isSafeInteger(requeues) ? requeues : 0 };
 }
 
 /** What a queue message turned out to be. */
@@ -45,7 +67,7 @@ export type ParsedMessage =
  * Parse an SQS message body: an S3 event, an SNS notification wrapping one, or the S3 test event.
  * Keys are URL-decoded as S3 encodes them (`+` for space).
  */
-export function parseS3Event(body: string): ParsedMessage {
+export function parseS3Event(body: string, inherited?: ObjectResume): ParsedMessage {
   let doc: unknown;
   try {
     doc = JSON.parse(body);
@@ -53,8 +75,9 @@ export function parseS3Event(body: string): ParsedMessage {
     return { kind: "malformed", reason: `not JSON: ${(e as Error).message}` };
   }
   const obj = doc as Record<string, unknown>;
+  const resume = (obj && typeof obj === "object" && resumeOf(obj)) || inherited;
   if (obj && typeof obj === "object" && typeof obj.Message === "string") {
-    return parseS3Event(obj.Message); // SNS envelope
+    return parseS3Event(obj.Message, resume); // SNS envelope
   }
   if (obj?.Event === "s3:TestEvent") return { kind: "test" };
   if (!obj || !Array.isArray(obj.Records)) {
@@ -80,6 +103,7 @@ export function parseS3Event(body: string): ParsedMessage {
       key,
       ...(typeof s3.object.size === "number" && { size: s3.object.size }),
       ...(!Number.isNaN(t) && { time: t }),
+      ...(resume && { resume }),
     });
   }
   return { kind: "objects", objects };
@@ -102,6 +126,7 @@ export class SqsS3Source implements Source {
   readonly #o: SqsS3SourceOptions;
   readonly #malformed;
   readonly #received;
+  readonly #undeliverable;
 
   constructor(o: SqsS3SourceOptions) {
     if (!o.config.queue_url) throw new TypeError("sqs.queue_url is required for discovery: sqs");
@@ -111,9 +136,13 @@ export class SqsS3Source implements Source {
       "Queue messages that were not S3 events: deleted",
     );
     this.#received = o.metrics.counter("sqs_messages_received_total", "Queue messages received");
+    this.#undeliverable = o.metrics.counter(
+      "sqs_objects_undeliverable_total",
+      "Objects that failed for a reason redelivery cannot fix (logged): their message is deleted",
+    );
   }
 
-  async *units(signal: AbortSignal): AsyncIterable<Unit> {
+  async *units(signal: AbortSignal): AsyncIterable<S3ObjectUnit> {
     const { sqs, config, log } = this.#o;
     while (!signal.aborted) {
       let messages: Message[];
@@ -154,7 +183,7 @@ export class SqsS3Source implements Source {
     }
   }
 
-  #unitsOf(m: Message, objects: S3EventObject[]): Unit[] {
+  #unitsOf(m: Message, objects: S3EventObject[]): S3ObjectUnit[] {
     const { sqs, s3, config, log } = this.#o;
     let remaining = objects.length;
     let failed: Error | undefined;
@@ -185,13 +214,26 @@ export class SqsS3Source implements Source {
     };
     return objects.map((o) => ({
       id: `s3://${o.bucket}/${o.key}`,
+      bucket: o.bucket,
+      key: o.key,
       ...(o.time !== undefined && { time: o.time }),
       ...(o.size !== undefined && { size: o.size }),
+      ...(o.resume && { resume: o.resume }),
       attributes: { message_id: m.MessageId ?? "" },
       open: (signal) => openS3Object(s3, o.bucket, o.key, signal),
       ack: () => settle(),
       nack: (e) => {
-        failed ??= e;
+        const permanent = nonRecoverable(e);
+        if (permanent) {
+          // Redelivery cannot help: count it, say why, and let the message go once the rest is done.
+          this.#undeliverable.inc(1, { reason: permanent.reason });
+          log.error("object cannot be delivered: its message will be deleted", {
+            unit: `s3://${o.bucket}/${o.key}`,
+            message_id: m.MessageId,
+            reason: permanent.reason,
+            error: errorChain(e),
+          });
+        } else failed ??= e;
         return settle();
       },
     }));

@@ -4,6 +4,7 @@ import { endToEndBench, microBench } from "./pipeline.ts";
 import { lagBench, s3Bench } from "./s3.ts";
 import { azureKafkaBench } from "./azure_kafka.ts";
 import { bench as sinksBench } from "./sinks.ts";
+import { bench as routeBench } from "./route.ts";
 import type { BenchRow } from "./row.ts";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   s3: () => s3Bench(),
   lag: () => lagBench(),
   azure: () => azureKafkaBench(),
+  route: routeBench,
 };
 
 const wanted = Deno.args.length ? Deno.args : Object.keys(suites);
