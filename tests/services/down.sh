@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# Stop exactly the services tests/services/up.sh started (by pid file, never by name).
+# Stop exactly the services tests/services/up.sh started: by the pid files in
+# $EDGE_AGENT_SERVICES_DIR (default /tmp/edge-agent-services), never by process name. A pid file
+# whose process has ended, or whose pid now belongs to another process, is only removed.
 set -euo pipefail
-run=${EDGE_AGENT_SERVICES_DIR:-/tmp/edge-agent-services}
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/services/lib.sh
+. "$here/lib.sh"
+mkdir -p "$services_run"
+exec 9>"$services_run/up.lock" # not while up.sh is starting them
+command -v flock >/dev/null && flock 9
 for name in moto kafka azurite; do
-  pidfile="$run/$name.pid"
-  [ -f "$pidfile" ] || continue
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    # up.sh starts each with setsid: the pid leads its own process group.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    echo "services: stopped $name ($pid)"
-  fi
-  rm -f "$pidfile"
+  stop "$name"
+  rm -f "$services_run/$name.status"
 done
-rm -f "$run/kafka.ready"
+rm -f "$services_run/env"

@@ -1,8 +1,18 @@
 /**
- * The test side of the services harness: reads the env file tests/services/up.sh wrote, gives
- * tests SDK clients pointed at the local servers and fresh, uniquely named resources, and turns
- * an unavailable service into an ignored test (with a printed reason) outside CI and into a
- * failing one in CI.
+ * The test side of the services harness. It reads the env file tests/services/up.sh wrote (it
+ * starts nothing itself), gives tests SDK clients pointed at the local servers and fresh, uniquely
+ * named resources, and turns an unavailable service into an ignored test with a printed reason
+ * outside CI and into a failing test in CI (`CI=true`).
+ *
+ * @example
+ * ```ts
+ * import { freshBucket, s3Client, serviceTest } from "../services/mod.ts";
+ *
+ * serviceTest("S3ScanSource() lists a fresh bucket", "aws", async () => {
+ *   const bucket = await freshBucket();
+ *   // ... s3Client(), the code under test, asserts
+ * });
+ * ```
  * @module
  */
 
@@ -17,76 +27,134 @@ import { STSClient } from "@aws-sdk/client-sts";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { Kafka, logLevel } from "kafkajs";
 
-/** Which server a test needs. */
+/** A server the tests can need: "aws" is moto (S3, SQS, SNS, DynamoDB, Logs, STS, CloudWatch, RDS). */
 export type Service = "aws" | "kafka" | "azurite";
 
-const DIR = Deno.env.get("EDGE_AGENT_SERVICES_DIR") ?? "/tmp/edge-agent-services";
-
-function readEnv(): Record<string, string> {
-  try {
-    const text = Deno.readTextFileSync(`${DIR}/env`);
-    return Object.fromEntries(
-      text.split("\n").filter((l) => l.includes("=")).map((l) => {
-        const i = l.indexOf("=");
-        return [l.slice(0, i), l.slice(i + 1)];
-      }),
-    );
-  } catch {
-    return {};
-  }
+/** What tests/services/up.sh wrote: where each service answers and which ones cannot be used. */
+export interface Services {
+  /** The run dir holding the env file, pid files and logs. */
+  dir: string;
+  /** moto's endpoint, e.g. `http://127.0.0.1:5000`. */
+  awsEndpoint: string;
+  /** Kafka bootstrap brokers, e.g. `["127.0.0.1:9092"]`. */
+  kafkaBrokers: string[];
+  /** Azurite's blob endpoint for the dev account, e.g. `http://127.0.0.1:10000/devstoreaccount1`. */
+  azuriteBlobUrl: string;
+  /** Connection string for Azurite's well-known account `devstoreaccount1`. */
+  azureConnectionString: string;
+  /** Whether `name` can be used. */
+  available(name: Service): boolean;
+  /** Why `name` cannot be used, or undefined when it can. */
+  reason(name: Service): string | undefined;
+  /** The path of `name`'s log. */
+  logPath(name: Service): string;
 }
 
-const env = readEnv();
-const unavailable = env.SERVICES_UNAVAILABLE ?? "";
-const LOG: Record<Service, string> = { aws: "moto", kafka: "kafka", azurite: "azurite" };
+const DIR = Deno.env.get("EDGE_AGENT_SERVICES_DIR") ?? "/tmp/edge-agent-services";
+const PROCESS: Record<Service, string> = { aws: "moto", kafka: "kafka", azurite: "azurite" };
+const LOG_KEY: Record<Service, string> = {
+  aws: "MOTO_LOG",
+  kafka: "KAFKA_LOG",
+  azurite: "AZURITE_LOG",
+};
+const DEV_KEY =
+  "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/** Endpoints of the running services. */
+let cached: Services | undefined;
+
+/**
+ * The services as tests/services/up.sh left them, read once from
+ * `$EDGE_AGENT_SERVICES_DIR/env` (default /tmp/edge-agent-services/env). Brings nothing up.
+ * @returns endpoints and availability; without an env file every service is unavailable.
+ */
+export function services(): Services {
+  if (cached) return cached;
+  let text: string | undefined;
+  try {
+    text = Deno.readTextFileSync(`${DIR}/env`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const env = new Map<string, string>();
+  for (const line of (text ?? "").split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) env.set(line.slice(0, i), line.slice(i + 1));
+  }
+  const missing = (env.get("SERVICES_UNAVAILABLE") ?? "").split(";").filter((s) => s !== "");
+  const reason = (name: Service): string | undefined => {
+    if (text === undefined) return `tests/services/up.sh has not run (no ${DIR}/env)`;
+    return missing.find((m) => m.startsWith(`${PROCESS[name]}:`));
+  };
+  const blob = env.get("AZURITE_BLOB_URL") ?? "http://127.0.0.1:10000/devstoreaccount1";
+  cached = {
+    dir: DIR,
+    awsEndpoint: env.get("AWS_ENDPOINT_URL") ?? "http://127.0.0.1:5000",
+    kafkaBrokers: (env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(","),
+    azuriteBlobUrl: blob,
+    azureConnectionString: env.get("AZURE_STORAGE_CONNECTION_STRING") ??
+      `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${DEV_KEY};BlobEndpoint=${blob};`,
+    available: (name) => reason(name) === undefined,
+    reason,
+    logPath: (name) => env.get(LOG_KEY[name]) ?? `${DIR}/${PROCESS[name]}.log`,
+  };
+  return cached;
+}
+
+/** Endpoints of the services (the same as {@linkcode services}, in the shape older tests use). */
 export const endpoints = {
-  aws: env.AWS_ENDPOINT_URL ?? "http://127.0.0.1:5000",
-  kafka: (env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(","),
-  azuriteConnectionString: env.AZURE_STORAGE_CONNECTION_STRING ?? "",
-  azuriteBlobUrl: env.AZURITE_BLOB_URL ?? "http://127.0.0.1:10000/devstoreaccount1",
+  aws: services().awsEndpoint,
+  kafka: services().kafkaBrokers,
+  azuriteConnectionString: services().azureConnectionString,
+  azuriteBlobUrl: services().azuriteBlobUrl,
 };
 
-/** Why a service cannot be used, or undefined when it can. */
-export function unavailableReason(s: Service): string | undefined {
-  if (!env.AWS_ENDPOINT_URL) return "tests/services/up.sh has not run (no env file)";
-  const entry = unavailable.split(";").find((u) => u.startsWith(LOG[s]));
-  return entry || undefined;
+/**
+ * Why a service cannot be used.
+ * @param name the service
+ * @returns the reason, or undefined when it can be used
+ */
+export function unavailableReason(name: Service): string | undefined {
+  return services().reason(name);
 }
 
-// Agent code under test uses the SDK's default credential chain: give it moto's dummy keys.
-for (
-  const [k, v] of [["AWS_ACCESS_KEY_ID", "test"], ["AWS_SECRET_ACCESS_KEY", "test"], [
-    "AWS_REGION",
-    "us-east-1",
-  ]]
-) {
-  if (!Deno.env.get(k!)) Deno.env.set(k!, v!);
+// Agent code under test takes AWS credentials from the SDK's default chain: moto's dummy keys.
+for (const [k, v] of [["AWS_ACCESS_KEY_ID", "test"], ["AWS_SECRET_ACCESS_KEY", "test"]] as const) {
+  if (!Deno.env.get(k)) Deno.env.set(k, v);
 }
+if (!Deno.env.get("AWS_REGION")) Deno.env.set("AWS_REGION", "us-east-1");
 
-/** The last lines of a service's log, for a failing test's output. */
-export function serviceLogTail(s: Service, lines = 30): string {
+/**
+ * The last lines of a service's log, for a failing test's output.
+ * @param name the service
+ * @param lines how many lines
+ * @returns the lines, or a note that there is no log
+ */
+export function serviceLogTail(name: Service, lines = 30): string {
+  const path = services().logPath(name);
   try {
-    const text = Deno.readTextFileSync(`${DIR}/${LOG[s]}.log`);
-    return text.split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
+    return Deno.readTextFileSync(path).split("\n").slice(-lines - 1).join("\n");
+  } catch (e) {
+    return `(no log at ${path}: ${e instanceof Error ? e.message : e})`;
   }
 }
 
 /**
- * A Deno test that needs `services`: ignored with a printed reason when one is unavailable
- * outside CI; failing (with the reason) in CI.
+ * A Deno test that needs one or more services. When one is unavailable it is ignored, with the
+ * reason printed on one line, or, in CI (`CI=true`), it fails with that reason. When `fn` throws,
+ * the tail of each needed service's log is printed before the error.
+ * @param name the test name
+ * @param need the service or services the test talks to
+ * @param fn the test body
  */
 export function serviceTest(
   name: string,
-  services: Service[],
+  need: Service | Service[],
   fn: (t: Deno.TestContext) => Promise<void>,
 ): void {
-  const why = services.map(unavailableReason).find((r) => r !== undefined);
-  const ci = Deno.env.get("CI") === "true";
-  if (why && !ci) {
+  const needs = Array.isArray(need) ? need : [need];
+  const why = needs.map(unavailableReason).find((r) => r !== undefined);
+  const ci = ["true", "1"].includes(Deno.env.get("CI") ?? "");
+  if (why !== undefined && !ci) {
     console.error(`ignored: ${name}: ${why}`);
     Deno.test({ name, ignore: true, fn: () => {} });
     return;
@@ -96,78 +164,134 @@ export function serviceTest(
     sanitizeOps: false,
     sanitizeResources: false,
     async fn(t) {
-      if (why) throw new Error(`service unavailable in CI: ${why}`);
+      if (why !== undefined) throw new Error(`test service unavailable in CI: ${why}`);
       try {
         await fn(t);
       } catch (e) {
-        for (const s of services) console.error(`--- ${LOG[s]} log tail ---\n${serviceLogTail(s)}`);
+        for (const s of needs) {
+          console.error(`--- ${services().logPath(s)} (last lines) ---\n${serviceLogTail(s)}`);
+        }
         throw e;
       }
     },
   });
 }
 
-/** A short unique name: `prefix-<random>`. */
+/**
+ * A short unique name, `prefix-<12 hex digits>`.
+ * @param prefix the start of the name
+ * @returns the name
+ */
 export function uniqueName(prefix: string): string {
-  return `${prefix}-${crypto.randomUUID().slice(0, 12)}`;
+  return `${prefix}-${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
 }
 
-const creds = { accessKeyId: "test", secretAccessKey: "test" };
+/** moto's dummy credentials, passed explicitly to every client. */
+export const testCredentials = { accessKeyId: "test", secretAccessKey: "test" };
 
-/** The agent's AWS config keys (mod/sources/aws.ts) for moto. */
+/**
+ * The agent's AWS config keys (mod/sources/aws.ts) pointed at moto.
+ * @returns region, endpoint and path-style addressing for moto
+ */
 export function awsTestConfig(): { region: string; endpoint: string; force_path_style: boolean } {
-  return { region: "us-east-1", endpoint: endpoints.aws, force_path_style: true };
+  return { region: "us-east-1", endpoint: services().awsEndpoint, force_path_style: true };
 }
 
-const aws = () => ({ endpoint: endpoints.aws, region: "us-east-1", credentials: creds });
+const aws = () => ({
+  endpoint: services().awsEndpoint,
+  region: "us-east-1",
+  credentials: testCredentials,
+});
+/** An S3 client for moto (path-style addressing). */
 export const s3Client = (): S3Client => new S3Client({ ...aws(), forcePathStyle: true });
+/** An SQS client for moto. */
 export const sqsClient = (): SQSClient => new SQSClient(aws());
+/** An SNS client for moto. */
 export const snsClient = (): SNSClient => new SNSClient(aws());
+/** A DynamoDB client for moto. */
 export const dynamoClient = (): DynamoDBClient => new DynamoDBClient(aws());
+/** A CloudWatch Logs client for moto. */
 export const logsClient = (): CloudWatchLogsClient => new CloudWatchLogsClient(aws());
+/** A CloudWatch (metrics) client for moto. */
 export const cloudwatchClient = (): CloudWatchClient => new CloudWatchClient(aws());
+/** An STS client for moto. */
 export const stsClient = (): STSClient => new STSClient(aws());
+/** An RDS client for moto. */
 export const rdsClient = (): RDSClient => new RDSClient(aws());
 
-/** A new, empty bucket. */
+/**
+ * A new, empty S3 bucket.
+ * @param prefix the start of its name
+ * @returns the bucket name
+ */
 export async function freshBucket(prefix = "test"): Promise<string> {
   const name = uniqueName(prefix).toLowerCase();
   await s3Client().send(new CreateBucketCommand({ Bucket: name }));
   return name;
 }
 
-/** A new SQS queue; returns its URL. */
+/**
+ * A new, empty SQS queue.
+ * @param prefix the start of its name
+ * @returns the queue URL
+ */
 export async function freshQueue(prefix = "test"): Promise<string> {
   const out = await sqsClient().send(new CreateQueueCommand({ QueueName: uniqueName(prefix) }));
-  return out.QueueUrl!;
+  if (!out.QueueUrl) throw new Error(`CreateQueue at ${services().awsEndpoint} gave no QueueUrl`);
+  return out.QueueUrl;
 }
 
-/** A new DynamoDB table with a string hash key (and optional string range key). */
-export async function freshTable(hashKey = "pk", rangeKey?: string): Promise<string> {
+/** A DynamoDB key attribute: a name (a string attribute), or a name and its type. */
+export type KeyAttribute = string | { name: string; type: "S" | "N" | "B" };
+
+/**
+ * A new, empty DynamoDB table (on-demand billing).
+ * @param hash the partition key, e.g. `"tenant"` or `{ name: "n", type: "N" }`
+ * @param range the sort key, if any
+ * @returns the table name
+ */
+export async function freshTable(hash: KeyAttribute = "pk", range?: KeyAttribute): Promise<string> {
   const TableName = uniqueName("table");
+  const keys = [
+    { ...attr(hash), KeyType: "HASH" as const },
+    ...(range === undefined ? [] : [{ ...attr(range), KeyType: "RANGE" as const }]),
+  ];
   await dynamoClient().send(
     new CreateTableCommand({
       TableName,
       BillingMode: "PAY_PER_REQUEST",
-      AttributeDefinitions: [
-        { AttributeName: hashKey, AttributeType: "S" },
-        ...(rangeKey ? [{ AttributeName: rangeKey, AttributeType: "S" as const }] : []),
-      ],
-      KeySchema: [
-        { AttributeName: hashKey, KeyType: "HASH" },
-        ...(rangeKey ? [{ AttributeName: rangeKey, KeyType: "RANGE" as const }] : []),
-      ],
+      AttributeDefinitions: keys.map((k) => ({
+        AttributeName: k.AttributeName,
+        AttributeType: k.AttributeType,
+      })),
+      KeySchema: keys.map((k) => ({ AttributeName: k.AttributeName, KeyType: k.KeyType })),
     }),
   );
   return TableName;
 }
 
-/** A kafkajs client for the local broker. */
-export function kafka(clientId = "edge-agent-tests"): Kafka {
-  return new Kafka({ clientId, brokers: endpoints.kafka, logLevel: logLevel.NOTHING });
+function attr(k: KeyAttribute): { AttributeName: string; AttributeType: "S" | "N" | "B" } {
+  return typeof k === "string"
+    ? { AttributeName: k, AttributeType: "S" }
+    : { AttributeName: k.name, AttributeType: k.type };
 }
 
-/** A new topic (auto-creation is off on the test broker). */
+/**
+ * A kafkajs client for the local broker (its own logging off).
+ * @param clientId the client id the broker sees
+ * @returns the client
+ */
+export function kafka(clientId = "edge-agent-tests"): Kafka {
+  return new Kafka({ clientId, brokers: services().kafkaBrokers, logLevel: logLevel.NOTHING });
+}
+
+/**
+ * A new, empty topic (the test broker does not create topics on use), with its partition leaders
+ * elected.
+ * @param partitions how many partitions
+ * @param prefix the start of its name
+ * @returns the topic name
+ */
 export async function freshTopic(partitions = 1, prefix = "test"): Promise<string> {
   const topic = uniqueName(prefix);
   const admin = kafka().admin();
@@ -183,12 +307,19 @@ export async function freshTopic(partitions = 1, prefix = "test"): Promise<strin
   return topic;
 }
 
-/** An Azure blob client for Azurite's well-known account. */
+/**
+ * An Azure blob service client for Azurite's well-known account `devstoreaccount1`.
+ * @returns the client
+ */
 export function blobServiceClient(): BlobServiceClient {
-  return BlobServiceClient.fromConnectionString(endpoints.azuriteConnectionString);
+  return BlobServiceClient.fromConnectionString(services().azureConnectionString);
 }
 
-/** A new blob container; returns its name. */
+/**
+ * A new, empty blob container in Azurite.
+ * @param prefix the start of its name
+ * @returns the container name
+ */
 export async function freshContainer(prefix = "test"): Promise<string> {
   const name = uniqueName(prefix).toLowerCase();
   await blobServiceClient().getContainerClient(name).create();

@@ -1,5 +1,7 @@
-// One smoke test per service, through the SDKs the agent uses, against the real local servers.
+// One smoke test per service, through the SDKs the agent uses, against the real local servers
+// that tests/services/up.sh started.
 import assert from "node:assert/strict";
+import { ListMetricsCommand, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import {
   CreateLogGroupCommand,
   CreateLogStreamCommand,
@@ -7,15 +9,18 @@ import {
   PutLogEventsCommand,
 } from "@aws-sdk/client-cloudwatch-logs";
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { DescribeDBInstancesCommand } from "@aws-sdk/client-rds";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import {
   DeleteMessageCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
 } from "@aws-sdk/client-sqs";
+import { CreateTopicCommand, PublishCommand, SubscribeCommand } from "@aws-sdk/client-sns";
 import { AssumeRoleCommand } from "@aws-sdk/client-sts";
 import {
   blobServiceClient,
+  cloudwatchClient,
   dynamoClient,
   freshBucket,
   freshContainer,
@@ -24,14 +29,16 @@ import {
   freshTopic,
   kafka,
   logsClient,
+  rdsClient,
   s3Client,
   serviceTest,
+  snsClient,
   sqsClient,
   stsClient,
   uniqueName,
 } from "./mod.ts";
 
-serviceTest("moto S3: put, get, list with a prefix", ["aws"], async () => {
+serviceTest("moto S3: put, get, list with a prefix", "aws", async () => {
   const s3 = s3Client();
   const Bucket = await freshBucket();
   await s3.send(new PutObjectCommand({ Bucket, Key: "logs/year=2025/a.gz", Body: "hello" }));
@@ -42,7 +49,7 @@ serviceTest("moto S3: put, get, list with a prefix", ["aws"], async () => {
   assert.deepEqual(list.Contents?.map((o) => o.Key), ["logs/year=2025/a.gz"]);
 });
 
-serviceTest("moto SQS: send, receive, delete", ["aws"], async () => {
+serviceTest("moto SQS: send, receive, delete", "aws", async () => {
   const sqs = sqsClient();
   const QueueUrl = await freshQueue();
   await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: "m1" }));
@@ -55,7 +62,7 @@ serviceTest("moto SQS: send, receive, delete", ["aws"], async () => {
   assert.equal(empty.Messages?.length ?? 0, 0);
 });
 
-serviceTest("moto DynamoDB: put and get an item", ["aws"], async () => {
+serviceTest("moto DynamoDB: put and get an item", "aws", async () => {
   const ddb = dynamoClient();
   const TableName = await freshTable("tenant");
   await ddb.send(new PutItemCommand({ TableName, Item: { tenant: { S: "acme" }, n: { N: "1" } } }));
@@ -63,7 +70,7 @@ serviceTest("moto DynamoDB: put and get an item", ["aws"], async () => {
   assert.equal(got.Item?.n?.N, "1");
 });
 
-serviceTest("moto CloudWatch Logs: group, stream, PutLogEvents, read back", ["aws"], async () => {
+serviceTest("moto CloudWatch Logs: group, stream, PutLogEvents, read back", "aws", async () => {
   const logs = logsClient();
   const logGroupName = uniqueName("/edge-agent/test");
   await logs.send(new CreateLogGroupCommand({ logGroupName }));
@@ -82,7 +89,44 @@ serviceTest("moto CloudWatch Logs: group, stream, PutLogEvents, read back", ["aw
   assert.deepEqual(got.events?.map((e) => e.message), ["one", "two"]);
 });
 
-serviceTest("moto STS: AssumeRole returns credentials", ["aws"], async () => {
+serviceTest("moto SNS: publish to a topic with an SQS subscription", "aws", async () => {
+  const sns = snsClient();
+  const sqs = sqsClient();
+  const QueueUrl = await freshQueue();
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: uniqueName("topic") }));
+  const QueueArn = `arn:aws:sqs:us-east-1:123456789012:${QueueUrl.split("/").at(-1)}`;
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn,
+      Protocol: "sqs",
+      Endpoint: QueueArn,
+      Attributes: { RawMessageDelivery: "true" },
+    }),
+  );
+  await sns.send(new PublishCommand({ TopicArn, Message: "note" }));
+  const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 2 }));
+  assert.equal(r.Messages?.[0]?.Body, "note");
+});
+
+serviceTest("moto CloudWatch: PutMetricData, then ListMetrics finds it", "aws", async () => {
+  const cw = cloudwatchClient();
+  const Namespace = uniqueName("EdgeAgent/Test");
+  await cw.send(
+    new PutMetricDataCommand({
+      Namespace,
+      MetricData: [{ MetricName: "lines", Value: 3, Unit: "Count", Timestamp: new Date() }],
+    }),
+  );
+  const got = await cw.send(new ListMetricsCommand({ Namespace }));
+  assert.deepEqual(got.Metrics?.map((m) => m.MetricName), ["lines"]);
+});
+
+serviceTest("moto RDS: DescribeDBInstances answers", "aws", async () => {
+  const got = await rdsClient().send(new DescribeDBInstancesCommand({}));
+  assert.ok(Array.isArray(got.DBInstances));
+});
+
+serviceTest("moto STS: AssumeRole returns credentials", "aws", async () => {
   const r = await stsClient().send(
     new AssumeRoleCommand({
       RoleArn: "arn:aws:iam::123456789012:role/central-distribution",
@@ -95,7 +139,7 @@ serviceTest("moto STS: AssumeRole returns credentials", ["aws"], async () => {
   assert.ok(r.Credentials?.Expiration instanceof Date);
 });
 
-serviceTest("Kafka (KRaft): produce and consume with kafkajs", ["kafka"], async () => {
+serviceTest("Kafka (KRaft): produce and consume with kafkajs", "kafka", async () => {
   const topic = await freshTopic();
   const producer = kafka().producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
@@ -107,22 +151,37 @@ serviceTest("Kafka (KRaft): produce and consume with kafkajs", ["kafka"], async 
   await producer.disconnect();
   const consumer = kafka().consumer({ groupId: uniqueName("g") });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const got = await new Promise<{ value: string; header: string }>((resolve) => {
-    consumer.run({
-      eachMessage: ({ message }) => {
-        resolve({ value: message.value!.toString(), header: message.headers!.h!.toString() });
-        return Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const got = await new Promise<{ key: string; value: string; header: string }>(
+      (resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`nothing consumed from ${topic} in 30 s`)),
+          30_000,
+        );
+        consumer.run({
+          eachMessage: ({ message }) => {
+            resolve({
+              key: String(message.key),
+              value: String(message.value),
+              header: String(message.headers?.h),
+            });
+            return Promise.resolve();
+          },
+        }).catch(reject);
       },
-    });
-  });
-  await consumer.disconnect();
-  assert.deepEqual(got, { value: "v1", header: "x" });
+    );
+    assert.deepEqual(got, { key: "k", value: "v1", header: "x" });
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
 });
 
 serviceTest(
   "Azurite: append blob with two blocks, download a byte range",
-  ["azurite"],
+  "azurite",
   async () => {
     const container = blobServiceClient().getContainerClient(await freshContainer());
     const blob = container.getAppendBlobClient("kubernetes/20250606.svc-pod_ns_c-1.gz");
