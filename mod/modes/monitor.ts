@@ -1,31 +1,41 @@
 /**
  * Mode `monitor`: watch Azure containers of append blobs (one per environment) and announce in
- * Kafka what changed, keyed by blob name: `BlobObserved` (new, or grown), `BlobsListed` (a scan's
- * count and bytes per date, service and environment), `BlobClosed` (no growth for
- * `blob_closing.timeout_minutes`). Each poll lists today's date prefix (`YYYYMMDD.` in `timezone`)
- * and, during `end_of_day_overlap` after midnight, yesterday's too. What was announced is kept in
- * a state file, so a restart announces nothing twice.
+ * Kafka what changed, as JSON keyed by blob name (one blob's events land in one partition, in
+ * order):
+ * - `BlobObserved`: a new blob, or one that grew (name, container, size, previous_size,
+ *   last_modified, etag, subscription, environment, service, date);
+ * - `BlobsListed`: per scan, date, service and environment, the count and total bytes;
+ * - `BlobClosed`: no growth for `blob_closing.timeout_minutes` (or sealed): ingest workers stop
+ *   watching it. A closed blob that grows again is announced observed again.
+ *
+ * Every `polling_interval` each enabled environment's container is listed under today's date
+ * prefix (`kubernetes/YYYYMMDD.` in `timezone`) and, for `end_of_day_overlap` after midnight,
+ * yesterday's too: the last appends of the day are still seen. A blob whose day is no longer
+ * listed is still closed on time. What was announced is kept in `state_file`, written after the
+ * events were published, so a restart announces nothing twice (a crash in between re-announces:
+ * a duplicate, never a gap).
  * @module
  */
 
 import { resolve } from "node:path";
 import { f, type Infer } from "../config/spec.ts";
+import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
-import { writeFileAtomic } from "../pipeline/atomic_file.ts";
+import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { sleep } from "../pipeline/retry.ts";
-import { KafkaSink, kafkaSinkFields } from "../sinks/kafka.ts";
-import { serviceOf } from "./ingest.ts";
+import { type KafkaMessage, KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
+import { AzureBlobContainer, azureStorageSpec, type BlobInfo } from "../sources/azure_blob.ts";
+import { parseBlobName } from "../sources/k8s_blob_name.ts";
 import { defineMode } from "./mode.ts";
 
 const environmentSpec = f.object({
   subscription: f.string({ description: "Subscription id or name", example: "cp2" }),
   environment: f.string({ description: "Environment name", example: "P1" }),
-  connection_string: f.string({
-    description: "Azure Storage connection string (or a SAS URL connection string)",
-    secret: true,
-    example: "${AZURE_STORAGE_CONNECTION_STRING:-UseDevelopmentStorage=true}",
+  storage_account: azureStorageSpec,
+  container: f.string({
+    description: "Container of the environment's blobs",
+    example: "commerce-logs-separated",
   }),
-  container: f.string({ description: "Container of the environment's blobs", example: "logs" }),
   enabled: f.bool({ description: "Watch this environment", default: true }),
   selectors: f.list(f.string({ description: "service name prefix" }), {
     description: "Only blobs whose service starts with one of these (empty: all)",
@@ -33,21 +43,37 @@ const environmentSpec = f.object({
   }),
 }, { description: "An environment to watch" });
 
+/** One `environments[]` entry. */
+export type MonitorEnvironment = Infer<typeof environmentSpec>;
+
+const validZone = (tz: string) => {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: tz });
+    return undefined;
+  } catch {
+    return `must be an IANA time zone like "UTC" or "Europe/Berlin": got ${JSON.stringify(tz)}`;
+  }
+};
+
 /** The `monitor:` config section. */
 export const monitorSpec = f.object({
-  ...kafkaSinkFields,
-  topic: f.string({ description: "Topic of the blob events", default: "Ingestion.Blobs" }),
-  prefix: f.string({ description: "Blob name prefix above the date", default: "kubernetes/" }),
-  polling_interval: f.duration({ description: "How often to list", default: "30s", min: "1s" }),
-  timezone: f.string({ description: "Time zone of the blobs' dates (IANA name)", default: "UTC" }),
+  kafka: kafkaSpec({ topic: "Ingestion.Blobs", description: "Where the blob events go" }),
+  prefix: f.string({ description: "Blob name prefix before the date", default: "kubernetes/" }),
+  polling_interval: f.duration({ description: "How often to list", default: "5m", min: "1s" }),
+  timezone: f.string({
+    description: "Time zone of the blobs' dates (IANA name)",
+    default: "UTC",
+    check: validZone,
+  }),
   end_of_day_overlap: f.duration({
     description: "After midnight, keep listing yesterday's blobs this long",
     default: "1h",
   }),
   blob_closing: f.object({
+    enabled: f.bool({ description: "Announce BlobClosed", default: true }),
     timeout_minutes: f.int({
       description: "A blob that has not grown this long is announced closed",
-      default: 30,
+      default: 5,
       min: 1,
     }),
   }, { description: "Closing detection" }),
@@ -57,8 +83,9 @@ export const monitorSpec = f.object({
     example: [{
       subscription: "cp2",
       environment: "P1",
-      connection_string: "${AZURE_STORAGE_CONNECTION_STRING:-UseDevelopmentStorage=true}",
-      container: "logs",
+      storage_account: { account_name: "prodlogs", access_key: "${AZURE_STORAGE_KEY:-change-me}" },
+      container: "commerce-logs-separated",
+      selectors: ["apache-proxy", "api-service"],
     }],
   }),
   state_file: f.string({
@@ -68,7 +95,8 @@ export const monitorSpec = f.object({
   once: f.bool({ description: "Poll once, then exit", default: false }),
 }, { description: "Mode monitor: Azure append blobs → blob events in Kafka" });
 
-type MonitorConfig = Infer<typeof monitorSpec>;
+/** The monitor's config. */
+export type MonitorConfig = Infer<typeof monitorSpec>;
 
 /** `YYYYMMDD` and the minutes since midnight of `ms` in `timeZone`. */
 export function localDay(ms: number, timeZone: string): { date: string; minutes: number } {
@@ -89,176 +117,266 @@ export function localDay(ms: number, timeZone: string): { date: string; minutes:
   };
 }
 
-/** The date prefixes to list at `ms`: today, plus yesterday within the overlap. */
+/** The date prefixes to list at `ms`: yesterday within the overlap after midnight, and today. */
 export function datesToList(ms: number, timeZone: string, overlapMs: number): string[] {
   const today = localDay(ms, timeZone);
   if (today.minutes * 60_000 >= overlapMs) return [today.date];
   return [localDay(ms - (today.minutes + 1) * 60_000, timeZone).date, today.date];
 }
 
+/** What the monitor remembers of a blob. */
 interface Seen {
   size: number;
   etag: string;
+  /** When it was last seen growing (ms). */
   grewAt: number;
   closed: boolean;
+  date: string;
 }
 
-/** One environment's blob as listed. */
-interface Listed {
-  name: string;
-  size: number;
-  etag: string;
-  lastModified: string;
+/** Lists an environment's blobs under a prefix. */
+export type Lister = (env: MonitorEnvironment, prefix: string) => AsyncIterable<BlobInfo>;
+
+/** Options for {@link BlobMonitor}. */
+export interface BlobMonitorOptions {
+  /** Where announced blobs are remembered (key `blobs`). */
+  store: CheckpointStore;
+  /** Publish events, in order, keyed; resolves once Kafka has them. */
+  publish: (messages: KafkaMessage[]) => Promise<void>;
+  metrics: Registry;
+  log: Logger;
+  /** Lists blobs. @default the Azure container of each environment */
+  list?: Lister;
+  /** The clock (ms since epoch). @default Date.now */
+  now?: () => number;
 }
 
-/** Lists blobs; injectable for tests of the clock logic. */
-export type Lister = (env: Infer<typeof environmentSpec>, prefix: string) => Promise<Listed[]>;
-
-/** Lists an environment's blobs by prefix with the Azure SDK. */
-export async function azureLister(): Promise<Lister> {
-  const { BlobServiceClient } = await import("@azure/storage-blob");
-  return async (env, prefix) => {
-    const container = BlobServiceClient.fromConnectionString(env.connection_string)
-      .getContainerClient(env.container);
-    const out: Listed[] = [];
-    for await (const b of container.listBlobsFlat({ prefix })) {
-      out.push({
-        name: b.name,
-        size: b.properties.contentLength ?? 0,
-        etag: b.properties.etag ?? "",
-        lastModified: b.properties.lastModified?.toISOString() ?? "",
-      });
-    }
-    return out;
-  };
-}
-
-/** Polls the environments and announces changes; state survives restarts. */
+/** Polls the environments and announces changes; what was announced survives restarts. */
 export class BlobMonitor {
-  #seen = new Map<string, Seen>();
   readonly #c: MonitorConfig;
-  readonly #stateFile: string;
-  readonly #list: Lister;
-  readonly #publish: (key: string, event: Record<string, unknown>) => Promise<void>;
-  readonly #events;
+  readonly #o: Required<BlobMonitorOptions>;
+  readonly #containers = new Map<MonitorEnvironment, Promise<AzureBlobContainer>>();
+  readonly #m;
 
-  constructor(
-    c: MonitorConfig,
-    stateFile: string,
-    list: Lister,
-    publish: (key: string, event: Record<string, unknown>) => Promise<void>,
-    metrics: Registry,
-  ) {
+  constructor(c: MonitorConfig, options: BlobMonitorOptions) {
     this.#c = c;
-    this.#stateFile = stateFile;
-    this.#list = list;
-    this.#publish = publish;
-    this.#events = metrics.counter("monitor_events_total", "Blob events published", ["type"]);
+    this.#o = {
+      list: (env, prefix) => this.#azureList(env, prefix),
+      now: Date.now,
+      ...options,
+    };
+    const m = options.metrics;
+    this.#m = {
+      events: m.counter("monitor_events_published_total", "Blob events published", ["type"]),
+      errors: m.counter(
+        "monitor_poll_errors_total",
+        "Environments whose listing failed (retried at the next poll)",
+        ["environment"],
+      ),
+      tracked: m.gauge("monitor_blobs_tracked", "Blobs remembered in the state"),
+      duration: m.histogram("monitor_poll_duration_seconds", "Time of one poll"),
+    };
   }
 
-  async load(): Promise<void> {
-    try {
-      const state = JSON.parse(await Deno.readTextFile(this.#stateFile)) as Record<string, Seen>;
-      this.#seen = new Map(Object.entries(state));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`cannot read state file ${this.#stateFile}`, { cause: e });
-      }
+  async *#azureList(env: MonitorEnvironment, prefix: string): AsyncIterable<BlobInfo> {
+    let c = this.#containers.get(env);
+    if (!c) {
+      c = AzureBlobContainer.open(env.storage_account, env.container);
+      c.catch(() => this.#containers.delete(env));
+      this.#containers.set(env, c);
     }
+    yield* (await c).list(prefix);
   }
 
-  /** One poll at time `now` (ms). */
-  async poll(now: number): Promise<void> {
+  /**
+   * One poll: list, publish what changed, then remember it.
+   *
+   * @returns the events published.
+   * @throws {Error} when publishing fails (nothing is remembered: the next poll announces again).
+   */
+  async poll(): Promise<Record<string, unknown>[]> {
     const c = this.#c;
+    const { store, list, log, now: clock } = this.#o;
+    const started = performance.now();
+    const now = clock();
     const dates = datesToList(now, c.timezone, c.end_of_day_overlap);
     const closeAfter = c.blob_closing.timeout_minutes * 60_000;
-    for (const env of c.environments.filter((e) => e.enabled)) {
-      for (const date of dates) {
-        const listed = await this.#list(env, `${c.prefix}${date}.`);
-        const summary = new Map<string, { count: number; bytes: number }>();
-        for (const b of listed) {
-          const service = serviceOf(b.name);
-          if (env.selectors.length && !env.selectors.some((s) => service.startsWith(s))) continue;
-          const s = summary.get(service) ?? { count: 0, bytes: 0 };
-          s.count++;
-          s.bytes += b.size;
-          summary.set(service, s);
-          const key = `${env.subscription}/${env.environment}/${env.container}/${b.name}`;
-          const seen = this.#seen.get(key);
-          const base = {
-            name: b.name,
-            container: env.container,
-            subscription: env.subscription,
-            environment: env.environment,
-            service,
-          };
-          if (!seen || b.size > seen.size) {
-            await this.#emit(b.name, {
-              type: "BlobObserved",
-              ...base,
-              size: b.size,
-              last_modified: b.lastModified,
-              etag: b.etag,
+    const before = store.get<Record<string, Seen>>("blobs") ?? {};
+    const after: Record<string, Seen> = structuredClone(before);
+    const events: { key: string; event: Record<string, unknown> }[] = [];
+    const iso = new Date(now).toISOString();
+
+    for (const env of c.environments) {
+      if (!env.enabled) continue;
+      const scope = `${env.subscription}/${env.environment}/${env.container}/`;
+      const base = {
+        container: env.container,
+        subscription: env.subscription,
+        environment: env.environment,
+      };
+      const listed = new Set<string>();
+      try {
+        for (const date of dates) {
+          const summary = new Map<string, { count: number; bytes: number }>();
+          for await (const b of list(env, `${c.prefix}${date}.`)) {
+            const { service } = parseBlobName(b.name);
+            if (env.selectors.length && !env.selectors.some((s) => service.startsWith(s))) {
+              continue;
+            }
+            const s = summary.get(service) ?? { count: 0, bytes: 0 };
+            s.count++;
+            s.bytes += b.size;
+            summary.set(service, s);
+            const key = scope + b.name;
+            listed.add(key);
+            const seen = after[key];
+            const blob = { ...base, name: b.name, service, date };
+            if (!seen || b.size > seen.size) {
+              events.push({
+                key: b.name,
+                event: {
+                  type: "BlobObserved",
+                  ...blob,
+                  size: b.size,
+                  previous_size: seen?.size ?? 0,
+                  last_modified: b.lastModified,
+                  etag: b.etag,
+                  observed_at: iso,
+                },
+              });
+              after[key] = { size: b.size, etag: b.etag, grewAt: now, closed: false, date };
+            } else if (!seen.closed && c.blob_closing.enabled) {
+              const reason = b.sealed
+                ? "sealed"
+                : now - seen.grewAt >= closeAfter
+                ? "inactive"
+                : "";
+              if (reason) {
+                events.push({ key: b.name, event: closedEvent(blob, seen, reason, iso) });
+                seen.closed = true;
+              }
+            }
+          }
+          for (const [service, s] of summary) {
+            events.push({
+              key: `${env.subscription}/${env.environment}/${date}/${service}`,
+              event: {
+                type: "BlobsListed",
+                ...base,
+                date,
+                service,
+                count: s.count,
+                total_bytes: s.bytes,
+                listed_at: iso,
+              },
             });
-            this.#seen.set(key, { size: b.size, etag: b.etag, grewAt: now, closed: false });
-          } else if (!seen.closed && now - seen.grewAt >= closeAfter) {
-            await this.#emit(b.name, { type: "BlobClosed", ...base, size: b.size });
-            seen.closed = true;
           }
         }
-        for (const [service, s] of summary) {
-          await this.#emit(`${date}.${service}`, {
-            type: "BlobsListed",
-            date,
-            service,
-            subscription: env.subscription,
-            environment: env.environment,
-            container: env.container,
-            count: s.count,
-            total_bytes: s.bytes,
-          });
+      } catch (e) {
+        this.#m.errors.inc(1, { environment: `${env.subscription}/${env.environment}` });
+        log.error("listing failed: this environment is polled again next time", {
+          subscription: env.subscription,
+          environment: env.environment,
+          container: env.container,
+          error: errorChain(e),
+        });
+        // Keep the state of what could not be listed as it was.
+        for (const key of Object.keys(after)) {
+          if (key.startsWith(scope) && !listed.has(key)) listed.add(key);
+        }
+      }
+      // Blobs not listed now (their day left the listing window, or deleted): close them on
+      // time; forget them once closed and out of the window.
+      for (const [key, seen] of Object.entries(after)) {
+        if (!key.startsWith(scope) || listed.has(key)) continue;
+        if (!seen.closed && c.blob_closing.enabled && now - seen.grewAt >= closeAfter) {
+          const name = key.slice(scope.length);
+          const blob = { ...base, name, service: parseBlobName(name).service, date: seen.date };
+          events.push({ key: name, event: closedEvent(blob, seen, "inactive", iso) });
+          seen.closed = true;
+        }
+        if ((seen.closed || !c.blob_closing.enabled) && !dates.includes(seen.date)) {
+          delete after[key];
         }
       }
     }
-    await writeFileAtomic(this.#stateFile, JSON.stringify(Object.fromEntries(this.#seen)) + "\n");
-  }
+    // Environments no longer configured (or disabled) are forgotten.
+    const scopes = c.environments.filter((e) => e.enabled).map((e) =>
+      `${e.subscription}/${e.environment}/${e.container}/`
+    );
+    for (const key of Object.keys(after)) {
+      if (!scopes.some((s) => key.startsWith(s))) delete after[key];
+    }
 
-  async #emit(key: string, event: Record<string, unknown>): Promise<void> {
-    await this.#publish(key, event);
-    this.#events.inc(1, { type: String(event.type) });
+    await this.#o.publish(events.map((e) => ({ key: e.key, value: JSON.stringify(e.event) })));
+    for (const e of events) this.#m.events.inc(1, { type: String(e.event.type) });
+    store.set("blobs", after);
+    await store.flush();
+    this.#m.tracked.set(Object.keys(after).length);
+    this.#m.duration.observe((performance.now() - started) / 1000);
+    return events.map((e) => e.event);
   }
+}
+
+function closedEvent(
+  blob: Record<string, unknown>,
+  seen: Seen,
+  reason: string,
+  iso: string,
+): Record<string, unknown> {
+  return {
+    type: "BlobClosed",
+    ...blob,
+    size: seen.size,
+    etag: seen.etag,
+    last_growth_at: new Date(seen.grewAt).toISOString(),
+    reason,
+    closed_at: iso,
+  };
 }
 
 /** Mode `monitor`. */
 export const monitorMode = defineMode({
   name: "monitor",
-  summary: "Azure append blobs → blob events in Kafka",
+  summary: "Azure append blobs → blob events (observed, listed, closed) in Kafka",
   spec: monitorSpec,
-  flags: { once: { key: "once", description: "Poll once, then exit", boolean: true } },
+  flags: {
+    once: { key: "once", description: "Poll once, then exit", boolean: true },
+    brokers: { key: "kafka.brokers", description: "Kafka brokers, comma-separated", list: true },
+    topic: { key: "kafka.topic", description: "Topic of the events" },
+  },
   async run({ config, configDir, metrics, log, health, signal }) {
-    const sink = await KafkaSink.connect(config);
+    const sink = await KafkaSink.connect(config.kafka, { log, metrics });
     health.set("kafka", true);
-    const monitor = new BlobMonitor(
-      config,
-      resolve(configDir, config.state_file),
-      await azureLister(),
-      (key, event) => sink.event(config.topic, key, event),
+    const store = new CheckpointStore(resolve(configDir, config.state_file), {
+      flushInterval: 0,
+      log,
       metrics,
-    );
-    await monitor.load();
+    });
+    await store.load();
+    const monitor = new BlobMonitor(config, {
+      store,
+      publish: (messages) => sink.send(config.kafka.topic, messages, signal),
+      metrics,
+      log,
+    });
     try {
       while (!signal.aborted) {
         try {
-          await monitor.poll(Date.now());
-          health.set("azure", true);
+          const events = await monitor.poll();
+          health.set("monitor", true);
+          log.info("poll done", { events: events.length });
         } catch (e) {
-          health.set("azure", false, (e as Error).message);
-          log.error("monitor poll failed: retrying at the next interval", { error: e });
+          health.set("monitor", false, errorChain(e));
+          log.error("poll failed: retrying at the next interval", { error: errorChain(e) });
+          if (config.once) return 1;
         }
         if (config.once) break;
         await sleep(config.polling_interval, signal);
       }
+      return 0;
     } finally {
+      await store.close();
       await sink.close();
     }
   },

@@ -6,12 +6,12 @@
  */
 
 import { f, type Infer } from "../config/spec.ts";
-import { kafkaClient, kafkaFields } from "../sources/kafka.ts";
+import { kafkaClient, kafkaConnectionFields } from "../sources/kafka_client.ts";
 import { defineMode } from "./mode.ts";
 
 /** The `tail:` config section. */
 export const tailSpec = f.object({
-  ...kafkaFields,
+  ...kafkaConnectionFields,
   topics: f.list(f.string({ description: "topic" }), {
     description: "Topics to follow",
     default: ["Raw.ApplicationLogs"],
@@ -74,18 +74,29 @@ export function renderLine(
     const hs = Object.entries(h).map(([k, v]) => `${k}=${v}`).join(" ");
     return `${m.topic}/${m.partition}@${m.offset} ${hs} | ${line}`;
   }
-  let ts = "", svc = h.service ?? "", msg = line;
+  let ts = "", level = "", svc = h.service ?? "", msg = line;
   if (line.startsWith("{")) {
     try {
-      const o = JSON.parse(line) as Record<string, unknown>;
+      let o = JSON.parse(line) as Record<string, unknown>;
+      // A container runtime's wrapper ({"log": "...", "stream": ..., "time": ...}) around an
+      // application's JSON line: the inner fields win.
+      if (typeof o.log === "string" && o.log.trimStart().startsWith("{")) {
+        try {
+          const { log: _, ...outer } = o;
+          o = { ...outer, ...JSON.parse(o.log) as Record<string, unknown> };
+        } catch { /* the log text is not JSON: shown as the message */ }
+      }
       const pick = (...ks: string[]) => ks.map((k) => o[k]).find((v) => v !== undefined);
       ts = String(pick("timestamp", "@timestamp", "time", "ts") ?? "");
+      level = String(pick("level", "severity", "lvl", "log.level") ?? "").toUpperCase();
       svc = String(pick("service", "app", "application") ?? svc);
       const text = pick("message", "msg", "log");
-      if (text !== undefined) msg = typeof text === "string" ? text : JSON.stringify(text);
+      if (text !== undefined) {
+        msg = typeof text === "string" ? text.trimEnd() : JSON.stringify(text);
+      }
     } catch { /* shown as is */ }
   }
-  return [ts, svc && `[${svc}]`, msg].filter(Boolean).join(" ");
+  return [ts, level, svc && `[${svc}]`, msg].filter(Boolean).join(" ");
 }
 
 /** Mode `tail`. */
@@ -123,7 +134,10 @@ export const tailMode = defineMode({
     } finally {
       await admin.disconnect();
     }
-    const consumer = kafka.consumer({ groupId: `edge-agent-tail-${crypto.randomUUID()}` });
+    const consumer = kafka.consumer({
+      groupId: `edge-agent-tail-${crypto.randomUUID()}`,
+      maxWaitTimeInMs: 250,
+    });
     await consumer.connect();
     health.set("kafka", true);
     const writer = stdout.getWriter();

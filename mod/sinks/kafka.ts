@@ -1,102 +1,255 @@
 /**
- * The `kafka` sink: each batch is one produce request (acks=all, idempotent producer, gzip or no
- * compression) of keyed messages with headers. kafkajs retries inside; when it gives up the batch
- * fails with a retryable {@link SinkError} and its units are not checkpointed.
+ * The `kafka` sink: each batch is one produce request of keyed messages with headers, acks=all,
+ * gzip or no compression, from an idempotent producer (kafkajs' only delivery guarantee short of
+ * transactions: the broker drops a retried batch it already has). kafkajs retries a request a
+ * few times itself; around that, retry.ts decides (capped exponential backoff with jitter, up to
+ * `retry.max_retries`); when it gives up the batch fails with a {@link SinkError} and its units
+ * are not checkpointed.
+ *
+ * Order: messages with one key go to one partition in batch order. kafkajs sends one request at a
+ * time per broker for an idempotent producer; a batch whose request failed is retried after the
+ * ones behind it were sent, so after a retry one batch can land after its successor. Set
+ * `workers: 1` where strict order matters more than throughput.
+ *
+ * @example
+ * ```ts
+ * const sink = await KafkaSink.connect(parseValue(kafkaSpec(), { brokers: "127.0.0.1:9092" }));
+ * await sink.send("Ingestion.Blobs", [{ key: "blob.gz", value: JSON.stringify({ type: "x" }) }]);
+ * await sink.close();
+ * ```
  * @module
  */
 
-import type { Producer } from "kafkajs";
+import type { ICustomPartitioner, Message, Producer } from "kafkajs";
 import { Buffer } from "node:buffer";
 import { f, type Infer } from "../config/spec.ts";
-import { errorChain } from "../log/logger.ts";
+import { errorChain, type Logger } from "../log/logger.ts";
+import type { Registry } from "../metrics/registry.ts";
+import { retry, retrySpec } from "../pipeline/retry.ts";
 import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
-import { kafkaClient, kafkaFields } from "../sources/kafka.ts";
+import { kafkaClient, kafkaConnectionFields, kafkaRetryable } from "../sources/kafka_client.ts";
 
-/** One message to produce. */
+/** One message to produce. Strings are UTF-8 encoded; byte values are sent as they are. */
 export interface KafkaMessage {
-  key?: string;
-  value: Uint8Array;
-  headers?: Record<string, string>;
+  key?: string | Uint8Array;
+  value: Uint8Array | string;
+  headers?: Record<string, string | Uint8Array>;
 }
 
-/** The Kafka sink's settings (spread into a mode's spec). */
-export const kafkaSinkFields = {
-  ...kafkaFields,
-  topic: f.string({ description: "Topic written to", default: "commerce-logs" }),
-  compression: f.enum(["gzip", "none"] as const, {
-    description: "Compression of produce requests",
-    default: "gzip",
-  }),
-};
+/** Options of {@link kafkaSpec}. */
+export interface KafkaSpecOptions {
+  /** The `topic` default. @default "commerce-logs" */
+  topic?: string;
+  /** The section's description. @default "Kafka producer" */
+  description?: string;
+}
 
-/** The Kafka sink's config. */
-export type KafkaSinkConfig = {
-  [K in keyof typeof kafkaSinkFields]: Infer<(typeof kafkaSinkFields)[K]>;
-};
+/**
+ * The spec of a Kafka producer section: connection (brokers, client_id, ssl, sasl with the
+ * password masked), topic, compression, idempotence and retries.
+ *
+ * @param options the topic default and the description.
+ * @returns an object field.
+ */
+export function kafkaSpec(
+  { topic = "commerce-logs", description = "Kafka producer" }: KafkaSpecOptions = {},
+) {
+  return f.object({
+    ...kafkaConnectionFields,
+    topic: f.string({ description: "Topic written to", default: topic }),
+    compression: f.enum(["gzip", "none"] as const, {
+      description: "Compression of produce requests",
+      default: "gzip",
+    }),
+    idempotent: f.bool({
+      description:
+        "Idempotent producer (the broker drops a retried batch it already has); off lets kafkajs send several requests to a broker at once",
+      default: true,
+    }),
+    retry: retrySpec,
+  }, { description });
+}
 
-/** The encoded size of a message, for batch_bytes. */
+/** A Kafka producer section's config. */
+export type KafkaConfig = Infer<ReturnType<typeof kafkaSpec>>;
+
+/** Options for {@link KafkaSink.connect}. */
+export interface KafkaSinkOptions {
+  /** Where retries are reported. */
+  log?: Logger;
+  /** Counts retries in `kafka_retries_total`. */
+  metrics?: Registry;
+}
+
+/** Bytes a message adds to a batch (for batch_bytes): value, key, headers and record overhead. */
 export function kafkaMessageSize(m: KafkaMessage): number {
-  return m.value.byteLength + (m.key?.length ?? 0) + 16;
+  let n = (typeof m.value === "string" ? m.value.length : m.value.byteLength) + 20;
+  if (m.key !== undefined) n += typeof m.key === "string" ? m.key.length : m.key.byteLength;
+  if (m.headers) {
+    for (const k in m.headers) {
+      const v = m.headers[k]!;
+      n += k.length + (typeof v === "string" ? v.length : v.byteLength) + 2;
+    }
+  }
+  return n;
 }
 
-/** Produces batches to one topic. */
+const buf = (b: Uint8Array): Buffer =>
+  Buffer.isBuffer(b) ? b as Buffer : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+/**
+ * kafkajs' default (Java-compatible murmur2) partitioner, computed once per run of messages with
+ * the same key object (a blob's lines share one key buffer) instead of once per message.
+ */
+function sameKeyPartitioner(inner: ICustomPartitioner): ICustomPartitioner {
+  return () => {
+    const partition = inner();
+    let key: unknown, topic = "", count = -1, last = 0;
+    return (args) => {
+      const k = args.message.key;
+      if (
+        k != null && k === key && args.topic === topic && args.partitionMetadata.length === count
+      ) {
+        return last;
+      }
+      last = partition(args);
+      [key, topic, count] = [k, args.topic, args.partitionMetadata.length];
+      return last;
+    };
+  };
+}
+
+/** Produces batches of messages to a topic (or any topic, through {@link send}). */
 export class KafkaSink implements Sink<KafkaMessage> {
   readonly kind = "kafka";
+  /** The configured topic `write` produces to. */
+  readonly topic: string;
   readonly #producer: Producer;
-  readonly #c: KafkaSinkConfig;
+  readonly #c: KafkaConfig;
   readonly #gzip: number;
+  readonly #log: Logger | undefined;
+  readonly #retries;
+  readonly #closing = new AbortController();
+  /** Headers objects converted once, however many messages share them. */
+  readonly #headers = new WeakMap<object, Record<string, string | Buffer>>();
 
-  private constructor(producer: Producer, c: KafkaSinkConfig, gzip: number) {
+  private constructor(producer: Producer, c: KafkaConfig, gzip: number, o: KafkaSinkOptions) {
     this.#producer = producer;
     this.#c = c;
+    this.topic = c.topic;
     this.#gzip = gzip;
+    this.#log = o.log;
+    this.#retries = o.metrics?.counter(
+      "kafka_retries_total",
+      "Produce requests retried after an error",
+    );
   }
 
-  /** Connect a producer (fails fast when the brokers cannot be reached). */
-  static async connect(c: KafkaSinkConfig): Promise<KafkaSink> {
+  /**
+   * Connect a producer. Fails fast when no broker answers (the reference's connectivity check).
+   *
+   * @param c the producer section.
+   * @param options logging and metrics.
+   * @returns the connected sink.
+   * @throws {Error} naming the brokers when none can be reached.
+   */
+  static async connect(c: KafkaConfig, options: KafkaSinkOptions = {}): Promise<KafkaSink> {
     const kafka = await kafkaClient(c);
-    const { CompressionTypes } = await import("kafkajs");
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
+    const { CompressionTypes, Partitioners } = await import("kafkajs");
+    // kafkajs retries a request a few times; retry.ts decides beyond that (an idempotent producer
+    // would otherwise retry forever).
+    const producer = kafka.producer({
+      idempotent: c.idempotent,
+      createPartitioner: sameKeyPartitioner(Partitioners.DefaultPartitioner),
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 5000 },
+      allowAutoTopicCreation: false,
+    });
     try {
       await producer.connect();
     } catch (e) {
-      throw new Error(`cannot connect to Kafka at ${c.brokers.join(",")}: ${errorChain(e)}`, {
-        cause: e,
-      });
+      throw new Error(
+        `cannot connect to Kafka at ${c.brokers.join(",")}: ${errorChain(e)}`,
+        { cause: e },
+      );
     }
-    return new KafkaSink(producer, c, CompressionTypes.GZIP);
+    return new KafkaSink(producer, c, CompressionTypes.GZIP, options);
   }
 
-  async write(batch: Batch<KafkaMessage>): Promise<void> {
+  /** Deliver one batch to the configured topic. @throws {SinkError} once retries are exhausted. */
+  write(batch: Batch<KafkaMessage>, signal?: AbortSignal): Promise<void> {
+    return this.send(this.topic, batch.items, signal);
+  }
+
+  /**
+   * Produce `messages` to `topic` in one request (acks=all), retried per `retry`.
+   *
+   * @param topic the topic.
+   * @param messages keyed messages with headers.
+   * @param signal aborting stops retrying.
+   * @throws {SinkError} naming the topic and the count once retries are exhausted (retryable
+   *   unless the broker refused the messages themselves, e.g. too large).
+   */
+  async send(topic: string, messages: KafkaMessage[], signal?: AbortSignal): Promise<void> {
+    if (messages.length === 0) return;
+    const c = this.#c;
+    const payload: Message[] = messages.map((m) => ({
+      key: m.key === undefined ? null : typeof m.key === "string" ? m.key : buf(m.key),
+      value: typeof m.value === "string" ? m.value : buf(m.value),
+      ...(m.headers && { headers: this.#convert(m.headers) }),
+    }));
+    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
     try {
-      await this.#producer.send({
-        topic: this.#c.topic,
-        acks: -1,
-        ...(this.#c.compression === "gzip" && { compression: this.#gzip }),
-        messages: batch.items.map((m) => ({
-          ...(m.key !== undefined && { key: m.key }),
-          value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
-          ...(m.headers && { headers: m.headers }),
-        })),
-      });
+      await retry(
+        () =>
+          this.#producer.send({
+            topic,
+            acks: -1,
+            timeout: c.request_timeout,
+            ...(c.compression === "gzip" && { compression: this.#gzip }),
+            messages: payload,
+          }),
+        {
+          ...c.retry,
+          signal: stop,
+          retryable: kafkaRetryable,
+          onRetry: (e, attempt, wait) => {
+            this.#retries?.inc();
+            this.#log?.warn("produce failed: retrying", {
+              topic,
+              messages: messages.length,
+              attempt,
+              wait_ms: Math.round(wait),
+              error: errorChain(e),
+            });
+          },
+        },
+      );
     } catch (e) {
       throw new SinkError(
-        `gave up producing ${batch.items.length} messages to ${this.#c.topic}: ${errorChain(e)}`,
-        { cause: e, retryable: true },
+        `gave up producing ${messages.length} messages to ${topic} at ${c.brokers.join(",")}: ${
+          errorChain(e)
+        }`,
+        { cause: e, retryable: kafkaRetryable(e) || stop.aborted },
       );
     }
   }
 
-  /** Produce one JSON event (monitor events, completion events). */
-  async event(topic: string, key: string, event: unknown): Promise<void> {
-    await this.#producer.send({
-      topic,
-      acks: -1,
-      messages: [{ key, value: JSON.stringify(event) }],
-    });
+  #convert(h: Record<string, string | Uint8Array>): Record<string, string | Buffer> {
+    let out = this.#headers.get(h);
+    if (!out) {
+      out = {};
+      for (const k in h) {
+        const v = h[k]!;
+        out[k] = typeof v === "string" ? v : buf(v);
+      }
+      this.#headers.set(h, out);
+    }
+    return out;
   }
 
+  /** Stop retrying and disconnect (a send in progress finishes or fails first). */
   async close(): Promise<void> {
+    this.#closing.abort();
     await this.#producer.disconnect();
   }
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { parseValue } from "../../mod/config/spec.ts";
-import { ingestMode, serviceOf } from "../../mod/modes/ingest.ts";
+import { ingestMode } from "../../mod/modes/ingest.ts";
 import {
   blobServiceClient,
   endpoints,
@@ -11,80 +11,68 @@ import {
   serviceTest,
   uniqueName,
 } from "../services/mod.ts";
+import { readTopic, topicCount, waitForCount } from "../sinks/_kafka_topic.ts";
 import { modeContext } from "./_context.ts";
 
-Deno.test("serviceOf() takes the service from a pod blob name", () => {
-  assert.equal(
-    serviceOf("kubernetes/20250606.api-gateway-7d9f8b6c5-x2kqp_prod_api-1a2b.gz"),
-    "api-gateway",
-  );
-  assert.equal(serviceOf("kubernetes/20250606.worker_ns_c-1.gz"), "worker");
-});
-
-/** Every message of `topic` (expecting `n`), with its headers. */
-async function consume(topic: string, n: number) {
-  const consumer = kafka().consumer({ groupId: uniqueName("g") });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const got: { value: string; headers: Record<string, string> }[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`got ${got.length} of ${n} messages`)), 15_000);
-    consumer.run({
-      eachMessage: ({ message }) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        got.push({ value: message.value!.toString(), headers });
-        if (got.length >= n) {
-          clearTimeout(timer);
-          resolve();
-        }
-        return Promise.resolve();
-      },
-    });
-  });
-  await new Promise((r) => setTimeout(r, 300)); // anything beyond n would show up here
-  await consumer.disconnect();
-  return got;
-}
-
+const root = new URL("../../", import.meta.url).pathname;
+const dec = new TextDecoder();
 const member = (lines: string[]) => new Uint8Array(zlib.gzipSync(lines.join("\n") + "\n"));
 const lines = (tag: string, n: number) =>
   Array.from({ length: n }, (_, i) => `{"m":"${tag}","i":${i}}`);
+const BLOB = "kubernetes/20250606.orders-7d9f8b6c5-x2kqp_shop_app-1a2b3c4d5e6f7a8b.gz";
+
+/** A fresh container with an empty append blob named `name`. */
+async function appendBlob(name = BLOB) {
+  const container = await freshContainer();
+  const blob = blobServiceClient().getContainerClient(container).getAppendBlobClient(name);
+  await blob.create();
+  const append = async (...parts: Uint8Array[]) => {
+    for (const p of parts) await blob.appendBlock(p, p.length);
+  };
+  return { container, append };
+}
+
+/** Run main.ts (the agent's permission set) with `args` and `env`. */
+function agent(args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=agent", "--quiet", "main.ts", ...args],
+    cwd: root,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+const storage = () => ({ connection_string: endpoints.azuriteConnectionString });
 
 serviceTest(
   "ingest: 3 members from 0, then 2 more plus a partial one, then its rest: each line once, in order",
-  [
-    "azurite",
-    "kafka",
-  ],
+  ["azurite", "kafka"],
   async () => {
-    const container = await freshContainer();
-    const blobName = "kubernetes/20250606.orders-5f7c9d-abcde_shop_app-1.gz";
-    const blob = blobServiceClient().getContainerClient(container).getAppendBlobClient(blobName);
-    await blob.create();
-    const topic = await freshTopic();
-    const completion = await freshTopic();
+    const { container, append } = await appendBlob();
+    const [topic, completion] = [await freshTopic(), await freshTopic()];
     const dir = await Deno.makeTempDir();
     const config = parseValue(ingestMode.spec, {
-      brokers: endpoints.kafka,
-      topic,
+      kafka: { brokers: endpoints.kafka, topic },
       completion_topic: completion,
-      connection_string: endpoints.azuriteConnectionString,
+      storage_account: storage(),
       subscription: "cp2",
       environment: "P1",
       container,
-      blob: blobName,
+      blob: BLOB,
       state_file: `${dir}/offsets.json`,
-      flush_interval: "20ms",
+      flush_interval: "5ms",
     });
     const run = async () => assert.equal(await ingestMode.run(modeContext(config, dir)), 0);
     const offset = async () =>
-      JSON.parse(await Deno.readTextFile(`${dir}/offsets.json`))[`${container}/${blobName}`];
+      JSON.parse(await Deno.readTextFile(`${dir}/offsets.json`)).state.blobs[
+        `cp2/P1/${container}/${BLOB}`
+      ].offset;
 
     const m = [lines("a", 3), lines("b", 4), lines("c", 2)].map(member);
-    for (const part of m) await blob.appendBlock(part, part.length);
+    await append(...m);
     await run();
-    const first = await consume(topic, 9);
+    const first = await readTopic(topic);
     assert.deepEqual(first.map((x) => x.value), [
       ...lines("a", 3),
       ...lines("b", 4),
@@ -93,10 +81,11 @@ serviceTest(
     assert.deepEqual(first[0]!.headers, {
       subscription: "cp2",
       environment: "P1",
-      blob: blobName,
+      blob: BLOB,
       service: "orders",
       start_offset: "0",
     });
+    assert.equal(first[0]!.key, BLOB);
     const size3 = m.reduce((n, x) => n + x.length, 0);
     assert.equal(await offset(), size3);
 
@@ -104,154 +93,275 @@ serviceTest(
     const more = [member(lines("d", 2)), member(lines("e", 3))];
     const partial = member(lines("f", 5));
     const cut = Math.floor(partial.length / 2);
-    for (const part of [...more, partial.subarray(0, cut)]) {
-      await blob.appendBlock(part, part.length);
-    }
+    await append(...more, partial.subarray(0, cut));
     await run();
-    const second = await consume(topic, 14);
+    const second = await readTopic(topic);
     assert.deepEqual(second.slice(9).map((x) => x.value), [...lines("d", 2), ...lines("e", 3)]);
     assert.equal(second[9]!.headers.start_offset, String(size3));
-    assert.equal(await offset(), size3 + more[0]!.length + more[1]!.length);
+    const size5 = size3 + more[0]!.length + more[1]!.length;
+    assert.equal(await offset(), size5);
 
     // The partial member completes: its lines come once.
-    const rest = partial.subarray(cut);
-    await blob.appendBlock(rest, rest.length);
+    await append(partial.subarray(cut));
     await run();
-    const third = await consume(topic, 19);
+    const third = await readTopic(topic);
     assert.deepEqual(third.slice(14).map((x) => x.value), lines("f", 5));
     assert.equal(third.length, 19);
+    assert.equal(await offset(), size5 + partial.length);
 
-    const events = (await consume(completion, 3)).map((x) => JSON.parse(x.value));
+    const events = (await readTopic(completion)).map((x) => ({
+      key: x.key,
+      ...JSON.parse(x.value),
+    }));
     assert.deepEqual(events.map((e) => [e.start_offset, e.end_offset, e.lines]), [
       [0, size3, 9],
-      [size3, size3 + more[0]!.length + more[1]!.length, 5],
-      [size3 + more[0]!.length + more[1]!.length, await offset(), 5],
+      [size3, size5, 5],
+      [size5, size5 + partial.length, 5],
     ]);
-    assert.equal(events[0].type, "BlobIngested");
-    assert.equal(events[0].blob, blobName);
+    const { at, ...e0 } = events[0];
+    assert.ok(Date.parse(at) > 0);
+    const lineBytes = first.slice(0, 9).reduce((n, x) => n + x.value.length, 0);
+    assert.ok(e0.message_bytes > lineBytes, "lines plus keys and headers");
+    assert.deepEqual(e0, {
+      key: BLOB,
+      type: "BlobIngested",
+      subscription: "cp2",
+      environment: "P1",
+      blob: BLOB,
+      service: "orders",
+      container,
+      start_offset: 0,
+      end_offset: size3,
+      size: size3,
+      lines: 9,
+      bytes: size3,
+      message_bytes: e0.message_bytes,
+      skipped_bytes: 0,
+      closed: false,
+    });
+    assert.equal(events[1].size, size5 + cut, "size at the pass includes the partial member");
     await Deno.remove(dir, { recursive: true });
   },
 );
 
 serviceTest(
-  "ingest: START_OFFSET at a member boundary reads from there",
+  "ingest one-shot from the reference's environment variables; START_OFFSET at a member boundary",
   ["azurite", "kafka"],
   async () => {
-    const container = await freshContainer();
-    const blob = blobServiceClient().getContainerClient(container).getAppendBlobClient(
-      "kubernetes/20250606.x-1-2_n_c.gz",
-    );
-    await blob.create();
+    const { container, append } = await appendBlob();
     const m = [member(lines("skip", 3)), member(lines("keep", 4))];
-    for (const part of m) await blob.appendBlock(part, part.length);
+    await append(...m);
     const topic = await freshTopic();
     const dir = await Deno.makeTempDir();
-    Deno.env.set("START_OFFSET", String(m[0]!.length));
-    try {
-      const config = parseValue(ingestMode.spec, {
-        brokers: endpoints.kafka,
-        topic,
-        connection_string: endpoints.azuriteConnectionString,
-        container,
-        blob: "kubernetes/20250606.x-1-2_n_c.gz",
-        state_file: `${dir}/o.json`,
-        flush_interval: "20ms",
-      });
-      assert.equal(await ingestMode.run(modeContext(config, dir)), 0);
-    } finally {
-      Deno.env.delete("START_OFFSET");
-    }
-    const got = await consume(topic, 4);
+    await Deno.writeTextFile(
+      `${dir}/agent.yaml`,
+      `status: {enabled: false}\ningest: {state_file: ${dir}/o.json}\n`,
+    );
+    const out = await agent(["ingest", "--config", `${dir}/agent.yaml`], {
+      SUBSCRIPTION_ID: "cp2",
+      ENVIRONMENT: "D1",
+      AZURE_STORAGE_CONTAINER_NAME: container,
+      AZURE_STORAGE_BLOB_NAME: BLOB,
+      KAFKA_BROKERS: endpoints.kafka.join(","),
+      KAFKA_TOPIC: topic,
+      START_OFFSET: String(m[0]!.length),
+      AZURE_STORAGE_CONNECTION_STRING: endpoints.azuriteConnectionString,
+    }).output();
+    assert.equal(out.code, 0, dec.decode(out.stderr));
+    const got = await readTopic(topic);
     assert.deepEqual(got.map((x) => x.value), lines("keep", 4));
+    assert.equal(got[0]!.headers.environment, "D1");
+    assert.equal(got[0]!.headers.start_offset, String(m[0]!.length));
+
+    const bad = await agent(["ingest", "--config", `${dir}/agent.yaml`], {
+      AZURE_STORAGE_CONTAINER_NAME: container,
+      AZURE_STORAGE_BLOB_NAME: BLOB,
+      KAFKA_BROKERS: endpoints.kafka.join(","),
+      START_OFFSET: "12x",
+      AZURE_STORAGE_CONNECTION_STRING: endpoints.azuriteConnectionString,
+    }).output();
+    assert.equal(bad.code, 1);
+    assert.match(dec.decode(bad.stderr), /START_OFFSET must be a byte offset .*: got 12x/);
     await Deno.remove(dir, { recursive: true });
   },
 );
 
 serviceTest(
-  "edge-agent ingest test-kafka answers for a reachable broker",
-  ["kafka"],
+  "ingest killed mid-blob (SIGKILL) and restarted: no line lost, duplicates within one range",
+  ["azurite", "kafka"],
   async () => {
-    const run = (brokers: string) =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-P=agent",
-          "--quiet",
-          "main.ts",
-          "ingest",
-          "--no-status",
-          "test-kafka",
-          brokers,
-        ],
-        cwd: new URL("../../", import.meta.url).pathname,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-    const ok = await run(endpoints.kafka.join(","));
-    assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
-    assert.match(new TextDecoder().decode(ok.stdout), /kafka ok/);
+    const { container, append } = await appendBlob();
+    const all: string[] = [];
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < 120; i++) {
+      const l = lines(`k${i}`, 200);
+      all.push(...l);
+      parts.push(member(l));
+    }
+    await append(...parts);
+    const size = parts.reduce((n, p) => n + p.length, 0);
+    const rangeBytes = parts[0]!.length * 2 + 100; // two members per range
+    const topic = await freshTopic();
+    const dir = await Deno.makeTempDir();
+    const state = `${dir}/offsets.json`;
+    await Deno.writeTextFile(
+      `${dir}/agent.yaml`,
+      JSON.stringify({
+        status: { enabled: false },
+        ingest: {
+          kafka: { brokers: endpoints.kafka, topic, compression: "none" },
+          storage_account: storage(),
+          container,
+          blob: BLOB,
+          range_bytes: rangeBytes,
+          batch_lines: 100,
+          state_file: state,
+        },
+      }),
+    );
+    const committed = async () => {
+      try {
+        return Object.values(
+          JSON.parse(await Deno.readTextFile(state)).state.blobs as Record<
+            string,
+            { offset: number }
+          >,
+        )[0]?.offset ?? 0;
+      } catch {
+        return 0;
+      }
+    };
+    const child = agent(["ingest", "--config", `${dir}/agent.yaml`]).spawn();
+    let at = 0;
+    while ((at = await committed()) < size / 4) await new Promise((r) => setTimeout(r, 5));
+    child.kill("SIGKILL");
+    const killed = await child.output();
+    assert.notEqual(killed.code, 0);
+    at = await committed();
+    assert.ok(at < size, "killed before the end");
+    const before = await topicCount(topic);
+
+    const again = await agent(["ingest", "--config", `${dir}/agent.yaml`]).output();
+    assert.equal(again.code, 0, dec.decode(again.stderr));
+    assert.equal(await committed(), size);
+    const got = (await readTopic(topic)).map((x) => x.value);
+    assert.deepEqual([...new Set(got)].toSorted(), all.toSorted(), "no line lost");
+    const duplicates = got.length - all.length;
+    assert.ok(duplicates <= 400, `${duplicates} duplicates: more than one range (400 lines)`);
+    // The second run started at the committed offset: what it re-sent is exactly the tail
+    // delivered after the last commit.
+    assert.equal(got.length - before, all.length - linesBefore(parts, at));
+    await Deno.remove(dir, { recursive: true });
   },
 );
 
+/** Lines in the members that end at or before `offset`. */
+function linesBefore(parts: Uint8Array[], offset: number): number {
+  let end = 0, n = 0;
+  for (const p of parts) {
+    end += p.length;
+    if (end > offset) break;
+    n += 200;
+  }
+  return n;
+}
+
+serviceTest("edge-agent ingest test-kafka answers for a reachable broker, fails for another", [
+  "kafka",
+], async () => {
+  const ok = await agent(["ingest", "test-kafka", endpoints.kafka.join(",")]).output();
+  assert.equal(ok.code, 0, dec.decode(ok.stderr));
+  assert.match(dec.decode(ok.stdout), /^kafka ok: .* \(cluster \S+, 1 broker\(s\): /);
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const bad = await agent(["ingest", "test-kafka", `127.0.0.1:${port}`]).output();
+  assert.equal(bad.code, 1);
+  assert.match(
+    dec.decode(bad.stderr),
+    new RegExp(`Kafka connectivity check failed for 127.0.0.1:${port}`),
+  );
+});
+
 serviceTest(
-  "ingest worker: consumes BlobObserved events in a group, reads only new members each time",
-  [
-    "azurite",
-    "kafka",
-  ],
+  "ingest workers: events in a group, only new members each time, BlobClosed ends the blob, offsets follow it to another worker",
+  ["azurite", "kafka"],
   async () => {
-    const container = await freshContainer();
-    const name = "kubernetes/20250606.api-5f7c9d-abcde_shop_app-1.gz";
-    const blob = blobServiceClient().getContainerClient(container).getAppendBlobClient(name);
-    await blob.create();
-    const first = member(lines("w1", 3));
-    await blob.appendBlock(first, first.length);
-    const [events, topic] = [await freshTopic(), await freshTopic()];
-    const dir = await Deno.makeTempDir();
-    const config = parseValue(ingestMode.spec, {
-      brokers: endpoints.kafka,
-      topic,
-      worker: true,
-      events_topic: events,
-      group_id: uniqueName("workers"),
-      environments: [{
-        subscription: "cp2",
-        environment: "P1",
-        connection_string: endpoints.azuriteConnectionString,
-      }],
-      state_file: `${dir}/o.json`,
-      flush_interval: "20ms",
-    });
-    const stop = new AbortController();
-    const worker = ingestMode.run(modeContext(config, dir, { signal: stop.signal }));
+    const { container, append } = await appendBlob();
+    const [events, topic, completion] = [
+      await freshTopic(2),
+      await freshTopic(),
+      await freshTopic(),
+    ];
+    const offsetsTopic = uniqueName("offsets");
+    const group = uniqueName("workers");
+    const config = () =>
+      parseValue(ingestMode.spec, {
+        kafka: { brokers: endpoints.kafka, topic },
+        completion_topic: completion,
+        worker: true,
+        events_topic: events,
+        group_id: group,
+        offsets_topic: offsetsTopic,
+        environments: [{ subscription: "cp2", environment: "P1", storage_account: storage() }],
+        flush_interval: "5ms",
+      });
     const producer = kafka().producer();
     await producer.connect();
-    const observed = (size: number) =>
+    const event = (type: string) =>
       producer.send({
         topic: events,
         messages: [{
-          key: name,
+          key: BLOB,
           value: JSON.stringify({
-            type: "BlobObserved",
-            name,
+            type,
+            name: BLOB,
             container,
             subscription: "cp2",
             environment: "P1",
-            size,
           }),
         }],
       });
-    await observed(first.length);
-    const got1 = await consume(topic, 3);
-    assert.deepEqual(got1.map((x) => x.value), lines("w1", 3));
-    const second = member(lines("w2", 2));
-    await blob.appendBlock(second, second.length);
-    await observed(first.length + second.length);
-    const got2 = await consume(topic, 5);
-    assert.deepEqual(got2.map((x) => x.value), [...lines("w1", 3), ...lines("w2", 2)]);
+    const start = async () => {
+      const dir = await Deno.makeTempDir();
+      const stop = new AbortController();
+      const run = ingestMode.run(modeContext(config(), dir, { signal: stop.signal }));
+      return { stop: async () => (stop.abort(), await run), dir };
+    };
+
+    const w1 = await start();
+    await append(member(lines("w1", 3)));
+    await event("BlobObserved");
+    await waitForCount(topic, 3);
+    await append(member(lines("w2", 2)));
+    await event("BlobObserved");
+    await producer.send({ topic: events, messages: [{ key: "x", value: "not json" }] });
+    await waitForCount(topic, 5);
+    assert.equal(await w1.stop(), 0);
+
+    // Another worker (another host: no local state) takes over the group: the blob's offset
+    // comes from the offsets topic, so only the new member is read.
+    const w2 = await start();
+    await append(member(lines("w3", 4)));
+    await event("BlobObserved");
+    await event("BlobClosed");
+    await waitForCount(completion, 4);
+    assert.equal(await w2.stop(), 0);
     await producer.disconnect();
-    stop.abort();
-    assert.equal(await worker, 0);
-    await Deno.remove(dir, { recursive: true });
+
+    const got = await readTopic(topic);
+    assert.deepEqual(got.map((x) => x.value), [
+      ...lines("w1", 3),
+      ...lines("w2", 2),
+      ...lines("w3", 4),
+    ]);
+    const done = (await readTopic(completion)).map((x) => JSON.parse(x.value));
+    assert.deepEqual(done.map((e) => [e.lines, e.closed]), [[3, false], [2, false], [4, false], [
+      0,
+      true,
+    ]]);
+    assert.equal(done[3].end_offset, done[3].size, "closed after reading to the end");
+    await Deno.remove(w1.dir, { recursive: true });
+    await Deno.remove(w2.dir, { recursive: true });
   },
 );

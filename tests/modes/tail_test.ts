@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { renderLine } from "../../mod/modes/tail.ts";
+import { parseValue } from "../../mod/config/spec.ts";
+import { renderLine, tailMode } from "../../mod/modes/tail.ts";
 import { endpoints, freshTopic, kafka, serviceTest } from "../services/mod.ts";
+import { modeContext } from "./_context.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const msg = (line: string, headers: Record<string, string>) => ({
@@ -29,10 +31,28 @@ Deno.test("renderLine() filters on headers without parsing the line", () => {
   );
 });
 
-Deno.test("renderLine() text picks timestamp, service and message from JSON lines", () => {
+Deno.test("renderLine() text picks timestamp, level, service and message from JSON lines", () => {
   const line =
     '{"timestamp":"2025-06-06T07:30:20Z","service":"orders","message":"paid","level":"info"}';
-  assert.equal(renderLine(base, msg(line, {})), "2025-06-06T07:30:20Z [orders] paid");
+  assert.equal(renderLine(base, msg(line, {})), "2025-06-06T07:30:20Z INFO [orders] paid");
+  // No service in the line: the header's.
+  assert.equal(
+    renderLine(base, msg('{"ts":"t","msg":"m"}', { service: "api" })),
+    "t [api] m",
+  );
+  // A container runtime's wrapper around an application's JSON line.
+  const wrapped = JSON.stringify({
+    log: '{"@timestamp":"2025-06-06T07:30:21Z","severity":"warn","message":"slow"}\n',
+    stream: "stdout",
+    time: "2025-06-06T07:30:21.5Z",
+  });
+  assert.equal(
+    renderLine(base, msg(wrapped, { service: "api" })),
+    "2025-06-06T07:30:21Z WARN [api] slow",
+  );
+  const plain = JSON.stringify({ log: "plain text\n", time: "t0" });
+  assert.equal(renderLine(base, msg(plain, {})), "t0 plain text");
+  assert.equal(renderLine(base, msg("{not json", {})), "{not json");
 });
 
 Deno.test("renderLine() json and raw formats", () => {
@@ -111,4 +131,43 @@ serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic a
   ]);
   assert.deepEqual(await run("--format", "json", "--subscription", "cp3"), ['"three"']);
   assert.equal((await run()).length, 4);
+});
+
+serviceTest("tail follows a topic (the default) and stops on the signal", ["kafka"], async () => {
+  const topic = await freshTopic();
+  const out: string[] = [];
+  const stdout = new WritableStream<Uint8Array>({
+    write: (c) => void out.push(new TextDecoder().decode(c)),
+  });
+  const stop = new AbortController();
+  const config = parseValue(tailMode.spec, {
+    brokers: endpoints.kafka,
+    topics: [topic],
+    format: "json",
+    raw: true,
+    environment: "P1",
+  });
+  const ctx = { ...modeContext(config, "."), stdout, signal: stop.signal };
+  const run = tailMode.run(ctx);
+  const producer = kafka().producer();
+  await producer.connect();
+  // It starts at the end: send until the consumer has joined and shows one.
+  for (let i = 0; out.length === 0 && i < 100; i++) {
+    await producer.send({
+      topic,
+      messages: [
+        { value: '{"message":"skip"}', headers: { environment: "P2" } },
+        { value: '{"message":"hi"}', headers: { environment: "P1" } },
+      ],
+    });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await producer.disconnect();
+  stop.abort();
+  await run;
+  const first = JSON.parse(out[0]!);
+  assert.deepEqual([first.topic, first.headers, first.line], [topic, { environment: "P1" }, {
+    message: "hi",
+  }]);
+  assert.ok(!out.some((l) => l.includes("skip")));
 });

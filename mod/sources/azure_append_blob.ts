@@ -1,0 +1,255 @@
+/**
+ * One pass over an Azure append blob whose appends are complete gzip members, from a committed
+ * byte offset: a {@link Source} of consecutive ranges, each a unit. A range's unit is handed out
+ * only after the previous one was delivered, because it starts where that one's last complete
+ * member ended (`UnitResult.consumed`, reported by the decoder). Each delivered range is
+ * committed (`commit`) before the next starts, so a crash re-sends at most one range: the
+ * duplicates after a crash are bounded by `rangeBytes` of compressed input.
+ *
+ * A range that ends inside a member delivers the members before it; the cut member is read again
+ * by the next range. A member still being appended at the blob's end is left for the next pass
+ * (`progress.committed` stays before it). When one range holds no complete member the range grows
+ * (doubling, up to the blob's end).
+ *
+ * A corrupt member (bad CRC, bad deflate data) is not retried forever: the members before it are
+ * delivered and committed, then its bytes up to the next gzip header are skipped, reported to
+ * `onCorrupt` (log it, count it) and committed, and the pass goes on.
+ *
+ * @example
+ * ```ts
+ * const source = new AppendBlobSource(container, "kubernetes/20250606.api-1-2_ns_c.gz", {
+ *   start: await offsets.get(id),
+ *   commit: (r) => offsets.put(id, r.end),
+ * });
+ * await runPipeline({ source, sink, decode: { allowTruncatedTail: true }, ... });
+ * console.log(source.progress.committed);
+ * ```
+ * @module
+ */
+
+import { DecodeError } from "../pipeline/gzip.ts";
+import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
+import type { AzureBlobContainer } from "./azure_blob.ts";
+
+/** A delivered range, handed to `commit`. */
+export interface CommittedRange {
+  /** Where the range started (a member boundary). */
+  start: number;
+  /** The end of its last complete member: the new committed offset. */
+  end: number;
+  lines: number;
+  /** Decoded bytes of the lines (without newlines). */
+  bytes: number;
+}
+
+/** What a pass did so far. */
+export interface AppendBlobProgress {
+  /** The offset the pass started at. */
+  start: number;
+  /** The last committed offset (the end of the last complete, delivered member). */
+  committed: number;
+  /** The blob's size when the pass started (or `end`). */
+  size: number;
+  lines: number;
+  bytes: number;
+  /** Ranges delivered. */
+  ranges: number;
+  /** Corrupt bytes skipped. */
+  skipped: number;
+  /** Why the pass stopped early (a range failed: nothing after `committed` was committed). */
+  failure?: Error;
+}
+
+/** Options for {@link AppendBlobSource}. */
+export interface AppendBlobSourceOptions {
+  /** The first byte to read: a member boundary (0, or a committed offset). */
+  start: number;
+  /** Read up to this offset (exclusive). @default the blob's size when the pass starts */
+  end?: number;
+  /** Compressed bytes per range (unit); the offset is committed after each. @default 4194304 */
+  rangeBytes?: number;
+  /** Attributes of every unit (a sink may turn them into headers); `start_offset` is added. */
+  attributes?: Record<string, string>;
+  /** Persist a delivered range's end. Called in order; the next range waits for it. */
+  commit: (range: CommittedRange) => Promise<void>;
+  /** A corrupt member was skipped: `skipped` bytes from `offset` (committed past). */
+  onCorrupt?: (c: { offset: number; skipped: number; error: DecodeError }) => void;
+}
+
+/** The DecodeError in an error's cause chain. */
+function decodeErrorOf(e: unknown): DecodeError | undefined {
+  for (let cur = e, i = 0; cur instanceof Error && i < 8; cur = cur.cause, i++) {
+    if (cur instanceof DecodeError) return cur;
+  }
+  return undefined;
+}
+
+/** Consecutive ranges of one append blob from a committed offset. */
+export class AppendBlobSource implements Source {
+  readonly kind = "azure_blob";
+  readonly #container: AzureBlobContainer;
+  readonly #blob: string;
+  readonly #o:
+    & Required<Omit<AppendBlobSourceOptions, "end" | "onCorrupt">>
+    & Pick<AppendBlobSourceOptions, "end" | "onCorrupt">;
+  readonly #progress: AppendBlobProgress;
+
+  /**
+   * @param container the blob's container.
+   * @param blob the blob name.
+   * @param options start offset, range size, attributes and the commit callback.
+   * @throws {RangeError} on a negative start or a range size below 1.
+   */
+  constructor(container: AzureBlobContainer, blob: string, options: AppendBlobSourceOptions) {
+    const { start, rangeBytes = 4 << 20, attributes = {} } = options;
+    if (!Number.isInteger(start) || start < 0) {
+      throw new RangeError(`start offset must be a non-negative integer: got ${start}`);
+    }
+    if (!Number.isInteger(rangeBytes) || rangeBytes < 1) {
+      throw new RangeError(`range_bytes must be a positive integer: got ${rangeBytes}`);
+    }
+    this.#container = container;
+    this.#blob = blob;
+    this.#o = { ...options, start, rangeBytes, attributes };
+    this.#progress = {
+      start,
+      committed: start,
+      size: start,
+      lines: 0,
+      bytes: 0,
+      ranges: 0,
+      skipped: 0,
+    };
+  }
+
+  /** The pass's progress (final once the pipeline returned). */
+  get progress(): Readonly<AppendBlobProgress> {
+    return this.#progress;
+  }
+
+  async *units(signal: AbortSignal): AsyncIterable<Unit> {
+    const p = this.#progress;
+    let time: number | undefined;
+    if (this.#o.end !== undefined) {
+      p.size = this.#o.end;
+    } else {
+      const info = await this.#container.properties(this.#blob, signal);
+      if (!info) {
+        throw new Error(`${this.#container.url}/${this.#blob} does not exist`);
+      }
+      p.size = info.size;
+      time = Date.parse(info.lastModified) || undefined;
+    }
+    let window = this.#o.rangeBytes;
+    let stopAt: number | undefined;
+    while (p.committed < p.size && !signal.aborted) {
+      const start = p.committed;
+      const end = stopAt ?? Math.min(p.size, start + window);
+      stopAt = undefined;
+      const settled = Promise.withResolvers<UnitResult | Error>();
+      yield this.#unit(start, end, time, settled);
+      const r = await settled.promise;
+      if (r instanceof Error) {
+        const bad = decodeErrorOf(r);
+        if (!bad) {
+          p.failure = r;
+          return;
+        }
+        if (bad.offset > 0) {
+          stopAt = start + bad.offset; // deliver the good members before it on their own
+          continue;
+        }
+        const next = await this.#nextHeader(start + 1, p.size, signal);
+        if (next === undefined) return; // aborted
+        try {
+          await this.#o.commit({ start, end: next, lines: 0, bytes: 0 });
+        } catch (e) {
+          p.failure = new Error(`cannot commit ${this.#container.url}/${this.#blob}`, { cause: e });
+          return;
+        }
+        p.committed = next;
+        p.skipped += next - start;
+        this.#o.onCorrupt?.({ offset: start, skipped: next - start, error: bad });
+        continue;
+      }
+      if (r.consumed === 0) {
+        if (end >= p.size) return; // only a member still being appended remains
+        window *= 2; // one member is longer than the range
+        continue;
+      }
+      window = this.#o.rangeBytes;
+    }
+  }
+
+  /** The offset of the next gzip header (1f 8b 08) at or after `from`, else `size`. */
+  async #nextHeader(from: number, size: number, signal: AbortSignal): Promise<number | undefined> {
+    const step = this.#o.rangeBytes;
+    for (let at = from; at < size; at += step) {
+      if (signal.aborted) return undefined;
+      // Two bytes of overlap, so a header across windows is found.
+      const body = await this.#container.read(
+        this.#blob,
+        at,
+        Math.min(step + 2, size - at),
+        signal,
+      );
+      const chunk = new Uint8Array(await new Response(body).arrayBuffer());
+      for (
+        let i = chunk.indexOf(0x1f);
+        i >= 0 && i + 2 < chunk.length;
+        i = chunk.indexOf(0x1f, i + 1)
+      ) {
+        if (chunk[i + 1] === 0x8b && chunk[i + 2] === 0x08) return at + i;
+      }
+    }
+    return size;
+  }
+
+  #unit(
+    start: number,
+    end: number,
+    time: number | undefined,
+    settled: PromiseWithResolvers<UnitResult | Error>,
+  ): Unit {
+    const c = this.#container;
+    const blob = this.#blob;
+    const p = this.#progress;
+    return {
+      id: `${c.url}/${blob}@${start}-${end}`,
+      ...(time !== undefined && { time }),
+      size: end - start,
+      attributes: { ...this.#o.attributes, start_offset: String(start) },
+      open: (signal) => c.read(blob, start, end - start, signal),
+      ack: async (r) => {
+        if (r.consumed > 0) {
+          try {
+            await this.#o.commit({
+              start,
+              end: start + r.consumed,
+              lines: r.lines,
+              bytes: r.bytes,
+            });
+          } catch (e) {
+            const err = new Error(
+              `cannot commit ${c.url}/${blob} at byte ${
+                start + r.consumed
+              }: its lines were delivered and will be sent again`,
+              { cause: e },
+            );
+            settled.resolve(err);
+            throw err;
+          }
+          p.committed = start + r.consumed;
+          p.lines += r.lines;
+          p.bytes += r.bytes;
+          p.ranges++;
+        }
+        settled.resolve(r);
+      },
+      nack: (e) => {
+        settled.resolve(e);
+        return Promise.resolve();
+      },
+    };
+  }
+}
