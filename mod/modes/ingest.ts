@@ -4,7 +4,7 @@
  * A pass reads a blob from its committed offset in ranges (an AppendBlobSource: ranged, streamed
  * downloads), decodes it gzip member by member and produces each line (runPipeline → KafkaSink)
  * keyed by the blob, with the headers `subscription`, `environment`, `blob`, `service` and
- * `start_offset` (the member boundary the read producing the line started at: re-reading from
+ * `member_offset` (the byte offset of the gzip member the line was decoded from: re-reading from
  * there yields the line again). Once the producer confirmed a range's lines, the blob's offset
  * moves to the end of the range's last complete member; a member still being appended is left
  * for the next pass. After a pass, a completion event goes to `completion_topic`.
@@ -363,15 +363,34 @@ class BlobIngestor {
       },
       decode: { allowTruncatedTail: true, holdMemberBytes: c.hold_member_bytes },
       sizeOf: kafkaMessageSize,
-      frame: (unit) => {
+      frame: (unit, decoder) => {
         const lines = new LineStream({ maxLineBytes: c.max_line_bytes });
-        // One set of header buffers per range, shared by its messages.
-        const headers: Record<string, Uint8Array> = {};
-        for (const [k, v] of Object.entries(unit.attributes ?? {})) headers[k] = Buffer.from(v);
-        const toMessages = new TransformStream<Uint8Array[], KafkaMessage[]>({
-          transform: (chunk, ctrl) => ctrl.enqueue(chunk.map((value) => ({ key, value, headers }))),
+        // Headers are shared by the messages of one member: those of the unit, and the offset
+        // of the member each line was decoded from (re-reading from there yields it again).
+        const { start_offset, ...fixed } = unit.attributes ?? {};
+        const base = Number(start_offset ?? 0);
+        const shared: Record<string, Uint8Array> = {};
+        for (const [k, v] of Object.entries(fixed)) shared[k] = Buffer.from(v);
+        let member = -1;
+        let headers = shared;
+        const messages = (values: Uint8Array[], at: number): KafkaMessage[] => {
+          if (at !== member) {
+            member = at;
+            headers = { ...shared, member_offset: Buffer.from(String(base + at)) };
+          }
+          const h = headers;
+          return values.map((value) => ({ key, value, headers: h }));
+        };
+        return new TransformStream<Uint8Array, KafkaMessage[]>({
+          transform: (chunk, ctrl) => {
+            const out = lines.split(chunk);
+            if (out.length) ctrl.enqueue(messages(out, decoder.memberOffset(chunk)));
+          },
+          flush: (ctrl) => {
+            const out = lines.end();
+            if (out.length) ctrl.enqueue(messages(out, member < 0 ? 0 : member));
+          },
         });
-        return { writable: lines.writable, readable: lines.readable.pipeThrough(toMessages) };
       },
     });
     const pr = source.progress;

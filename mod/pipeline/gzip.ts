@@ -41,6 +41,12 @@ export interface Decoder extends TransformStream<Uint8Array, Uint8Array> {
   readonly members: number;
   /** Whether the input was gzip (known after the first two bytes). */
   readonly gzip: boolean | undefined;
+  /**
+   * Input offset of the gzip member that decoded `chunk` (one of this decoder's output chunks;
+   * a chunk never spans two members); for plain input, the input offset of the chunk. A
+   * resumable source re-reading from there gets the chunk's bytes again.
+   */
+  memberOffset(chunk: Uint8Array): number;
 }
 
 /** Options for {@link decodeStream}. */
@@ -129,6 +135,8 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   readonly #holdLimit: number;
   /** The current member's output while it is held back (null once it streams). */
   #held: Uint8Array[] | null = [];
+  /** Output chunk → input offset of its member. */
+  readonly #origin = new WeakMap<Uint8Array, number>();
   #heldBytes = 0;
 
   readonly #allowTruncatedTail: boolean;
@@ -161,6 +169,9 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   }
   get gzip(): boolean | undefined {
     return this.#gzip;
+  }
+  memberOffset(chunk: Uint8Array): number {
+    return this.#origin.get(chunk) ?? 0;
   }
 
   async #push(chunk: Uint8Array): Promise<void> {
@@ -202,6 +213,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
           break;
         }
         case "plain":
+          this.#origin.set(buf, this.#offset);
           this.#ctrl.enqueue(buf);
           this.#offset += buf.length;
           this.#consumed = this.#offset;
@@ -259,9 +271,11 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     this.#held = [];
     this.#heldBytes = 0;
     const inf = zlib.createInflateRaw({ chunkSize: 256 * 1024 });
+    const memberStart = this.#memberStart;
     inf.on("data", (buf: Uint8Array) => {
       // A plain Uint8Array view: Buffer's indexOf/subarray are much slower downstream.
       const d = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.#origin.set(d, memberStart);
       this.#crc = zlib.crc32(d, this.#crc);
       this.#size += d.length;
       if (this.#held) {
@@ -402,5 +416,9 @@ export class WebGunzipStream extends TransformStream<Uint8Array, Uint8Array> imp
   }
   get gzip(): boolean | undefined {
     return this.#gzip;
+  }
+  /** One member only: always 0. */
+  memberOffset(_chunk: Uint8Array): number {
+    return 0;
   }
 }

@@ -49,14 +49,28 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
         if (out.length) c.enqueue(out);
       },
       flush: (c) => {
-        const out: Uint8Array[] = [];
-        if (this.#partialBytes > 0) this.#emit(this.#joinPartial(), out);
-        this.#partial = [];
-        this.#partialBytes = 0;
+        const out = this.end();
         if (out.length) c.enqueue(out);
       },
     });
     this.#max = maxLineBytes;
+  }
+
+  /**
+   * Split without the stream: the lines that `chunk` completes (for framers that need to know
+   * which chunk a line came from). Do not mix with writing to the stream.
+   */
+  split(chunk: Uint8Array): Uint8Array[] {
+    return this.#split(chunk);
+  }
+
+  /** The last line, if the input did not end with a newline (the stream's flush). */
+  end(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (this.#partialBytes > 0) this.#emit(this.#joinPartial(), out);
+    this.#partial = [];
+    this.#partialBytes = 0;
+    return out;
   }
 
   #emit(line: Uint8Array, out: Uint8Array[]): void {

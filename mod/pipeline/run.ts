@@ -21,7 +21,7 @@ import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { Health } from "../status/health.ts";
 import { Batcher } from "./batcher.ts";
-import { type DecodeOptions, decodeStream } from "./gzip.ts";
+import { type DecodeOptions, type Decoder, decodeStream } from "./gzip.ts";
 import { LineStream } from "./line_stream.ts";
 import { type Batch, type Sink, SinkError, type Source, type Unit } from "./types.ts";
 
@@ -85,7 +85,7 @@ export interface PipelineOptions<T> {
    * Turn a unit's decoded bytes into items; defaults to byte lines (LineStream). Parsers that
    * make records pass their own TransformStream.
    */
-  frame?: (unit: Unit) => ReadableWritablePair<T | T[], Uint8Array>;
+  frame?: (unit: Unit, decoder: Decoder) => ReadableWritablePair<T | T[], Uint8Array>;
   /** Decoder options (e.g. `allowTruncatedTail` for append blobs). */
   decode?: DecodeOptions;
   /** Encoded size of an item. @default byte length + 1 (the newline) */
@@ -281,7 +281,7 @@ export async function runPipeline<T = Uint8Array>(
         },
       });
       const framed = opts.frame
-        ? body.pipeThrough(counter).pipeThrough(decoder).pipeThrough(opts.frame(unit))
+        ? body.pipeThrough(counter).pipeThrough(decoder).pipeThrough(opts.frame(unit, decoder))
         : body.pipeThrough(counter).pipeThrough(decoder).pipeThrough(
           framer = new LineStream({ maxLineBytes: processing.max_line_bytes }),
         ) as unknown as ReadableStream<T[]>;

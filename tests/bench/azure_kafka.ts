@@ -145,7 +145,7 @@ export async function bench(
         environment: "P1",
         blob: BLOB,
         service: "bench",
-        start_offset: "0",
+        member_offset: "0",
       }).map(([k, v]) => [k, Buffer.from(v)]),
     );
     const batches = [];

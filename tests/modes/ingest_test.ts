@@ -83,8 +83,13 @@ serviceTest(
       environment: "P1",
       blob: BLOB,
       service: "orders",
-      start_offset: "0",
+      member_offset: "0",
     });
+    // Each line names the member it came from.
+    assert.deepEqual(
+      first.map((x) => Number(x.headers.member_offset)),
+      [0, 0, 0, ...Array(4).fill(m[0]!.length), ...Array(2).fill(m[0]!.length + m[1]!.length)],
+    );
     assert.equal(first[0]!.key, BLOB);
     const size3 = m.reduce((n, x) => n + x.length, 0);
     assert.equal(await offset(), size3);
@@ -97,7 +102,8 @@ serviceTest(
     await run();
     const second = await readTopic(topic);
     assert.deepEqual(second.slice(9).map((x) => x.value), [...lines("d", 2), ...lines("e", 3)]);
-    assert.equal(second[9]!.headers.start_offset, String(size3));
+    assert.equal(second[9]!.headers.member_offset, String(size3));
+    assert.equal(second[11]!.headers.member_offset, String(size3 + more[0]!.length));
     const size5 = size3 + more[0]!.length + more[1]!.length;
     assert.equal(await offset(), size5);
 
@@ -171,7 +177,7 @@ serviceTest(
     const got = await readTopic(topic);
     assert.deepEqual(got.map((x) => x.value), lines("keep", 4));
     assert.equal(got[0]!.headers.environment, "D1");
-    assert.equal(got[0]!.headers.start_offset, String(m[0]!.length));
+    assert.equal(got[0]!.headers.member_offset, String(m[0]!.length));
 
     const bad = await agent(["ingest", "--config", `${dir}/agent.yaml`], {
       AZURE_STORAGE_CONTAINER_NAME: container,

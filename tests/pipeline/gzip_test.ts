@@ -116,3 +116,31 @@ Deno.test("decodeStream() holds a member's output until its trailer checks out",
   );
   assert.equal(out.reduce((n, c) => n + c.length, 0), 101);
 });
+
+Deno.test("memberOffset() names the member each output chunk was decoded from", async () => {
+  const members = [gz("a1\na2\n"), gz("b1\n".repeat(100_000)), gz("c1\n")];
+  const input = cat(...members);
+  const d = decodeStream({ holdMemberBytes: 64 * 1024 });
+  const seen: [string, number][] = [];
+  const chunks = ReadableStream.from([input.subarray(0, 7), input.subarray(7)]).pipeThrough(d);
+  for await (const c of chunks) {
+    seen.push([new TextDecoder().decode(c.subarray(0, 2)), d.memberOffset(c)]);
+  }
+  const starts = [0, members[0]!.length, members[0]!.length + members[1]!.length];
+  assert.deepEqual(seen[0], ["a1", starts[0]]);
+  assert.ok(
+    seen.slice(1, -1).every(([, o]) => o === starts[1]),
+    "the long member's chunks",
+  );
+  assert.ok(seen.length > 3, "the long member came in several chunks");
+  assert.deepEqual(seen.at(-1), ["c1", starts[2]]);
+});
+
+Deno.test("memberOffset() of plain input is the chunk's own offset", async () => {
+  const d = decodeStream();
+  const offsets: number[] = [];
+  for await (const c of ReadableStream.from([enc("ab\n"), enc("cd\n"), enc("e")]).pipeThrough(d)) {
+    offsets.push(d.memberOffset(c));
+  }
+  assert.deepEqual(offsets, [0, 3, 6]);
+});

@@ -70,3 +70,13 @@ Deno.test("LineStream() rejects a bad maxLineBytes", () => {
     /maxLineBytes must be a positive integer: got 0/,
   );
 });
+
+Deno.test("LineStream.split()/end() frame without the stream, chunk by chunk", () => {
+  const ls = new LineStream({ maxLineBytes: 8 });
+  const e = (s: string) => new TextEncoder().encode(s);
+  const d = (a: Uint8Array[]) => a.map((x) => new TextDecoder().decode(x));
+  assert.deepEqual(d(ls.split(e("one\ntw"))), ["one"]);
+  assert.deepEqual(d(ls.split(e("o\r\nthree-is-long\nfo"))), ["two", "three-is"]);
+  assert.deepEqual(d(ls.end()), ["fo"]);
+  assert.equal(ls.linesTruncated, 1);
+});
