@@ -22,7 +22,7 @@ import {
 } from "./mod/modes/registry.ts";
 import { runDemo } from "./mod/demo/demo.ts";
 import { Health } from "./mod/status/health.ts";
-import { serveStatus, statusHandler } from "./mod/status/server.ts";
+import { serveStatus, STATUS_DEFAULT_LISTEN, statusHandler } from "./mod/status/server.ts";
 import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
 
 /** Exit codes, documented in README. */
@@ -311,6 +311,9 @@ async function runMode(
   const serverAbort = new AbortController();
   let server: Deno.HttpServer | undefined;
   if (agent.status.enabled && !args.flags.has("no-status")) {
+    if (mode.statusListen && agent.status.listen === STATUS_DEFAULT_LISTEN) {
+      agent.status.listen = mode.statusListen;
+    }
     try {
       server = serveStatus(
         agent.status,

@@ -38,7 +38,12 @@ export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..
 export const PERMISSION_SET = "agent";
 
 /** Files the binary reads from its own embedded file system. */
-export const INCLUDES = ["agent.example.yaml"];
+export const INCLUDES = [
+  "agent.example.yaml",
+  // Worker entry points are loaded by URL at run time, so they must be embedded explicitly.
+  "mod/syslog/generate_worker.ts",
+  "mod/syslog/receive_worker.ts",
+];
 
 /** Where compile.ts writes the build info for mod/version.ts, relative to ROOT. */
 export const BUILD_INFO = "dist/.build_info.json";

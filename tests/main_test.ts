@@ -203,6 +203,9 @@ Deno.test("every implemented mode starts and stops under the compiled binary's p
     monitor: null,
     stream:
       `stream:\n  source: file\n  file: {path: ${dir}}\n  processing: {once: true}\n  state_file: ${dir}/state.json\n`,
+    // Port 9 (discard): nobody listens, so sends are refused and counted; it stops on time.
+    generate: `generate: {port_start: 9, port_end: 9, rate: 100, duration: 500ms}\n`,
+    receive: `receive: {port_start: 0, port_end: 0, duration: 500ms}\n`,
   };
   for (const m of modes.filter(isImplemented)) {
     const help = await cli([m.name, "--help"]);

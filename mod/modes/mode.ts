@@ -69,6 +69,11 @@ export interface Mode<S extends AnyField = AnyField> {
   flags?: Record<string, FlagSpec>;
   /** More help text (subcommands, environment variables). */
   usage?: string;
+  /**
+   * The status endpoint's address for this mode when `status.listen` is left at its default
+   * (generate's dashboard is on 127.0.0.1:8080, as the reference's).
+   */
+  statusListen?: string;
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

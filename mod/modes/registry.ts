@@ -8,8 +8,10 @@ import { f, type Field } from "../config/spec.ts";
 import { logSpec } from "../log/spec.ts";
 import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
+import { generateMode } from "./generate.ts";
 import { ingestMode } from "./ingest.ts";
 import { monitorMode } from "./monitor.ts";
+import { receiveMode } from "./receive.ts";
 import { routeMode } from "./route.ts";
 import { streamMode } from "./stream.ts";
 import { tailMode } from "./tail.ts";
@@ -41,12 +43,8 @@ export const modes: (AnyMode | PlannedMode)[] = [
     summary: "Database log events → parsed records → OpenObserve",
     planned: true,
   },
-  { name: "generate", summary: "RFC 3164/5424 syslog load generator over UDP/TCP", planned: true },
-  {
-    name: "receive",
-    summary: "Syslog receiver with exact loss accounting (a dummy SIEM)",
-    planned: true,
-  },
+  generateMode,
+  receiveMode,
 ];
 
 /** True when the entry is a runnable mode. */

@@ -8,13 +8,16 @@ import { f, type Infer } from "../config/spec.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { Health } from "./health.ts";
 
+/** Where the status endpoint listens unless configured. */
+export const STATUS_DEFAULT_LISTEN = "127.0.0.1:8686";
+
 /** The `status:` config section. */
 export const statusSpec = f.object({
   enabled: f.bool({ description: "Serve the status endpoint", default: true }),
   listen: f.string({
     description:
       "host:port to listen on. Keep 127.0.0.1 unless a probe from outside the host needs it",
-    default: "127.0.0.1:8686",
+    default: STATUS_DEFAULT_LISTEN,
     pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
   }),
 }, { description: "Embedded HTTP status endpoint (/healthz, /readyz, /metrics, /status)" });

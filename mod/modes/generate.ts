@@ -1,0 +1,265 @@
+/**
+ * Mode `generate`: a syslog load generator for testing a SIEM. `workers` threads, each with its
+ * own socket and target port (`port_start`..`port_end`, spread across workers as the
+ * reference's 514–553), write RFC 3164 (or 5424) messages with a sequence tag into preallocated
+ * buffers and send them with sendmmsg(2) (sender.ts), paced to `rate` in total by token buckets
+ * on a monotonic clock. The live dashboard (dashboard.ts) is served on the status endpoint, by
+ * default 127.0.0.1:8080 for this mode; a `receive` run can report loss to it.
+ *
+ * At the end (duration over or a signal) one JSON summary line goes to stdout: sent, achieved vs
+ * target EPS, per worker, and the receiver's loss when one reported.
+ * @module
+ */
+
+import { f, type Infer } from "../config/spec.ts";
+import { Dashboard, type WorkerView } from "../syslog/dashboard.ts";
+import {
+  readSender,
+  senderControl,
+  type SenderCounters,
+  type SenderInit,
+  stopSender,
+} from "../syslog/sender.ts";
+import type { SequenceCounts } from "../syslog/sequence.ts";
+import { defineMode } from "./mode.ts";
+
+/** The `generate:` config section. */
+export const generateSpec = f.object({
+  target: f.string({ description: "Host of the SIEM under test", default: "127.0.0.1" }),
+  port_start: f.int({ description: "First target port", default: 514, min: 1, max: 65535 }),
+  port_end: f.int({
+    description:
+      "Last target port; worker i sends to port_start + i mod (port_end - port_start + 1)",
+    default: 553,
+    min: 1,
+    max: 65535,
+  }),
+  workers: f.int({
+    description: "Sender threads, each with its own socket",
+    default: 2,
+    min: 1,
+    max: 256,
+  }),
+  rate: f.int({
+    description: "Messages per second in total; 0: as fast as possible",
+    default: 100000,
+    min: 0,
+  }),
+  duration: f.duration({ description: "How long to send; 0s: until stopped", default: "0s" }),
+  protocol: f.enum(["udp", "tcp"] as const, {
+    description: "udp, or tcp with RFC 6587 octet counting (reconnects)",
+    default: "udp",
+  }),
+  format: f.enum(["rfc3164", "rfc5424"] as const, {
+    description: "Message format",
+    default: "rfc3164",
+  }),
+  message_size: f.int({
+    description: "Pad (or cut) every message to this many bytes; 0: natural size (~120–200)",
+    default: 0,
+    min: 0,
+    max: 65000,
+  }),
+  seq_prefix: f.string({
+    description: "Text before the sequence tag <worker>:<n> at the end of every message",
+    default: "seq=",
+    pattern: /^[!-~]{1,16}$/,
+  }),
+  batch: f.int({ description: "Messages per sendmmsg call", default: 256, min: 1, max: 1024 }),
+  ffi: f.bool({
+    description: "Use sendmmsg through FFI where available (Linux); false: node:dgram",
+    default: true,
+  }),
+}, { description: "Mode generate: syslog load generator" });
+
+type GenerateConfig = Infer<typeof generateSpec>;
+
+interface RunningWorker {
+  init: SenderInit;
+  worker: Worker;
+  failed?: string;
+  exited: Promise<void>;
+}
+
+/** Start the sender threads. */
+function startWorkers(c: GenerateConfig, onFail: (id: number, e: string) => void): RunningWorker[] {
+  const ports = c.port_end - c.port_start + 1;
+  return Array.from({ length: c.workers }, (_, id) => {
+    const init: SenderInit = {
+      id,
+      host: c.target,
+      port: c.port_start + (id % ports),
+      protocol: c.protocol,
+      rate: c.rate / c.workers,
+      durationMs: c.duration,
+      format: c.format,
+      messageSize: c.message_size,
+      seqPrefix: c.seq_prefix,
+      batch: c.batch,
+      ffi: c.ffi,
+      control: senderControl(),
+    };
+    const worker = new Worker(new URL("../syslog/generate_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    const r: RunningWorker = { init, worker, exited: Promise.resolve() };
+    r.exited = new Promise<void>((resolve) => {
+      worker.onmessage = (e: MessageEvent<{ done?: boolean; error?: string }>) => {
+        if (e.data.error) {
+          r.failed = e.data.error;
+          onFail(id, e.data.error);
+        }
+        resolve();
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        r.failed = e.message;
+        onFail(id, e.message);
+        resolve();
+      };
+    });
+    worker.postMessage({ init });
+    return r;
+  });
+}
+
+export const generateMode = defineMode({
+  name: "generate",
+  summary: "RFC 3164/5424 syslog load generator over UDP/TCP",
+  spec: generateSpec,
+  statusListen: "127.0.0.1:8080",
+  flags: {
+    target: { key: "target", description: "SIEM host" },
+    rate: { key: "rate", description: "Total messages per second (0: max)" },
+    workers: { key: "workers", description: "Sender threads" },
+    duration: { key: "duration", description: "How long (e.g. 10s, 30m); 0s: until stopped" },
+    "port-start": { key: "port_start", description: "First target port" },
+    "port-end": { key: "port_end", description: "Last target port" },
+    protocol: { key: "protocol", description: "udp or tcp" },
+    format: { key: "format", description: "rfc3164 or rfc5424" },
+    "message-size": { key: "message_size", description: "Pad messages to N bytes" },
+  },
+  usage: `The dashboard (page, /api/metrics, /api/summary, /ws) is on the status endpoint,
+127.0.0.1:8080 by default for this mode (--status-listen to change). A receive run started with
+--report-to http://127.0.0.1:8080 shows its loss there. At the end, one JSON summary line goes
+to stdout.`,
+  async run({ config: c, log, metrics, signal, status, stdout }) {
+    if (c.port_end < c.port_start) {
+      throw new Error(
+        `generate.port_end (${c.port_end}) is below generate.port_start (${c.port_start})`,
+      );
+    }
+    const m = {
+      sent: metrics.counter("generator_messages_sent_total", "Messages the kernel accepted"),
+      bytes: metrics.counter("generator_bytes_sent_total", "Bytes of messages sent"),
+      errors: metrics.counter("generator_send_errors_total", "Send errors (refused, reconnects)"),
+      eps: metrics.gauge("generator_eps", "Messages per second over the last 5 s"),
+      target: metrics.gauge("generator_target_eps", "Configured messages per second (0: max)"),
+    };
+    m.target.set(c.rate);
+    const dashboard = new Dashboard("generate", c.rate);
+    status.routes = dashboard.routes;
+    status.extra = () => ({ generate: dashboard.metrics() });
+    let failures = 0;
+    const workers = startWorkers(c, (id, e) => {
+      failures++;
+      log.error("generator worker failed", { worker: id, error: e });
+    });
+    const stop = () => workers.forEach((w) => stopSender(w.init.control));
+    signal.addEventListener("abort", stop, { once: true });
+    log.info("generating", {
+      workers: c.workers,
+      rate: c.rate,
+      target: `${c.target}:${c.port_start}-${c.port_end}`,
+      protocol: c.protocol,
+      format: c.format,
+    });
+    const counters = () => workers.map((w) => readSender(w.init.control));
+    let prev = { sent: 0, bytes: 0, errors: 0 };
+    const sample = () => {
+      const cs = counters();
+      const tot = cs.reduce(
+        (a, x) => ({
+          sent: a.sent + x.sent,
+          bytes: a.bytes + x.bytes,
+          errors: a.errors + x.errors,
+        }),
+        { sent: 0, bytes: 0, errors: 0 },
+      );
+      m.sent.inc(tot.sent - prev.sent);
+      m.bytes.inc(tot.bytes - prev.bytes);
+      m.errors.inc(tot.errors - prev.errors);
+      prev = tot;
+      dashboard.sample({
+        messages: tot.sent,
+        bytes: tot.bytes,
+        errors: tot.errors,
+        workers: workers.map((w, i) => ({
+          id: w.init.id,
+          port: w.init.port,
+          messages: cs[i]!.sent,
+          errors: cs[i]!.errors,
+          state: workerState(w, cs[i]!),
+        })),
+      });
+      m.eps.set(dashboard.metrics().eps);
+    };
+    sample();
+    const timer = setInterval(sample, 1000);
+    await Promise.all(workers.map((w) => w.exited));
+    // From the first worker's first send to now: thread start-up is not sending time.
+    const begun = counters().map((x) => x.startedAt).filter((t) => t > 0);
+    const elapsed = begun.length
+      ? (performance.timeOrigin + performance.now() - Math.min(...begun)) / 1000
+      : 0;
+    clearInterval(timer);
+    sample();
+    signal.removeEventListener("abort", stop);
+    const cs = counters();
+    const sent = cs.reduce((a, x) => a + x.sent, 0);
+    const summary = {
+      mode: "generate",
+      sent,
+      bytes: cs.reduce((a, x) => a + x.bytes, 0),
+      errors: cs.reduce((a, x) => a + x.errors, 0),
+      seconds: Number(elapsed.toFixed(3)),
+      target_eps: c.rate,
+      achieved_eps: elapsed > 0 ? Math.round(sent / elapsed) : 0,
+      achievement_percent: c.rate > 0 && elapsed > 0
+        ? Number((100 * sent / elapsed / c.rate).toFixed(2))
+        : null,
+      sendmmsg: cs.every((x) => x.ffi),
+      workers: workers.map((w, i) => ({
+        id: w.init.id,
+        port: w.init.port,
+        sent: cs[i]!.sent,
+        errors: cs[i]!.errors,
+        ...(w.failed && { error: w.failed }),
+      })),
+      receiver: dashboard.summary().loss as unknown,
+    };
+    log.info("generation finished", {
+      sent,
+      achieved_eps: summary.achieved_eps,
+      target_eps: c.rate,
+      failures,
+    });
+    const w = stdout.getWriter();
+    await w.write(new TextEncoder().encode(JSON.stringify(summary) + "\n"));
+    w.releaseLock();
+    dashboard.close();
+    return failures > 0 ? 1 : 0;
+  },
+});
+
+function workerState(w: RunningWorker, c: SenderCounters): WorkerView["state"] {
+  if (w.failed) return "failed";
+  if (c.done) return "done";
+  return c.sent > 0 ? "running" : "idle";
+}
+
+/** What a receiver posts to a generator's dashboard (`POST /api/receiver`). */
+export interface ReceiverReport {
+  total: SequenceCounts;
+  workers: Record<string, SequenceCounts>;
+}

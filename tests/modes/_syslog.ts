@@ -1,0 +1,104 @@
+/**
+ * Helpers for the generate/receive tests: run either mode as a real process (the agent's
+ * permission set), find the port a receiver bound, and read the JSON summary line it prints.
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const dec = new TextDecoder();
+
+/** A mode's JSON summary line (untyped JSON). */
+// deno-lint-ignore no-explicit-any
+export type Summary = Record<string, any>;
+
+/** A random high port for a status endpoint. */
+export const freePort = () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+};
+
+/** A running agent process: its stderr so far, and its end. */
+export interface Running {
+  child: Deno.ChildProcess;
+  /** Resolves with the value of a JSON log line's field once a line with `msg` appears. */
+  logged(msg: string): Promise<Record<string, unknown>>;
+  /** Waits for exit; the summary is the last stdout line as JSON. */
+  done(): Promise<{ code: number; summary: Summary; stderr: string }>;
+}
+
+/** Start `edge-agent <args>` from source. */
+export function start(args: string[]): Running {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=agent", "--quiet", "main.ts", ...args],
+    cwd: root,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const waiters: { msg: string; resolve: (v: Record<string, unknown>) => void }[] = [];
+  const lines: Record<string, unknown>[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      const hit = lines.find((l) => l.msg === w.msg);
+      if (hit) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(hit);
+      }
+    }
+  };
+  const stderrDone = (async () => {
+    for await (const chunk of child.stderr) {
+      err += dec.decode(chunk, { stream: true });
+      const parts = err.split("\n");
+      lines.length = 0;
+      for (const p of parts) {
+        try {
+          lines.push(JSON.parse(p));
+        } catch { /* not a complete JSON line */ }
+      }
+      check();
+    }
+  })();
+  const stdout = new Response(child.stdout).text();
+  return {
+    child,
+    logged: (msg) =>
+      new Promise((resolve) => {
+        waiters.push({ msg, resolve });
+        check();
+      }),
+    async done() {
+      const [status, out] = await Promise.all([child.status, stdout, stderrDone]);
+      const last = out.trim().split("\n").at(-1) ?? "";
+      let summary: Summary = {};
+      try {
+        summary = JSON.parse(last);
+      } catch { /* no summary */ }
+      return { code: status.code, summary, stderr: err };
+    },
+  };
+}
+
+/** Start a receiver on a free UDP/TCP port; resolves once it is bound. */
+export async function startReceiver(
+  extra: string[] = [],
+): Promise<{ port: number; status: number; run: Running }> {
+  const status = freePort();
+  const run = start([
+    "receive",
+    "--port-start",
+    "0",
+    "--port-end",
+    "0",
+    "--status-listen",
+    `127.0.0.1:${status}`,
+    ...extra,
+  ]);
+  const line = await run.logged("receiving");
+  return { port: (line.ports as number[])[0]!, status, run };
+}
