@@ -17,7 +17,7 @@ import { FfiSocket } from "../pipeline/ffi_socket.ts";
 import { LINUX, loadLibc } from "../pipeline/libc.ts";
 import { MmsgVector } from "../pipeline/mmsg_vector.ts";
 import { type SyslogFormat, SyslogWriter } from "./message.ts";
-import { TokenBucket } from "./rate.ts";
+import { TokenBucket } from "../pipeline/token_bucket.ts";
 
 /** What a sender is told. */
 export interface SenderInit {

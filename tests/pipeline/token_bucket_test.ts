@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { TokenBucket } from "../../mod/syslog/rate.ts";
+import { TokenBucket } from "../../mod/pipeline/token_bucket.ts";
 
 /**
  * A sender loop on a simulated monotonic clock: it takes what the bucket allows, "spends" a
