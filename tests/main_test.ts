@@ -195,12 +195,14 @@ Deno.test("every implemented mode starts and stops under the compiled binary's p
   const dir = await Deno.makeTempDir();
   // A minimal config per mode that runs once and exits; a mode added later must add its own.
   // null: the mode needs a test service, and its own test starts it with the same permission set
-  // (tail, ingest, monitor, route: tests/modes/<mode>_test.ts).
+  // (tail, ingest, monitor, route, discover, process: tests/modes/<mode>_test.ts).
   const configs: Record<string, string | null> = {
     route: null,
     tail: null,
     ingest: null,
     monitor: null,
+    discover: null,
+    process: null,
     stream:
       `stream:\n  source: file\n  file: {path: ${dir}}\n  processing: {once: true}\n  state_file: ${dir}/state.json\n`,
     // Port 9 (discard): nobody listens, so sends are refused and counted; it stops on time.

@@ -8,9 +8,11 @@ import { f, type Field } from "../config/spec.ts";
 import { logSpec } from "../log/spec.ts";
 import { statusSpec } from "../status/server.ts";
 import type { Mode } from "./mode.ts";
+import { discoverMode } from "./discover.ts";
 import { generateMode } from "./generate.ts";
 import { ingestMode } from "./ingest.ts";
 import { monitorMode } from "./monitor.ts";
+import { processMode } from "./process.ts";
 import { receiveMode } from "./receive.ts";
 import { routeMode } from "./route.ts";
 import { streamMode } from "./stream.ts";
@@ -33,16 +35,8 @@ export const modes: (AnyMode | PlannedMode)[] = [
   monitorMode,
   ingestMode,
   tailMode,
-  {
-    name: "discover",
-    summary: "Find database log files that changed → events in Kafka",
-    planned: true,
-  },
-  {
-    name: "process",
-    summary: "Database log events → parsed records → OpenObserve",
-    planned: true,
-  },
+  discoverMode,
+  processMode,
   generateMode,
   receiveMode,
 ];

@@ -1,0 +1,182 @@
+/**
+ * Sink `openobserve`: records as JSON arrays to OpenObserve's ingestion API,
+ * `POST {url}/api/{org}/{stream}/_json`, with basic auth, optionally gzip-compressed. Items are
+ * already-encoded JSON records tagged with their stream (the stream name is templated per unit,
+ * e.g. `{engine}_{instance}`), so one batch may become one request per stream. Failures are
+ * retried as everywhere in the data path (retry.ts: 408, 429, 5xx, network errors, Retry-After);
+ * OpenObserve's answer `{"code":200,"status":[{"name":…,"successful":N,"failed":M}]}` is read,
+ * and records it reports as failed are counted and logged (the request as a whole succeeded, and
+ * sending them again would duplicate the successful ones).
+ * @module
+ */
+
+import zlib from "node:zlib";
+import { f, type Infer } from "../config/spec.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Registry } from "../metrics/registry.ts";
+import { parseRetryAfter, retry, RetryableError, retrySpec } from "../pipeline/retry.ts";
+import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
+
+/** The `openobserve:` config section of a mode. */
+export const openobserveSpec = f.object({
+  url: f.string({
+    description: "OpenObserve base URL",
+    default: "http://127.0.0.1:5080",
+    pattern: /^https?:\/\/\S+$/,
+  }),
+  org: f.string({ description: "Organization", default: "default" }),
+  stream: f.string({
+    description: "Stream name template: {engine}, {instance}, {file} from the event",
+    default: "{engine}_{instance}",
+  }),
+  user: f.string({ description: "Basic auth user", default: "root@example.com" }),
+  password: f.string({
+    description: "Basic auth password (use ${credential:NAME} or ${ENV})",
+    default: "",
+    secret: true,
+  }),
+  gzip: f.bool({ description: "gzip request bodies", default: true }),
+  timeout: f.duration({ description: "Request timeout", default: "30s" }),
+  retry: retrySpec,
+}, { description: "OpenObserve ingestion (JSON API)" });
+
+/** Settings of {@link OpenObserveSink}. */
+export type OpenObserveConfig = Infer<typeof openobserveSpec>;
+
+/** One record on its way: its stream and its JSON text, already encoded. */
+export interface StreamRecord {
+  stream: string;
+  json: Uint8Array;
+}
+
+/** Encoded size of a {@link StreamRecord} in a JSON array (its bytes and a comma). */
+export const streamRecordSize = (r: StreamRecord): number => r.json.byteLength + 1;
+
+/** Fill `{name}` placeholders from `values`; names without a value stay empty. */
+export function streamName(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, k: string) => values[k] ?? "")
+    // OpenObserve stream names: lowercase letters, digits and underscores.
+    .toLowerCase().replace(/[^a-z0-9_]/g, "_");
+}
+
+/** Posts batches of records to OpenObserve. */
+export class OpenObserveSink implements Sink<StreamRecord> {
+  readonly kind = "openobserve";
+  readonly #c: OpenObserveConfig;
+  readonly #log: Logger;
+  readonly #auth: string;
+  readonly #m;
+
+  constructor(c: OpenObserveConfig, log: Logger, metrics: Registry) {
+    this.#c = c;
+    this.#log = log;
+    this.#auth = "Basic " + btoa(`${c.user}:${c.password}`);
+    this.#m = {
+      requests: metrics.counter("openobserve_requests_total", "Ingestion requests answered 2xx"),
+      failed: metrics.counter(
+        "openobserve_records_failed_total",
+        "Records OpenObserve answered as failed",
+      ),
+      ok: metrics.counter("openobserve_records_successful_total", "Records ingested"),
+      retries: metrics.counter("openobserve_retries_total", "Requests sent again"),
+    };
+  }
+
+  async write(batch: Batch<StreamRecord>, signal: AbortSignal): Promise<void> {
+    const byStream = new Map<string, Uint8Array[]>();
+    for (const r of batch.items) {
+      let list = byStream.get(r.stream);
+      if (!list) byStream.set(r.stream, list = []);
+      list.push(r.json);
+    }
+    for (const [stream, records] of byStream) await this.#post(stream, records, signal);
+  }
+
+  async #post(stream: string, records: Uint8Array[], signal: AbortSignal): Promise<void> {
+    const c = this.#c;
+    let size = 2 + records.length - 1;
+    for (const r of records) size += r.byteLength;
+    const body = new Uint8Array(size);
+    body[0] = 91; // [
+    let o = 1;
+    records.forEach((r, i) => {
+      if (i) body[o++] = 44; // ,
+      body.set(r, o);
+      o += r.byteLength;
+    });
+    body[o] = 93; // ]
+    const payload = c.gzip ? new Uint8Array(zlib.gzipSync(body, { level: 1 })) : body;
+    const url = `${c.url.replace(/\/+$/, "")}/api/${encodeURIComponent(c.org)}/${
+      encodeURIComponent(stream)
+    }/_json`;
+    const headers: Record<string, string> = {
+      authorization: this.#auth,
+      "content-type": "application/json",
+    };
+    if (c.gzip) headers["content-encoding"] = "gzip";
+    let answer: {
+      status?: { name?: string; successful?: number; failed?: number; error?: string }[];
+    };
+    try {
+      answer = await retry(async () => {
+        const res = await fetch(url, {
+          method: "POST",
+          headers,
+          body: payload,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(c.timeout)]),
+        });
+        const text = await res.text();
+        if (!res.ok) {
+          throw new RetryableError(
+            `${url} answered ${res.status} ${res.statusText}: ${text.slice(0, 200)}`,
+            { status: res.status, retryAfter: parseRetryAfter(res.headers.get("retry-after")) },
+          );
+        }
+        try {
+          return JSON.parse(text);
+        } catch {
+          return {};
+        }
+      }, {
+        ...c.retry,
+        signal,
+        onRetry: (e, attempt, wait) => {
+          this.#m.retries.inc();
+          this.#log.warn("openobserve request failed; retrying", {
+            stream,
+            attempt,
+            wait_ms: Math.round(wait),
+            error: e,
+          });
+        },
+      });
+    } catch (e) {
+      throw new SinkError(
+        `openobserve: ${records.length} records to stream ${stream} not delivered`,
+        {
+          cause: e,
+          retryable: !signal.aborted,
+        },
+      );
+    }
+    this.#m.requests.inc();
+    let failed = 0, ok = 0;
+    for (const s of answer.status ?? []) {
+      failed += s.failed ?? 0;
+      ok += s.successful ?? 0;
+    }
+    if (answer.status === undefined) ok = records.length;
+    this.#m.ok.inc(ok);
+    if (failed > 0) {
+      this.#m.failed.inc(failed);
+      this.#log.error("openobserve rejected records", {
+        stream,
+        failed,
+        successful: ok,
+        errors: (answer.status ?? []).map((s) => s.error).filter(Boolean).slice(0, 5),
+      });
+    }
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,191 @@
+/**
+ * Per (instance, log file) tracking in DynamoDB, shared by every `discover` and `process`
+ * replica. Table key: `instance` (partition, S) and `file` (sort, S); one Query reads an
+ * instance's files.
+ *
+ * `discover` claims a change with a conditional write: the item moves from the size and
+ * LastWritten it read to the new ones only if nobody changed it since, so of several replicas
+ * that see the same change exactly one wins and publishes it. `process` keeps its own progress
+ * in the same item (`marker`: where DownloadDBLogFilePortion continues; `processed`: bytes read
+ * so far, for the S3 copy and for noticing rotation), written after the sink acknowledged.
+ * @module
+ */
+
+import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { awsClientConfig, type AwsConfig } from "./aws.ts";
+import { awsErrorName } from "./aws_errors.ts";
+
+/** What is tracked of one log file. */
+export interface Tracked {
+  size: number;
+  /** LastWritten, ms since the epoch. */
+  lastWritten: number;
+  /** `process`: where the next DownloadDBLogFilePortion starts. */
+  marker?: string;
+  /** `process`: bytes of the file processed so far. */
+  processed?: number;
+}
+
+const N = (n: number): AttributeValue => ({ N: String(n) });
+const S = (s: string): AttributeValue => ({ S: s });
+
+/** The tracking table. */
+export class LogTracking {
+  readonly table: string;
+  readonly #db: DynamoDBClient;
+  readonly #sdk: typeof import("@aws-sdk/client-dynamodb");
+
+  private constructor(
+    sdk: typeof import("@aws-sdk/client-dynamodb"),
+    db: DynamoDBClient,
+    table: string,
+  ) {
+    this.#sdk = sdk;
+    this.#db = db;
+    this.table = table;
+  }
+
+  /**
+   * Open the table (it must exist).
+   *
+   * @throws {Error} naming the table and the key schema it needs when it does not exist.
+   */
+  static async open(table: string, aws: AwsConfig): Promise<LogTracking> {
+    const sdk = await import("@aws-sdk/client-dynamodb");
+    const db = new sdk.DynamoDBClient(await awsClientConfig(aws));
+    try {
+      await db.send(new sdk.DescribeTableCommand({ TableName: table }));
+    } catch (e) {
+      if (awsErrorName(e) === "ResourceNotFoundException") {
+        throw new Error(
+          `tracking table ${table} does not exist: create it with partition key "instance" (S) and sort key "file" (S)`,
+          { cause: e },
+        );
+      }
+      throw new Error(`cannot reach tracking table ${table}`, { cause: e });
+    }
+    return new LogTracking(sdk, db, table);
+  }
+
+  /** Every tracked file of an instance. */
+  async files(instance: string, signal?: AbortSignal): Promise<Map<string, Tracked>> {
+    const out = new Map<string, Tracked>();
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const r = await this.#db.send(
+        new this.#sdk.QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: "#i = :i",
+          ExpressionAttributeNames: { "#i": "instance" },
+          ExpressionAttributeValues: { ":i": S(instance) },
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+        }),
+        { abortSignal: signal },
+      );
+      for (const it of r.Items ?? []) out.set(it.file!.S!, fromItem(it));
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  /** One file's tracking, if any. */
+  async get(instance: string, file: string): Promise<Tracked | undefined> {
+    const r = await this.#db.send(
+      new this.#sdk.GetItemCommand({
+        TableName: this.table,
+        Key: { instance: S(instance), file: S(file) },
+        ConsistentRead: true,
+      }),
+    );
+    return r.Item ? fromItem(r.Item) : undefined;
+  }
+
+  /**
+   * Move a file from `prev` (undefined: not tracked yet) to `next`, only if it is still `prev`.
+   *
+   * @returns false when another replica got there first.
+   */
+  async claim(
+    instance: string,
+    file: string,
+    prev: Pick<Tracked, "size" | "lastWritten"> | undefined,
+    next: Pick<Tracked, "size" | "lastWritten">,
+  ): Promise<boolean> {
+    try {
+      await this.#db.send(
+        new this.#sdk.UpdateItemCommand({
+          TableName: this.table,
+          Key: { instance: S(instance), file: S(file) },
+          UpdateExpression: "SET #s = :s, #w = :w, #u = :u",
+          ConditionExpression: prev ? "#s = :ps AND #w = :pw" : "attribute_not_exists(#s)",
+          ExpressionAttributeNames: { "#s": "size", "#w": "last_written", "#u": "updated" },
+          ExpressionAttributeValues: {
+            ":s": N(next.size),
+            ":w": N(next.lastWritten),
+            ":u": S(new Date().toISOString()),
+            ...(prev && { ":ps": N(prev.size), ":pw": N(prev.lastWritten) }),
+          },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (awsErrorName(e) === "ConditionalCheckFailedException") return false;
+      throw e;
+    }
+  }
+
+  /** Undo a claim whose event could not be published (only if still ours). */
+  async unclaim(
+    instance: string,
+    file: string,
+    claimed: Pick<Tracked, "size" | "lastWritten">,
+    prev: Pick<Tracked, "size" | "lastWritten"> | undefined,
+  ): Promise<void> {
+    try {
+      await this.#db.send(
+        new this.#sdk.UpdateItemCommand({
+          TableName: this.table,
+          Key: { instance: S(instance), file: S(file) },
+          UpdateExpression: prev ? "SET #s = :ps, #w = :pw" : "REMOVE #s, #w",
+          ConditionExpression: "#s = :s AND #w = :w",
+          ExpressionAttributeNames: { "#s": "size", "#w": "last_written" },
+          ExpressionAttributeValues: {
+            ":s": N(claimed.size),
+            ":w": N(claimed.lastWritten),
+            ...(prev && { ":ps": N(prev.size), ":pw": N(prev.lastWritten) }),
+          },
+        }),
+      );
+    } catch (e) {
+      if (awsErrorName(e) !== "ConditionalCheckFailedException") throw e;
+    }
+  }
+
+  /** `process`: record where reading continues (after the sink acknowledged). */
+  async saveProgress(
+    instance: string,
+    file: string,
+    marker: string,
+    processed: number,
+  ): Promise<void> {
+    await this.#db.send(
+      new this.#sdk.UpdateItemCommand({
+        TableName: this.table,
+        Key: { instance: S(instance), file: S(file) },
+        UpdateExpression: "SET #m = :m, #p = :p",
+        ExpressionAttributeNames: { "#m": "marker", "#p": "processed" },
+        ExpressionAttributeValues: { ":m": S(marker), ":p": N(processed) },
+      }),
+    );
+  }
+}
+
+function fromItem(it: Record<string, AttributeValue>): Tracked {
+  return {
+    size: Number(it.size?.N ?? 0),
+    lastWritten: Number(it.last_written?.N ?? 0),
+    ...(it.marker?.S !== undefined && { marker: it.marker.S }),
+    ...(it.processed?.N !== undefined && { processed: Number(it.processed.N) }),
+  };
+}

@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { MysqlParser } from "../../mod/parsers/mysql.ts";
+import { PostgresParser } from "../../mod/parsers/postgres.ts";
+import type { LineParser } from "../../mod/parsers/record.ts";
+import { LogTracking } from "../../mod/sources/rds_tracking.ts";
+import {
+  awsTestConfig,
+  endpoints,
+  freshBucket,
+  freshTable,
+  freshTopic,
+  kafka,
+  s3Client,
+  serviceTest,
+} from "../services/mod.ts";
+import { FakeOpenObserve } from "../sinks/_fake_openobserve.ts";
+import { FakeRds } from "../sources/_fake_rds.ts";
+import { discoverConfig, discoverOnce } from "./_rds.ts";
+import { freePort } from "./_syslog.ts";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+const PG_FILE = "error/postgresql.log.2026-11-23-10";
+const PG = [
+  "garbage before any record",
+  "2026-11-23 10:00:01 UTC:10.0.0.5(51234):app@orders:[4242]:LOG:  connection authorized: user=app database=orders",
+  '2026-11-23 10:00:02 UTC:10.0.0.5(51234):app@orders:[4242]:ERROR:  duplicate key value violates unique constraint "orders_pkey"',
+  "2026-11-23 10:00:02 UTC:10.0.0.5(51234):app@orders:[4242]:DETAIL:  Key (id)=(42) already exists.",
+  "2026-11-23 10:00:02 UTC:10.0.0.5(51234):app@orders:[4242]:STATEMENT:  INSERT INTO orders (id, total)",
+  "\tVALUES (42, 10.5);",
+  "an unprefixed line inside a record is folded into it",
+  "2026-11-23 10:00:05 UTC::@:[77]:LOG:  checkpoint starting: time",
+].join("\n") + "\n";
+const PG_MORE =
+  "2026-11-23 10:01:00 UTC:10.0.0.6(40000):report@orders:[5000]:LOG:  duration: 1503.2 ms  statement: SELECT count(*) FROM orders\n";
+const MY_FILE = "slowquery/mysql-slowquery.log";
+const MY = [
+  "# Time: 2026-11-23T10:00:03.123456Z",
+  "# User@Host: app[app] @  [10.0.0.7]  Id:    12",
+  "# Query_time: 2.500000  Lock_time: 0.000100 Rows_sent: 1  Rows_examined: 500000",
+  "SET timestamp=1795428003;",
+  "SELECT * FROM items WHERE name LIKE '%x%';",
+].join("\n") + "\n";
+
+/** What the engine's parser makes of `text`: the records OpenObserve must end up with. */
+function parsed(parser: LineParser, text: string) {
+  const enc = new TextEncoder();
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  return [...lines.flatMap((l) => parser.push(enc.encode(l))), ...parser.flush()];
+}
+
+function processConfig(
+  fake: string,
+  table: string,
+  topic: string,
+  oo: FakeOpenObserve,
+  extra = {},
+) {
+  return {
+    process: {
+      kafka: { brokers: endpoints.kafka, topic, group_id: `g-${crypto.randomUUID()}` },
+      rds: { endpoint: fake, region: "us-east-1", rate_limit: 200 },
+      dynamodb: { endpoint: endpoints.aws, region: "us-east-1" },
+      tracking_table: table,
+      openobserve: { url: oo.url, password: oo.password },
+      batch: { flush_interval: "100ms" },
+      ...extra,
+    },
+  };
+}
+
+/** Run `process` until OpenObserve holds `want` records in all, then stop it with SIGTERM. */
+async function processUntil(config: Record<string, unknown>, oo: FakeOpenObserve, want: number) {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/agent.yaml`, JSON.stringify(config));
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=agent",
+      "--quiet",
+      "main.ts",
+      "process",
+      "--config",
+      `${dir}/agent.yaml`,
+      "--status-listen",
+      `127.0.0.1:${port}`,
+    ],
+    cwd: root,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const total = () => [...oo.streams.values()].reduce((n, l) => n + l.length, 0);
+  const deadline = Date.now() + 30_000;
+  while (total() < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // Let the acks land (tracking progress, Kafka commit) before stopping.
+  await new Promise((r) => setTimeout(r, 700));
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  child.kill("SIGTERM");
+  const status = await child.status;
+  await Deno.remove(dir, { recursive: true });
+  return { code: status.code, stderr: await stderr, metrics };
+}
+
+const strip = (records: Record<string, unknown>[]) =>
+  records.map(({ instance: _i, engine: _e, log_file: _f, _timestamp: _t, ...r }) => r);
+
+serviceTest(
+  "process: change events → file portions from RDS → parsed records in OpenObserve; then only new bytes; bad events skipped",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds({ portionBytes: 100 }); // portions cut lines anywhere
+    const oo = new FakeOpenObserve();
+    try {
+      fake.addInstance("pg1", "aurora-postgresql");
+      fake.addInstance("my1", "aurora-mysql");
+      fake.append("pg1", PG_FILE, PG);
+      fake.append("my1", MY_FILE, MY);
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic(2);
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      // A malformed event beside the real ones: counted, logged, skipped.
+      const producer = kafka().producer();
+      await producer.connect();
+      await producer.send({ topic, messages: [{ key: "x", value: "{not json" }] });
+      await producer.disconnect();
+
+      const pgWant = parsed(new PostgresParser(), PG);
+      const myWant = parsed(new MysqlParser({ kind: "slow" }), MY);
+      const config = processConfig(fake.url, table, topic, oo);
+      const run = await processUntil(config, oo, pgWant.length + myWant.length);
+      assert.equal(run.code, 0, run.stderr);
+      const pg = oo.streams.get("aurora_postgresql_pg1")!;
+      assert.deepEqual(strip(pg), pgWant);
+      assert.ok(
+        pg.every((r) =>
+          r.instance === "pg1" && r.engine === "aurora-postgresql" && r.log_file === PG_FILE
+        ),
+      );
+      assert.equal(
+        pg.filter((r) => r.parse_error === true).length,
+        1,
+        "the odd line is kept, flagged",
+      );
+      const error = pg.find((r) => r.severity === "ERROR")!;
+      assert.match(
+        JSON.stringify(error),
+        /duplicate key.*already exists|already exists.*duplicate key/s,
+      );
+      assert.deepEqual(strip(oo.streams.get("aurora_mysql_my1")!), myWant);
+      assert.equal(myWant[0]!.query_time, 2.5);
+      assert.match(run.metrics, /^process_events_invalid_total 1$/m);
+      assert.ok(oo.requests.every((r) => r.auth?.startsWith("Basic ")));
+      const t = await LogTracking.open(table, awsTestConfig());
+      assert.deepEqual(await t.get("pg1", PG_FILE).then((x) => [x?.marker, x?.processed]), [
+        `0:${new TextEncoder().encode(PG).length}`,
+        new TextEncoder().encode(PG).length,
+      ]);
+
+      // The file grows: discover announces it, process reads only the new part.
+      fake.append("pg1", PG_FILE, PG_MORE);
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      const again = await processUntil(
+        { process: { ...config.process, kafka: { ...config.process.kafka } } },
+        oo,
+        pgWant.length + myWant.length + 1,
+      );
+      assert.equal(again.code, 0, again.stderr);
+      const pgAfter = oo.streams.get("aurora_postgresql_pg1")!;
+      assert.equal(pgAfter.length, pgWant.length + 1, "only the new record");
+      assert.match(String(pgAfter.at(-1)!.message), /duration: 1503\.2 ms/);
+
+      // Rotation: the file starts over with new content.
+      fake.rotate("pg1", PG_FILE, PG_MORE.replace("5000", "5001"));
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      const rotated = await processUntil(config, oo, pgWant.length + myWant.length + 2);
+      assert.equal(rotated.code, 0, rotated.stderr);
+      assert.equal(oo.streams.get("aurora_postgresql_pg1")!.at(-1)!.pid, 5001);
+      assert.match(rotated.metrics, /^process_rotations_total 1$/m);
+    } finally {
+      await fake.close();
+      await oo.close();
+    }
+  },
+);
+
+serviceTest("process with source: s3 reads the file's copy in S3 from the saved offset", [
+  "aws",
+  "kafka",
+], async () => {
+  const fake = new FakeRds();
+  const oo = new FakeOpenObserve();
+  try {
+    fake.addInstance("pg2", "postgres");
+    fake.append("pg2", PG_FILE, PG);
+    const bucket = await freshBucket("rdslogs");
+    await s3Client().send(
+      new PutObjectCommand({ Bucket: bucket, Key: `copies/pg2/${PG_FILE}`, Body: PG }),
+    );
+    const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+    const topic = await freshTopic();
+    assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+    const want = parsed(new PostgresParser(), PG);
+    const run = await processUntil(
+      processConfig(fake.url, table, topic, oo, {
+        source: "s3",
+        s3: { ...awsTestConfig(), bucket, prefix: "copies/" },
+      }),
+      oo,
+      want.length,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(strip(oo.streams.get("postgres_pg2")!), want);
+    assert.equal(fake.calls.get("DownloadDBLogFilePortion") ?? 0, 0, "nothing read from RDS");
+  } finally {
+    await fake.close();
+    await oo.close();
+  }
+});

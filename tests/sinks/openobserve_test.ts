@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { parseValue } from "../../mod/config/spec.ts";
+import { Logger } from "../../mod/log/logger.ts";
+import { Registry } from "../../mod/metrics/registry.ts";
+import { SinkError } from "../../mod/pipeline/types.ts";
+import {
+  OpenObserveSink,
+  openobserveSpec,
+  streamName,
+  type StreamRecord,
+} from "../../mod/sinks/openobserve.ts";
+import { FakeOpenObserve } from "./_fake_openobserve.ts";
+
+const log = new Logger({ level: "error", write: () => {} });
+const rec = (stream: string, r: Record<string, unknown>): StreamRecord => ({
+  stream,
+  json: new TextEncoder().encode(JSON.stringify(r)),
+});
+
+for (const gzip of [true, false]) {
+  Deno.test(`OpenObserveSink posts one JSON array per stream with basic auth (gzip: ${gzip})`, async () => {
+    const oo = new FakeOpenObserve("acme");
+    try {
+      const metrics = new Registry();
+      const sink = new OpenObserveSink(
+        parseValue(openobserveSpec, { url: oo.url, org: "acme", password: oo.password, gzip }),
+        log,
+        metrics,
+      );
+      const items = [
+        rec("postgres_db1", { message: "a", n: 1 }),
+        rec("mysql_db2", { message: "b", n: 2 }),
+        rec("postgres_db1", { message: "c", n: 3 }),
+      ];
+      await sink.write({ items, bytes: 0 }, AbortSignal.timeout(5000));
+      assert.deepEqual(oo.streams.get("postgres_db1"), [{ message: "a", n: 1 }, {
+        message: "c",
+        n: 3,
+      }]);
+      assert.deepEqual(oo.streams.get("mysql_db2"), [{ message: "b", n: 2 }]);
+      assert.deepEqual(
+        oo.requests.map((r) => [r.path, r.gzip, r.records]),
+        [["/api/acme/postgres_db1/_json", gzip, 2], ["/api/acme/mysql_db2/_json", gzip, 1]],
+      );
+      assert.match(metrics.render(), /^openobserve_records_successful_total 3$/m);
+    } finally {
+      await oo.close();
+    }
+  });
+}
+
+Deno.test("OpenObserveSink counts records OpenObserve reports as failed, retries 503s, gives up on 401", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const metrics = new Registry();
+    const c = parseValue(openobserveSpec, {
+      url: oo.url,
+      password: oo.password,
+      retry: { initial_backoff: "1ms", max_backoff: "5ms" },
+    });
+    const sink = new OpenObserveSink(c, log, metrics);
+    oo.fail = 2;
+    await sink.write(
+      { items: [rec("s", { ok: 1 }), rec("s", { reject: true }), rec("s", { ok: 2 })], bytes: 0 },
+      AbortSignal.timeout(5000),
+    );
+    assert.equal(oo.streams.get("s")!.length, 2);
+    const text = metrics.render();
+    assert.match(text, /^openobserve_records_failed_total 1$/m);
+    assert.match(text, /^openobserve_retries_total 2$/m);
+    const wrong = new OpenObserveSink({ ...c, password: "wrong" }, log, metrics);
+    const e = await wrong.write(
+      { items: [rec("s", { x: 1 })], bytes: 0 },
+      AbortSignal.timeout(5000),
+    )
+      .then(() => undefined, (e) => e);
+    assert.ok(e instanceof SinkError);
+    assert.match(String(e.cause), /401/);
+    assert.equal(oo.requests.length, 1, "a 401 is not retried");
+  } finally {
+    await oo.close();
+  }
+});
+
+Deno.test("streamName() fills the template and keeps OpenObserve's stream-name alphabet", () => {
+  assert.equal(
+    streamName("{engine}_{instance}", { engine: "aurora-postgresql", instance: "Prod.DB-1" }),
+    "aurora_postgresql_prod_db_1",
+  );
+  assert.equal(streamName("logs_{missing}", {}), "logs_");
+});
