@@ -19,7 +19,6 @@ import { f, type Infer, parseValue } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { MysqlParser } from "../parsers/mysql.ts";
-import { ParserStream } from "../parsers/parser_stream.ts";
 import { PostgresParser } from "../parsers/postgres.ts";
 import type { LineParser, LogRecord } from "../parsers/record.ts";
 import { LineStream } from "../pipeline/line_stream.ts";
@@ -278,30 +277,40 @@ export const processMode = defineMode({
       sizeOf: streamRecordSize,
       frame: (unit) => {
         const a = unit.attributes!;
+        const parser = parserFor(a.engine!, a.file!);
         const lines = new LineStream({ maxLineBytes: c.processing.max_line_bytes });
-        const flat = new TransformStream<Uint8Array[], Uint8Array>({
-          transform: (chunk, ctrl) => chunk.forEach((l) => ctrl.enqueue(l)),
-        });
-        const toRecords = new TransformStream<LogRecord, StreamRecord>({
-          transform: (r, ctrl) => {
-            if (r.parse_error) parseErrors.inc();
-            records.inc(1, { engine: a.engine! });
-            const rec = {
-              ...(typeof r.timestamp === "number" && { _timestamp: r.timestamp }),
-              ...r,
-              instance: a.instance,
-              engine: a.engine,
-              log_file: a.file,
-            };
-            ctrl.enqueue({ stream: a.stream!, json: enc.encode(JSON.stringify(rec)) });
+        const label = { engine: a.engine! };
+        const encode = (out: StreamRecord[], r: LogRecord) => {
+          if (r.parse_error) parseErrors.inc();
+          const rec = {
+            ...(typeof r.timestamp === "number" && { _timestamp: r.timestamp }),
+            ...r,
+            instance: a.instance,
+            engine: a.engine,
+            log_file: a.file,
+          };
+          out.push({ stream: a.stream!, json: enc.encode(JSON.stringify(rec)) });
+        };
+        // Lines → records in one step per chunk of lines (no stream hop per line).
+        const toRecords = new TransformStream<Uint8Array[], StreamRecord[]>({
+          transform: (chunk, ctrl) => {
+            const out: StreamRecord[] = [];
+            for (const line of chunk) for (const r of parser.push(line)) encode(out, r);
+            if (out.length) {
+              records.inc(out.length, label);
+              ctrl.enqueue(out);
+            }
+          },
+          flush: (ctrl) => {
+            const out: StreamRecord[] = [];
+            for (const r of parser.flush()) encode(out, r);
+            if (out.length) {
+              records.inc(out.length, label);
+              ctrl.enqueue(out);
+            }
           },
         });
-        return {
-          writable: lines.writable,
-          readable: lines.readable.pipeThrough(flat).pipeThrough(
-            new ParserStream(parserFor(a.engine!, a.file!)),
-          ).pipeThrough(toRecords),
-        };
+        return { writable: lines.writable, readable: lines.readable.pipeThrough(toRecords) };
       },
     });
   },

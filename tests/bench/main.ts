@@ -5,6 +5,7 @@ import { lagBench, s3Bench } from "./s3.ts";
 import { azureKafkaBench } from "./azure_kafka.ts";
 import { bench as sinksBench } from "./sinks.ts";
 import { bench as routeBench } from "./route.ts";
+import { processBench } from "./process.ts";
 import { syslogBench } from "./syslog.ts";
 import type { BenchRow } from "./row.ts";
 
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   azure: () => azureKafkaBench(),
   route: routeBench,
   syslog: () => syslogBench(),
+  process: () => processBench(),
 };
 
 const wanted = Deno.args.length ? Deno.args : Object.keys(suites);
