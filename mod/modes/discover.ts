@@ -14,6 +14,7 @@
  */
 
 import { f } from "../config/spec.ts";
+import { sleep } from "../pipeline/retry.ts";
 import { KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
 import { awsFields } from "../sources/aws.ts";
 import { type DbInstance, Rds, rdsSpec, shardOf } from "../sources/rds.ts";
@@ -118,13 +119,7 @@ export const discoverMode = defineMode({
           log.error("scan failed", { error: e });
         }
         if (c.once) break;
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, c.poll_interval);
-          signal.addEventListener("abort", () => {
-            clearTimeout(t);
-            r();
-          }, { once: true });
-        });
+        await sleep(c.poll_interval, signal);
       }
     } finally {
       await kafka.close();
