@@ -7,9 +7,11 @@
  * exactly one publishes it: a JSON event keyed by instance (a file's events stay in order) to
  * `kafka.topic` with instance, engine, file, previous_size, size, last_written.
  *
- * If publishing fails after the claim, the claim is undone so the next poll tries again; a crash
- * between the two loses only that event, not data: `process` reads from its own saved marker,
- * so the next change of the file brings the missed bytes too.
+ * The claim stays `pending` until the event is confirmed published. If publishing fails, the
+ * claim is undone so the next poll tries again; if the replica dies between claim and publish,
+ * any replica's scan publishes the change once `republish_after` has passed (an hourly log file
+ * that never changes again would otherwise keep its last bytes unread). Files RDS no longer lists
+ * (rotated away, retention) are dropped from the table, so a scan reads only live files.
  * @module
  */
 
@@ -17,7 +19,7 @@ import { f } from "../config/spec.ts";
 import { sleep } from "../pipeline/retry.ts";
 import { KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
 import { awsFields } from "../sources/aws.ts";
-import { type DbInstance, Rds, rdsSpec, shardOf } from "../sources/rds.ts";
+import { type DbInstance, type DbLogFile, Rds, rdsSpec, shardOf } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
 import { defineMode } from "./mode.ts";
 
@@ -31,6 +33,12 @@ export const discoverSpec = f.object({
   }),
   kafka: kafkaSpec({ topic: "aurora-logs", description: "Where the change events go" }),
   poll_interval: f.duration({ description: "Time between scans", default: "60s", min: "1s" }),
+  republish_after: f.duration({
+    description:
+      "A claimed change whose event is still not confirmed published this long after (its replica died in between) is published by the next scan",
+    default: "5m",
+    min: "1s",
+  }),
   shard_index: f.int({ description: "This replica's shard", default: 0, min: 0 }),
   shard_count: f.int({ description: "Replicas splitting the instances", default: 1, min: 1 }),
   once: f.bool({ description: "Scan once and exit", default: false }),
@@ -76,6 +84,14 @@ export const discoverMode = defineMode({
       ),
       rotated: metrics.counter("discover_rotations_total", "Files that got smaller"),
       failed: metrics.counter("discover_publish_failures_total", "Claims undone: publish failed"),
+      republished: metrics.counter(
+        "discover_changes_republished_total",
+        "Changes published by a later scan: the claiming replica had not confirmed its event",
+      ),
+      forgotten: metrics.counter(
+        "discover_files_forgotten_total",
+        "Tracked files RDS no longer lists, dropped from the tracking table",
+      ),
       throttled: metrics.counter("rds_throttled_total", "RDS calls throttled and retried"),
       errors: metrics.counter("discover_errors_total", "Instances whose scan failed"),
     };
@@ -87,6 +103,7 @@ export const discoverMode = defineMode({
     try {
       while (!signal.aborted) {
         const started = performance.now();
+        let failed = 0;
         try {
           const all = await rds.instances(signal);
           const mine = all.filter((i) => shardOf(i.id, c.shard_count) === c.shard_index);
@@ -98,6 +115,7 @@ export const discoverMode = defineMode({
               files += await scanInstance(inst);
             } catch (e) {
               if (signal.aborted) break;
+              failed++;
               m.errors.inc();
               log.error("scan of an instance failed; the others go on", {
                 instance: inst.id,
@@ -115,8 +133,14 @@ export const discoverMode = defineMode({
           });
         } catch (e) {
           if (signal.aborted) break;
+          failed++;
           health.set("rds", false, String(e));
           log.error("scan failed", { error: e });
+        }
+        // One scan run by a scheduler (cron, a Kubernetes CronJob) must not report success
+        // when part of it failed.
+        if (c.once && failed) {
+          throw new Error(`discover --once: ${failed} part(s) of the scan failed`);
         }
         if (c.once) break;
         await sleep(c.poll_interval, signal);
@@ -132,35 +156,85 @@ export const discoverMode = defineMode({
       ]);
       for (const file of files) {
         const prev = tracked.get(file.name);
+        tracked.delete(file.name);
         const had = prev && prev.size !== undefined && prev.lastWritten > 0 ? prev : undefined;
-        if (had && had.size === file.size && had.lastWritten === file.lastWritten) continue;
-        const next = { size: file.size, lastWritten: file.lastWritten };
+        if (had && had.size === file.size && had.lastWritten === file.lastWritten) {
+          // Claimed, but never confirmed published: the claiming replica died in between.
+          const now = Date.now();
+          if (had.pending === undefined || now - had.pending < c.republish_after) continue;
+          if (!await tracking.reclaim(inst.id, file.name, had.pending, now)) continue;
+          log.warn("a claimed change was never confirmed published: publishing it now", {
+            instance: inst.id,
+            file: file.name,
+            claimed_at: new Date(had.pending).toISOString(),
+          });
+          // On failure the claim stays pending: retried after republish_after again.
+          await publish(inst, file, had.pendingFrom ?? 0, now);
+          m.republished.inc();
+          continue;
+        }
+        const next = { size: file.size, lastWritten: file.lastWritten, pending: Date.now() };
         if (!await tracking.claim(inst.id, file.name, had, next)) {
           m.lost.inc();
           continue;
         }
-        const rotated = had !== undefined && file.size < had.size;
-        if (rotated) m.rotated.inc();
-        const event: LogFileChanged = {
-          type: "LogFileChanged",
+        await publish(
+          inst,
+          file,
+          had?.size ?? 0,
+          next.pending,
+          () => tracking.unclaim(inst.id, file.name, file, had),
+        );
+        m.published.inc();
+      }
+      // What is left is tracked but no longer listed: rotated away or past retention.
+      for (const name of tracked.keys()) {
+        await tracking.forget(inst.id, name);
+        m.forgotten.inc();
+        log.info("log file no longer listed: dropped from tracking", {
           instance: inst.id,
-          engine: inst.engine,
-          file: file.name,
-          previous_size: had?.size ?? 0,
-          size: file.size,
-          last_written: new Date(file.lastWritten).toISOString(),
-          rotated,
-        };
-        try {
-          await kafka.send(c.kafka.topic, [{ key: inst.id, value: JSON.stringify(event) }], signal);
-          m.published.inc();
-        } catch (e) {
-          m.failed.inc();
-          await tracking.unclaim(inst.id, file.name, next, had).catch(() => {});
-          throw new Error(`cannot publish the change of ${inst.id}/${file.name}`, { cause: e });
-        }
+          file: name,
+        });
       }
       return files.length;
+    }
+
+    /** Publish a claimed change; `undo` the claim if that fails. */
+    async function publish(
+      inst: DbInstance,
+      file: DbLogFile,
+      previousSize: number,
+      pending: number,
+      undo?: () => Promise<void>,
+    ): Promise<void> {
+      const rotated = file.size < previousSize;
+      if (rotated) m.rotated.inc();
+      const event: LogFileChanged = {
+        type: "LogFileChanged",
+        instance: inst.id,
+        engine: inst.engine,
+        file: file.name,
+        previous_size: previousSize,
+        size: file.size,
+        last_written: new Date(file.lastWritten).toISOString(),
+        rotated,
+      };
+      try {
+        await kafka.send(c.kafka.topic, [{ key: inst.id, value: JSON.stringify(event) }], signal);
+      } catch (e) {
+        m.failed.inc();
+        await undo?.().catch(() => {});
+        throw new Error(`cannot publish the change of ${inst.id}/${file.name}`, { cause: e });
+      }
+      // Not confirmed (DynamoDB unreachable now): a later scan publishes it again, a duplicate
+      // event that reads nothing new. We prefer that to a change never announced.
+      await tracking.published(inst.id, file.name, pending).catch((e) =>
+        log.warn("cannot confirm a published change", {
+          instance: inst.id,
+          file: file.name,
+          error: e,
+        })
+      );
     }
   },
 });

@@ -11,7 +11,13 @@
  *
  * Only after OpenObserve acknowledged a unit's last record is its progress saved and the event's
  * Kafka offset committed; a crash re-reads from the saved marker (duplicates, never a gap). Two
- * events of one file are never read at once: the second waits for the first to settle.
+ * events of one file are never read at once: the second waits for the first to settle. Progress
+ * is saved only over the marker the read started from, so a member that lost the event's
+ * partition in a rebalance cannot move a newer marker back.
+ *
+ * A file RDS no longer has (rotated away or past retention while the event waited) cannot be
+ * read: the event is counted (`process_files_vanished_total`), logged with the bytes left unread,
+ * and committed past, instead of stopping its partition for good.
  * @module
  */
 
@@ -32,9 +38,10 @@ import {
   streamRecordSize,
 } from "../sinks/openobserve.ts";
 import { awsFields } from "../sources/aws.ts";
+import { awsErrorName } from "../sources/aws_errors.ts";
 import { KafkaSource, kafkaSourceSpec, type KafkaUnit } from "../sources/kafka.ts";
 import { kafkaConnectionFields } from "../sources/kafka_client.ts";
-import { Rds, rdsSpec } from "../sources/rds.ts";
+import { type PortionProgress, Rds, rdsReadSpec } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
 import type { LogFileChanged } from "./discover.ts";
 import { defineMode } from "./mode.ts";
@@ -50,7 +57,7 @@ export const processSpec = f.object({
     description: "rds: DownloadDBLogFilePortion; s3: the files' copies in a bucket",
     default: "rds",
   }),
-  rds: rdsSpec,
+  rds: rdsReadSpec,
   s3: f.object({
     ...awsFields,
     bucket: f.string({ description: "Bucket holding copies of the log files", default: "" }),
@@ -128,6 +135,18 @@ class LogFileSource implements Source {
     this.#m = {
       invalid: metrics.counter("process_events_invalid_total", "Events that are not log events"),
       rotations: metrics.counter("process_rotations_total", "Files read again from their start"),
+      vanished: metrics.counter(
+        "process_files_vanished_total",
+        "Events whose log file RDS no longer has (committed past, unread bytes logged)",
+      ),
+      linesCut: metrics.counter(
+        "process_lines_cut_total",
+        "Log lines longer than an RDS portion (1 MB), kept as RDS cut them",
+      ),
+      conflicts: metrics.counter(
+        "process_progress_conflicts_total",
+        "Progress not saved: another reader moved the file's marker first (rebalance)",
+      ),
     };
     this.#s3 = c.source === "s3"
       ? (async () => {
@@ -171,16 +190,38 @@ class LogFileSource implements Source {
       file: e.file,
     });
     let start = { marker: "0", processed: 0 };
-    let progress = { marker: "0" };
+    let stored: string | undefined;
+    let progress: PortionProgress | undefined;
     const finish = async (saveTo?: UnitResult) => {
       try {
-        if (saveTo) {
-          await this.#tracking.saveProgress(
-            e.instance,
-            e.file,
-            progress.marker,
-            start.processed + saveTo.consumed,
-          );
+        if (!saveTo) return;
+        if (progress?.linesCut) this.#m.linesCut.inc(progress.linesCut);
+        if (progress?.gone) {
+          this.#m.vanished.inc();
+          this.#log.error("log file no longer exists in RDS: its unread part is lost", {
+            instance: e.instance,
+            file: e.file,
+            topic: u.topic,
+            partition: u.partition,
+            offset: u.offset,
+            bytes_unread: Math.max(0, e.size - start.processed - saveTo.consumed),
+          });
+          return;
+        }
+        const saved = await this.#tracking.saveProgress(
+          e.instance,
+          e.file,
+          progress?.marker ?? "0",
+          start.processed + saveTo.consumed,
+          stored,
+        );
+        if (!saved) {
+          this.#m.conflicts.inc();
+          this.#log.warn("progress not saved: another reader moved the marker first", {
+            instance: e.instance,
+            file: e.file,
+            from: stored,
+          });
         }
       } finally {
         settle();
@@ -193,6 +234,7 @@ class LogFileSource implements Source {
       open: async (signal) => {
         await before;
         const t = await this.#tracking.get(e.instance, e.file);
+        stored = t?.marker;
         start = { marker: t?.marker ?? "0", processed: t?.processed ?? 0 };
         if (e.rotated || start.processed > e.size) {
           this.#m.rotations.inc();
@@ -223,15 +265,27 @@ class LogFileSource implements Source {
   async #openS3(e: LogFileChanged, from: number, signal: AbortSignal) {
     if (from >= e.size) return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
     const { GetObjectCommand } = await import("@aws-sdk/client-s3");
-    const res = await (await this.#s3!).send(
-      new GetObjectCommand({
-        Bucket: this.#c.s3.bucket,
-        Key: `${this.#c.s3.prefix}${e.instance}/${e.file}`,
-        ...(from > 0 && { Range: `bytes=${from}-` }),
-      }),
-      { abortSignal: signal },
-    );
-    return res.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    const key = `${this.#c.s3.prefix}${e.instance}/${e.file}`;
+    try {
+      const res = await (await this.#s3!).send(
+        new GetObjectCommand({
+          Bucket: this.#c.s3.bucket,
+          Key: key,
+          ...(from > 0 && { Range: `bytes=${from}-` }),
+        }),
+        { abortSignal: signal },
+      );
+      return res.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    } catch (err) {
+      // The copy is not longer than what was read yet (it lags behind RDS): nothing new now;
+      // the next event of the file reads on from the same offset. A missing copy is retried.
+      if (awsErrorName(err) === "InvalidRange") {
+        return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+      }
+      throw new Error(`cannot read s3://${this.#c.s3.bucket}/${key} from byte ${from}`, {
+        cause: err,
+      });
+    }
   }
 
   async close(): Promise<void> {
@@ -257,7 +311,12 @@ export const processMode = defineMode({
     const rds = c.source === "rds" ? await Rds.open(c.rds, log) : undefined;
     if (rds) {
       const throttled = metrics.counter("rds_throttled_total", "RDS calls throttled and retried");
+      const cut = metrics.counter(
+        "rds_portions_cut_total",
+        "Portions RDS cut at 1 MB, asked again with fewer lines",
+      );
       rds.onThrottle = () => throttled.inc();
+      rds.onPortionCut = () => cut.inc();
     }
     const tracking = await LogTracking.open(c.tracking_table, c.dynamodb);
     const parseErrors = metrics.counter(

@@ -14,7 +14,6 @@
  * @module
  */
 
-import zlib from "node:zlib";
 import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
@@ -25,6 +24,7 @@ import {
   RetryableError,
   retrySpec,
 } from "../pipeline/retry.ts";
+import { gzipBody } from "../pipeline/gzip_body.ts";
 import { batchSpec } from "../pipeline/run.ts";
 import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
 import type { Health } from "../status/health.ts";
@@ -146,18 +146,6 @@ export function joinLines(items: Uint8Array[], bytes?: number, into?: Uint8Array
     body[o++] = NL;
   }
   return o === size ? body : body.subarray(0, o);
-}
-
-function gzip(body: Uint8Array, level: number): Promise<Uint8Array> {
-  // The async form runs on libuv's thread pool: compression overlaps decoding on the main thread.
-  return new Promise((resolve, reject) =>
-    zlib.gzip(
-      body,
-      { level },
-      (e, out) =>
-        e ? reject(e) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength)),
-    )
-  );
 }
 
 /** Read a response body up to DRAIN_LIMIT (so keep-alive can reuse the connection). */
@@ -375,7 +363,7 @@ export class HttpSink implements Sink<Uint8Array> {
     let attempts = 0;
     try {
       let body = joinLines(batch.items, batch.bytes, pooled);
-      if (this.#c.gzip) body = await gzip(body, this.#c.gzip_level);
+      if (this.#c.gzip) body = await gzipBody(body, this.#c.gzip_level);
       await retry(() => {
         const now = Date.now();
         const e = this.#pick(now);

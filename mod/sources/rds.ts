@@ -10,7 +10,7 @@
  */
 
 import type { RDSClient } from "@aws-sdk/client-rds";
-import { f, type Infer } from "../config/spec.ts";
+import { f, type Infer, parseValue } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { isRetryable, retry } from "../pipeline/retry.ts";
 import { TokenBucket } from "../pipeline/token_bucket.ts";
@@ -22,7 +22,13 @@ export const ENGINES = ["aurora-postgresql", "aurora-mysql", "postgres", "mysql"
 /** A supported engine. */
 export type Engine = (typeof ENGINES)[number];
 
-/** The `rds:` settings. */
+const rateLimit = f.number({
+  description: "RDS API calls per second at most (shared by all calls of this process)",
+  default: 5,
+  min: 0.1,
+});
+
+/** The `rds:` settings of `discover`: which instances, and how fast to ask. */
 export const rdsSpec = f.object({
   ...awsFields,
   engines: f.list(f.enum(ENGINES, { description: "engine" }), {
@@ -38,15 +44,24 @@ export const rdsSpec = f.object({
     description: "Only instances with all these tags (key: value)",
     default: {},
   }),
-  rate_limit: f.number({
-    description: "RDS API calls per second at most (shared by all calls of this process)",
-    default: 5,
-    min: 0.1,
-  }),
+  rate_limit: rateLimit,
 }, { description: "Which RDS instances, and how fast to ask" });
 
-/** RDS settings. */
-export type RdsConfig = Infer<typeof rdsSpec>;
+/** The `rds:` settings of `process`: where log files are read, and how fast. */
+export const rdsReadSpec = f.object({
+  ...awsFields,
+  rate_limit: rateLimit,
+  lines_per_call: f.int({
+    description:
+      "NumberOfLines asked per DownloadDBLogFilePortion call at most; fewer when RDS cuts a portion at 1 MB",
+    default: 10000,
+    min: 1,
+    max: 10000,
+  }),
+}, { description: "Where the log files are read (DownloadDBLogFilePortion), and how fast" });
+
+/** RDS settings: `discover`'s or `process`'s. */
+export type RdsConfig = Infer<typeof rdsSpec> | Infer<typeof rdsReadSpec>;
 
 /** An instance whose logs are collected. */
 export interface DbInstance {
@@ -62,6 +77,21 @@ export interface DbLogFile {
   lastWritten: number;
 }
 
+/** How far `Rds.portion()` got, and what it met on the way. */
+export interface PortionProgress {
+  /** Where the next read continues once the stream is done. */
+  marker: string;
+  /** RDS answered that the file (or its instance) no longer exists: the stream ended there. */
+  gone: boolean;
+  /** Lines longer than one portion (1 MB), kept as RDS cut them. */
+  linesCut: number;
+}
+
+/** The text RDS puts where it cut a portion at its 1 MB limit. */
+const CUT = /\n? ?\[Your log message was truncated\]\n?$/;
+/** RDS's limit on one portion; `portion()` aims below it. */
+const PORTION_LIMIT = 1 << 20;
+
 /** RDS calls, paced and retried. */
 export class Rds {
   readonly #client: RDSClient;
@@ -71,6 +101,8 @@ export class Rds {
   readonly #log: Logger;
   /** Called on every throttled call (count it). */
   onThrottle: () => void = () => {};
+  /** Called on every portion RDS cut at 1 MB and that is asked again with fewer lines. */
+  onPortionCut: () => void = () => {};
 
   private constructor(
     sdk: typeof import("@aws-sdk/client-rds"),
@@ -124,8 +156,9 @@ export class Rds {
   async instances(signal?: AbortSignal): Promise<DbInstance[]> {
     const out: DbInstance[] = [];
     let marker: string | undefined;
-    const engines = new Set<string>(this.#c.engines);
-    const wantTags = Object.entries(this.#c.tags);
+    const c = "engines" in this.#c ? this.#c : parseValue(rdsSpec, {});
+    const engines = new Set<string>(c.engines);
+    const wantTags = Object.entries(c.tags);
     do {
       const r = await this.#call(
         "DescribeDBInstances",
@@ -142,7 +175,7 @@ export class Rds {
       for (const db of r.DBInstances ?? []) {
         const id = db.DBInstanceIdentifier;
         if (!id || !db.Engine || !engines.has(db.Engine)) continue;
-        if (!id.startsWith(this.#c.identifier_prefix)) continue;
+        if (!id.startsWith(c.identifier_prefix)) continue;
         const tags = new Map((db.TagList ?? []).map((t) => [t.Key, t.Value]));
         if (!wantTags.every(([k, v]) => tags.get(k) === v)) continue;
         out.push({ id, engine: db.Engine as Engine });
@@ -179,44 +212,105 @@ export class Rds {
   }
 
   /**
-   * A log file from `marker` ("0": its start) as a byte stream, page by page;
+   * A log file from `marker` ("0": its start) as a byte stream, portion by portion;
    * `progress.marker` is where the next read continues once the stream is done.
+   *
+   * RDS answers at most 1 MB a call: a portion whose lines are longer is cut there, ends with
+   * "[Your log message was truncated]", and its marker points past the lines asked for, so the
+   * rest of them would be lost. Each portion asks for `lines_per_call` lines at most and for
+   * fewer when the last ones were long (aiming at 90% of the limit); a cut portion is asked again
+   * from the same marker with fewer lines, down to one. A single line longer than 1 MB cannot be
+   * read whole through this API: it is kept as RDS cut it and counted in `progress.linesCut`.
+   * A file (or instance) that no longer exists ends the stream with `progress.gone` set.
    */
   portion(
     instance: string,
     file: string,
     marker: string,
     signal: AbortSignal,
-  ): { body: ReadableStream<Uint8Array>; progress: { marker: string } } {
-    const progress = { marker };
+  ): { body: ReadableStream<Uint8Array>; progress: PortionProgress } {
+    const progress: PortionProgress = { marker, gone: false, linesCut: 0 };
     const enc = new TextEncoder();
+    const max = "lines_per_call" in this.#c ? this.#c.lines_per_call : 10000;
+    let lines = max;
+    let limit = PORTION_LIMIT;
     let done = false;
     const body = new ReadableStream<Uint8Array>({
       pull: async (ctrl) => {
         if (done) return ctrl.close();
-        const r = await this.#call(
-          "DownloadDBLogFilePortion",
-          () =>
-            this.#client.send(
-              new this.#sdk.DownloadDBLogFilePortionCommand({
-                DBInstanceIdentifier: instance,
-                LogFileName: file,
-                Marker: progress.marker,
-              }),
-              { abortSignal: signal },
-            ),
-          signal,
-        );
-        if (r.LogFileData) ctrl.enqueue(enc.encode(r.LogFileData));
-        if (r.Marker) progress.marker = r.Marker;
-        if (!r.AdditionalDataPending) {
-          done = true;
-          ctrl.close();
+        for (;;) {
+          let r;
+          try {
+            r = await this.#call(
+              "DownloadDBLogFilePortion",
+              () =>
+                this.#client.send(
+                  new this.#sdk.DownloadDBLogFilePortionCommand({
+                    DBInstanceIdentifier: instance,
+                    LogFileName: file,
+                    Marker: progress.marker,
+                    NumberOfLines: lines,
+                  }),
+                  { abortSignal: signal },
+                ),
+              signal,
+            );
+          } catch (e) {
+            if (!isGone(e)) throw e;
+            progress.gone = true;
+            done = true;
+            return ctrl.close();
+          }
+          let data = r.LogFileData ?? "";
+          const cut = CUT.exec(data);
+          if (cut) {
+            data = data.slice(0, cut.index);
+            const whole = countLines(data, false);
+            limit = Math.min(limit, enc.encode(data).byteLength);
+            if (lines > 1) {
+              // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
+              this.onPortionCut();
+              lines = Math.max(1, Math.min(lines - 1, Math.floor(whole * 0.9)));
+              continue;
+            }
+            progress.linesCut++;
+            this.#log.warn("a log line longer than an RDS portion (1 MB) is kept cut", {
+              instance,
+              file,
+              marker: progress.marker,
+            });
+            data += "\n";
+          } else if (data.length > 0) {
+            const n = countLines(data, true);
+            const perLine = enc.encode(data).byteLength / n;
+            lines = Math.max(1, Math.min(max, Math.floor(limit * 0.9 / perLine)));
+          }
+          if (data) ctrl.enqueue(enc.encode(data));
+          if (r.Marker) progress.marker = r.Marker;
+          if (!r.AdditionalDataPending) {
+            done = true;
+            ctrl.close();
+          }
+          return;
         }
       },
     }, { highWaterMark: 0 });
     return { body, progress };
   }
+}
+
+/** Lines in `text`: its newlines, plus a last unterminated line when `partial`. */
+function countLines(text: string, partial: boolean): number {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
+  return partial && text.length > 0 && !text.endsWith("\n") ? n + 1 : n;
+}
+
+/** RDS said the log file or its instance does not exist (any more). */
+export function isGone(e: unknown): boolean {
+  const n = awsErrorName(e);
+  return n === "DBLogFileNotFoundFault" || n === "DBInstanceNotFound" ||
+    n === "DBInstanceNotFoundFault";
 }
 
 /** RDS said slow down. */

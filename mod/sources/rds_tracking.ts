@@ -5,9 +5,12 @@
  *
  * `discover` claims a change with a conditional write: the item moves from the size and
  * LastWritten it read to the new ones only if nobody changed it since, so of several replicas
- * that see the same change exactly one wins and publishes it. `process` keeps its own progress
- * in the same item (`marker`: where DownloadDBLogFilePortion continues; `processed`: bytes read
- * so far, for the S3 copy and for noticing rotation), written after the sink acknowledged.
+ * that see the same change exactly one wins and publishes it. The claim also sets `pending` (the
+ * claim's time, ms) until the event is confirmed published: a replica that dies between claim
+ * and publish leaves it set, and a later scan publishes the change then (see `reclaim`).
+ * `process` keeps its own progress in the same item (`marker`: where DownloadDBLogFilePortion
+ * continues; `processed`: bytes read so far, for the S3 copy and for noticing rotation),
+ * written after the sink acknowledged, conditionally on the marker it started from.
  * @module
  */
 
@@ -24,6 +27,10 @@ export interface Tracked {
   marker?: string;
   /** `process`: bytes of the file processed so far. */
   processed?: number;
+  /** `discover`: when a change was claimed whose event is not confirmed published (ms). */
+  pending?: number;
+  /** `discover`: the size before that claim. */
+  pendingFrom?: number;
 }
 
 const N = (n: number): AttributeValue => ({ N: String(n) });
@@ -110,24 +117,76 @@ export class LogTracking {
     instance: string,
     file: string,
     prev: Pick<Tracked, "size" | "lastWritten"> | undefined,
-    next: Pick<Tracked, "size" | "lastWritten">,
+    next: Pick<Tracked, "size" | "lastWritten"> & { pending: number },
+  ): Promise<boolean> {
+    return await this.#conditional({
+      TableName: this.table,
+      Key: { instance: S(instance), file: S(file) },
+      UpdateExpression: "SET #s = :s, #w = :w, #u = :u, #p = :p, #pf = :pf",
+      ConditionExpression: prev ? "#s = :ps AND #w = :pw" : "attribute_not_exists(#s)",
+      ExpressionAttributeNames: {
+        "#s": "size",
+        "#w": "last_written",
+        "#u": "updated",
+        "#p": "pending",
+        "#pf": "pending_from",
+      },
+      ExpressionAttributeValues: {
+        ":s": N(next.size),
+        ":w": N(next.lastWritten),
+        ":u": S(new Date().toISOString()),
+        ":p": N(next.pending),
+        ":pf": N(prev?.size ?? 0),
+        ...(prev && { ":ps": N(prev.size), ":pw": N(prev.lastWritten) }),
+      },
+    });
+  }
+
+  /**
+   * Take over a claim whose event was never confirmed published (its replica died in between):
+   * only if it is still the claim of `pending`.
+   *
+   * @returns false when another replica took it over (or confirmed it) first.
+   */
+  async reclaim(instance: string, file: string, pending: number, now: number): Promise<boolean> {
+    return await this.#conditional({
+      TableName: this.table,
+      Key: { instance: S(instance), file: S(file) },
+      UpdateExpression: "SET #p = :now",
+      ConditionExpression: "#p = :p",
+      ExpressionAttributeNames: { "#p": "pending" },
+      ExpressionAttributeValues: { ":p": N(pending), ":now": N(now) },
+    });
+  }
+
+  /** The event of the claim made at `pending` was published. */
+  async published(instance: string, file: string, pending: number): Promise<void> {
+    await this.#conditional({
+      TableName: this.table,
+      Key: { instance: S(instance), file: S(file) },
+      UpdateExpression: "REMOVE #p, #pf",
+      ConditionExpression: "#p = :p",
+      ExpressionAttributeNames: { "#p": "pending", "#pf": "pending_from" },
+      ExpressionAttributeValues: { ":p": N(pending) },
+    });
+  }
+
+  /** Drop a file RDS no longer lists (its item would otherwise be read on every scan forever). */
+  async forget(instance: string, file: string): Promise<void> {
+    await this.#db.send(
+      new this.#sdk.DeleteItemCommand({
+        TableName: this.table,
+        Key: { instance: S(instance), file: S(file) },
+      }),
+    );
+  }
+
+  /** An update that may lose a race: false when its condition failed. */
+  async #conditional(
+    input: import("@aws-sdk/client-dynamodb").UpdateItemCommandInput,
   ): Promise<boolean> {
     try {
-      await this.#db.send(
-        new this.#sdk.UpdateItemCommand({
-          TableName: this.table,
-          Key: { instance: S(instance), file: S(file) },
-          UpdateExpression: "SET #s = :s, #w = :w, #u = :u",
-          ConditionExpression: prev ? "#s = :ps AND #w = :pw" : "attribute_not_exists(#s)",
-          ExpressionAttributeNames: { "#s": "size", "#w": "last_written", "#u": "updated" },
-          ExpressionAttributeValues: {
-            ":s": N(next.size),
-            ":w": N(next.lastWritten),
-            ":u": S(new Date().toISOString()),
-            ...(prev && { ":ps": N(prev.size), ":pw": N(prev.lastWritten) }),
-          },
-        }),
-      );
+      await this.#db.send(new this.#sdk.UpdateItemCommand(input));
       return true;
     } catch (e) {
       if (awsErrorName(e) === "ConditionalCheckFailedException") return false;
@@ -147,9 +206,16 @@ export class LogTracking {
         new this.#sdk.UpdateItemCommand({
           TableName: this.table,
           Key: { instance: S(instance), file: S(file) },
-          UpdateExpression: prev ? "SET #s = :ps, #w = :pw" : "REMOVE #s, #w",
+          UpdateExpression: prev
+            ? "SET #s = :ps, #w = :pw REMOVE #p, #pf"
+            : "REMOVE #s, #w, #p, #pf",
           ConditionExpression: "#s = :s AND #w = :w",
-          ExpressionAttributeNames: { "#s": "size", "#w": "last_written" },
+          ExpressionAttributeNames: {
+            "#s": "size",
+            "#w": "last_written",
+            "#p": "pending",
+            "#pf": "pending_from",
+          },
           ExpressionAttributeValues: {
             ":s": N(claimed.size),
             ":w": N(claimed.lastWritten),
@@ -162,22 +228,34 @@ export class LogTracking {
     }
   }
 
-  /** `process`: record where reading continues (after the sink acknowledged). */
+  /**
+   * `process`: record where reading continues (after the sink acknowledged), only if the item
+   * still has the marker the read started `from` (undefined: none yet) and is still tracked.
+   *
+   * @returns false when another reader moved the marker meanwhile (two members of the group
+   *   read the same event during a rebalance) or the file was forgotten: the newer progress stays.
+   */
   async saveProgress(
     instance: string,
     file: string,
     marker: string,
     processed: number,
-  ): Promise<void> {
-    await this.#db.send(
-      new this.#sdk.UpdateItemCommand({
-        TableName: this.table,
-        Key: { instance: S(instance), file: S(file) },
-        UpdateExpression: "SET #m = :m, #p = :p",
-        ExpressionAttributeNames: { "#m": "marker", "#p": "processed" },
-        ExpressionAttributeValues: { ":m": S(marker), ":p": N(processed) },
-      }),
-    );
+    from: string | undefined,
+  ): Promise<boolean> {
+    return await this.#conditional({
+      TableName: this.table,
+      Key: { instance: S(instance), file: S(file) },
+      UpdateExpression: "SET #m = :m, #p = :p",
+      ConditionExpression: from === undefined
+        ? "attribute_exists(#s) AND attribute_not_exists(#m)"
+        : "attribute_exists(#s) AND #m = :from",
+      ExpressionAttributeNames: { "#m": "marker", "#p": "processed", "#s": "size" },
+      ExpressionAttributeValues: {
+        ":m": S(marker),
+        ":p": N(processed),
+        ...(from !== undefined && { ":from": S(from) }),
+      },
+    });
   }
 }
 
@@ -187,5 +265,7 @@ function fromItem(it: Record<string, AttributeValue>): Tracked {
     lastWritten: Number(it.last_written?.N ?? 0),
     ...(it.marker?.S !== undefined && { marker: it.marker.S }),
     ...(it.processed?.N !== undefined && { processed: Number(it.processed.N) }),
+    ...(it.pending?.N !== undefined && { pending: Number(it.pending.N) }),
+    ...(it.pending_from?.N !== undefined && { pendingFrom: Number(it.pending_from.N) }),
   };
 }

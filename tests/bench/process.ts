@@ -1,7 +1,8 @@
 /**
  * Mode `process` end to end: one change event (from a real `discover --once`) for a PostgreSQL
  * log file of realistic records (a third with DETAIL/STATEMENT continuation lines) → the agent
- * process reads it in 1 MB DownloadDBLogFilePortion pages from the fake RDS Query API
+ * process reads it in DownloadDBLogFilePortion portions (at most 10000 lines, cut at 1 MiB as RDS
+ * does; a cut portion is asked again with fewer lines) from the fake RDS Query API
  * (tests/sources/_fake_rds.ts; moto has no such action), parses it and posts the records to the
  * OpenObserve-faithful receiver (tests/sinks/_fake_openobserve.ts), which parses every body.
  * Tracking in moto's DynamoDB, events in the local Kafka.
@@ -50,7 +51,7 @@ function pgLog(bytes: number): { text: string; records: number } {
 export async function processBench({ mb = 40 } = {}): Promise<BenchRow[]> {
   const why = unavailableReason("aws") ?? unavailableReason("kafka");
   if (why) throw new Error(`process benchmark needs the test services: ${why}`);
-  const fake = new FakeRds({ portionBytes: 1_000_000 });
+  const fake = new FakeRds(); // RDS's portions: up to 10000 lines, cut at 1 MiB
   const oo = new FakeOpenObserve();
   try {
     const { text, records } = pgLog(mb * 1e6);
@@ -117,9 +118,9 @@ export async function processBench({ mb = 40 } = {}): Promise<BenchRow[]> {
       recordsPerSec: Math.round(records / seconds),
       peakRssMB: Math.round(peak / 1024),
       cpuSecondsPerGB: Number((cpu / (text.length / 1e9)).toFixed(1)),
-      note: `${
-        (text.length / 1e6).toFixed(0)
-      } MB, ${records} records (a third multi-line), 1 MB pages from a fake RDS, from process start (includes start-up and the group join)`,
+      note: `${(text.length / 1e6).toFixed(0)} MB, ${records} records (a third multi-line), ${
+        fake.calls.get("DownloadDBLogFilePortion") ?? 0
+      } DownloadDBLogFilePortion calls (${fake.cuts} cut at 1 MiB and asked again) to a fake RDS, from process start (includes start-up and the group join)`,
     }];
   } finally {
     await fake.close();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { freshTable, freshTopic, serviceTest } from "../services/mod.ts";
+import { LogTracking } from "../../mod/sources/rds_tracking.ts";
+import { awsTestConfig, freshTable, freshTopic, serviceTest } from "../services/mod.ts";
 import { discoverConfig, discoverOnce } from "./_rds.ts";
 import { readTopic } from "../sinks/_kafka_topic.ts";
 import { FakeRds } from "../sources/_fake_rds.ts";
@@ -45,6 +46,13 @@ serviceTest(
           .toISOString(),
       );
 
+      const t = await LogTracking.open(table, awsTestConfig());
+      for (const id of ["pg1", "my1"]) {
+        for (const [file, item] of await t.files(id)) {
+          assert.equal(item.pending, undefined, `${id}/${file}: published, so not pending`);
+        }
+      }
+
       // Nothing changed: nothing new.
       assert.equal((await discoverOnce(config)).code, 0);
       assert.equal((await events(topic)).length, 3);
@@ -78,6 +86,7 @@ serviceTest("discover: shard_index/shard_count split the instances between repli
     const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
     const topic = await freshTopic();
     const config = discoverConfig(fake.url, table, topic);
+    fake.throttle = 3; // RDS says Throttling: retried with backoff, nothing missed
     const [s0, s1] = await Promise.all([
       discoverOnce(config, ["--shard-index", "0", "--shard-count", "2"]),
       discoverOnce(config, ["--shard-index", "1", "--shard-count", "2"]),
@@ -91,7 +100,72 @@ serviceTest("discover: shard_index/shard_count split the instances between repli
       bad.stderr,
       /discover\.shard_index \(2\) must be below discover\.shard_count \(2\)/,
     );
+    // A scan that fails in part (a policy without rds:DescribeDBLogFiles) makes --once exit 1.
+    fake.deny.add("DescribeDBLogFiles");
+    const failing = await discoverOnce(config);
+    assert.equal(failing.code, 1, failing.stderr);
+    assert.match(failing.stderr, /part\(s\) of the scan failed/);
   } finally {
     await fake.close();
   }
 });
+
+serviceTest(
+  "discover: a change claimed by a replica that died before publishing is published by a later scan; files RDS drops are forgotten",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds();
+    try {
+      fake.addInstance("pg1", "aurora-postgresql");
+      fake.append("pg1", "error/postgresql.log.2026-11-23-01", "0123456789\n", 1000);
+      fake.append("pg1", "error/postgresql.log.2026-11-23-02", "abc\n", 2000);
+      fake.append("pg1", "error/postgresql.log.2026-11-23-03", "old\n", 3000);
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic();
+      const t = await LogTracking.open(table, awsTestConfig());
+      // Claims as a replica leaves them when it is killed between claim and publish: one 10
+      // minutes ago, one just now (that replica may still be publishing: left alone).
+      const now = Date.now();
+      assert.ok(
+        await t.claim("pg1", "error/postgresql.log.2026-11-23-01", undefined, {
+          size: 11,
+          lastWritten: 1000,
+          pending: now - 600_000,
+        }),
+      );
+      assert.ok(
+        await t.claim("pg1", "error/postgresql.log.2026-11-23-02", undefined, {
+          size: 4,
+          lastWritten: 2000,
+          pending: now,
+        }),
+      );
+      const config = discoverConfig(fake.url, table, topic);
+      (config.discover as Record<string, unknown>).republish_after = "5m";
+      const run = await discoverOnce(config);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /never confirmed published/);
+      const got = await events(topic);
+      assert.deepEqual(
+        got.map((e) => `${e.file} ${e.previous_size}→${e.size}`).sort(),
+        [
+          "error/postgresql.log.2026-11-23-01 0→11",
+          "error/postgresql.log.2026-11-23-03 0→4",
+        ],
+        "the stale claim once, the fresh one not, the new file as usual",
+      );
+      assert.equal((await t.get("pg1", "error/postgresql.log.2026-11-23-01"))!.pending, undefined);
+      assert.equal((await t.get("pg1", "error/postgresql.log.2026-11-23-03"))!.pending, undefined);
+      assert.equal((await t.get("pg1", "error/postgresql.log.2026-11-23-02"))!.pending, now);
+
+      // RDS drops a file (retention): its tracking goes too, nothing is published.
+      fake.remove("pg1", "error/postgresql.log.2026-11-23-03");
+      assert.equal((await discoverOnce(config)).code, 0);
+      assert.equal(await t.get("pg1", "error/postgresql.log.2026-11-23-03"), undefined);
+      assert.ok(await t.get("pg1", "error/postgresql.log.2026-11-23-01"));
+      assert.equal((await events(topic)).length, 2);
+    } finally {
+      await fake.close();
+    }
+  },
+);

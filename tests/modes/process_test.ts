@@ -72,8 +72,15 @@ function processConfig(
   };
 }
 
-/** Run `process` until OpenObserve holds `want` records in all, then stop it with SIGTERM. */
-async function processUntil(config: Record<string, unknown>, oo: FakeOpenObserve, want: number) {
+/**
+ * Run `process` until OpenObserve holds `want` records in all (or, given a test of its
+ * /metrics text, until that holds), then stop it with SIGTERM.
+ */
+async function processUntil(
+  config: Record<string, unknown>,
+  oo: FakeOpenObserve,
+  want: number | ((metrics: string) => boolean),
+) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/agent.yaml`, JSON.stringify(config));
   const port = freePort();
@@ -95,8 +102,13 @@ async function processUntil(config: Record<string, unknown>, oo: FakeOpenObserve
   }).spawn();
   const stderr = new Response(child.stderr).text();
   const total = () => [...oo.streams.values()].reduce((n, l) => n + l.length, 0);
+  const metricsNow = () =>
+    fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => "");
+  const done = typeof want === "number"
+    ? () => Promise.resolve(total() >= want)
+    : async () => want(await metricsNow());
   const deadline = Date.now() + 30_000;
-  while (total() < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  while (!await done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   // Let the acks land (tracking progress, Kafka commit) before stopping.
   await new Promise((r) => setTimeout(r, 700));
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -113,7 +125,9 @@ serviceTest(
   "process: change events → file portions from RDS → parsed records in OpenObserve; then only new bytes; bad events skipped",
   ["aws", "kafka"],
   async () => {
-    const fake = new FakeRds({ portionBytes: 100 }); // portions cut lines anywhere
+    // 256 bytes stand for RDS's 1 MB portion limit: most portions of 10000 lines are cut and
+    // asked again with fewer lines.
+    const fake = new FakeRds({ portionBytes: 256 });
     const oo = new FakeOpenObserve();
     try {
       fake.addInstance("pg1", "aurora-postgresql");
@@ -154,6 +168,8 @@ serviceTest(
       assert.deepEqual(strip(oo.streams.get("aurora_mysql_my1")!), myWant);
       assert.equal(myWant[0]!.query_time, 2.5);
       assert.match(run.metrics, /^process_events_invalid_total 1$/m);
+      assert.ok(fake.cuts > 0);
+      assert.match(run.metrics, new RegExp(`^rds_portions_cut_total ${fake.cuts}$`, "m"));
       assert.ok(oo.requests.every((r) => r.auth?.startsWith("Basic ")));
       const t = await LogTracking.open(table, awsTestConfig());
       assert.deepEqual(await t.get("pg1", PG_FILE).then((x) => [x?.marker, x?.processed]), [
@@ -205,19 +221,78 @@ serviceTest("process with source: s3 reads the file's copy in S3 from the saved 
     const topic = await freshTopic();
     assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
     const want = parsed(new PostgresParser(), PG);
-    const run = await processUntil(
-      processConfig(fake.url, table, topic, oo, {
-        source: "s3",
-        s3: { ...awsTestConfig(), bucket, prefix: "copies/" },
-      }),
-      oo,
-      want.length,
-    );
+    const config = processConfig(fake.url, table, topic, oo, {
+      source: "s3",
+      s3: { ...awsTestConfig(), bucket, prefix: "copies/" },
+    });
+    const run = await processUntil(config, oo, want.length);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(strip(oo.streams.get("postgres_pg2")!), want);
     assert.equal(fake.calls.get("DownloadDBLogFilePortion") ?? 0, 0, "nothing read from RDS");
+
+    // The file grows in RDS before its copy in S3 does: nothing new yet (not an error that
+    // stops the partition); once the copy has caught up, the next event reads the new part.
+    fake.append("pg2", PG_FILE, PG_MORE);
+    assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+    const lagging = await processUntil(
+      config,
+      oo,
+      (m) => /^rds_logs_files_processed_total 1$/m.test(m),
+    );
+    assert.equal(lagging.code, 0, lagging.stderr);
+    assert.equal(oo.streams.get("postgres_pg2")!.length, want.length);
+    assert.match(lagging.metrics, /^rds_logs_files_errored_total 0$/m);
+    await s3Client().send(
+      new PutObjectCommand({ Bucket: bucket, Key: `copies/pg2/${PG_FILE}`, Body: PG + PG_MORE }),
+    );
+    fake.append("pg2", PG_FILE, "");
+    assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+    const caught = await processUntil(config, oo, want.length + 1);
+    assert.equal(caught.code, 0, caught.stderr);
+    assert.match(String(oo.streams.get("postgres_pg2")!.at(-1)!.message), /duration: 1503\.2 ms/);
   } finally {
     await fake.close();
     await oo.close();
   }
 });
+
+serviceTest(
+  "process: an event whose file RDS already dropped is counted and committed past; the partition goes on",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds();
+    const oo = new FakeOpenObserve();
+    try {
+      fake.addInstance("pg3", "aurora-postgresql");
+      fake.append("pg3", "error/postgresql.log.2026-11-23-09", PG); // listed first: first event
+      fake.append("pg3", PG_FILE, PG);
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic(1);
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      fake.remove("pg3", "error/postgresql.log.2026-11-23-09"); // retention, before process ran
+      const want = parsed(new PostgresParser(), PG);
+      const config = processConfig(fake.url, table, topic, oo);
+      const run = await processUntil(config, oo, want.length);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(strip(oo.streams.get("aurora_postgresql_pg3")!), want);
+      assert.ok(oo.streams.get("aurora_postgresql_pg3")!.every((r) => r.log_file === PG_FILE));
+      assert.match(run.metrics, /^process_files_vanished_total 1$/m);
+      assert.match(run.stderr, /no longer exists in RDS.*"bytes_unread":\d+/);
+      // Committed past both events.
+      const admin = kafka().admin();
+      await admin.connect();
+      try {
+        const [offsets] = await admin.fetchOffsets({
+          groupId: config.process.kafka.group_id,
+          topics: [topic],
+        });
+        assert.deepEqual(offsets!.partitions.map((p) => p.offset), ["2"]);
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
+      await fake.close();
+      await oo.close();
+    }
+  },
+);

@@ -4,6 +4,7 @@ import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { SinkError } from "../../mod/pipeline/types.ts";
 import {
+  joinJsonArray,
   OpenObserveSink,
   openobserveSpec,
   streamName,
@@ -88,4 +89,18 @@ Deno.test("streamName() fills the template and keeps OpenObserve's stream-name a
     "aurora_postgresql_prod_db_1",
   );
   assert.equal(streamName("logs_{missing}", {}), "logs_");
+});
+
+Deno.test("joinJsonArray() joins encoded records into one JSON array, in a reused buffer when it fits", () => {
+  const enc = new TextEncoder();
+  const recs = [{ a: 1 }, { b: "x" }, { c: [1, 2] }].map((r) => enc.encode(JSON.stringify(r)));
+  const into = new Uint8Array(64).fill(120);
+  const body = joinJsonArray(recs, into);
+  assert.equal(body.buffer, into.buffer);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(body)), [{ a: 1 }, { b: "x" }, {
+    c: [1, 2],
+  }]);
+  assert.equal(new TextDecoder().decode(joinJsonArray([], into)), "[]");
+  const grown = joinJsonArray(recs.slice(0, 1), new Uint8Array(2));
+  assert.equal(new TextDecoder().decode(grown), '[{"a":1}]');
 });

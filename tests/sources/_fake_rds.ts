@@ -6,9 +6,13 @@
  * `http://rds.amazonaws.com/doc/2014-10-31/` namespace, `Marker` paging, and RDS's error
  * envelope (e.g. `Throttling`, HTTP 400) when told to throttle.
  *
- * DownloadDBLogFilePortion answers at most `portionBytes` a call with an opaque marker
- * `<generation>:<offset>`; a rotated file gets a new generation, so an old marker is not
- * silently reused for new content.
+ * DownloadDBLogFilePortion answers whole lines: `NumberOfLines` (10000 when not given) from the
+ * marker ("0": the start; none: the last lines), with an opaque marker `<generation>:<offset>`;
+ * a rotated file gets a new generation, so an old marker is not silently reused for new content.
+ * Like RDS, a portion larger than its limit (`portionBytes`, RDS: 1 MB) is cut there and ends
+ * with " [Your log message was truncated]", while its marker points past all the lines asked
+ * for: a client that does not ask again with fewer lines loses the rest (the pain
+ * fpietka/rds-pgbadger#10 and aws/aws-sdk-js#1463 describe).
  * @module
  */
 
@@ -31,11 +35,15 @@ export class FakeRds {
   readonly calls = new Map<string, number>();
   /** The next `throttle` calls answer `Throttling`. */
   throttle = 0;
+  /** Actions answered AccessDenied (an IAM policy without them). */
+  readonly deny = new Set<string>();
+  /** Portions answered cut at `portionBytes`. */
+  cuts = 0;
   portionBytes: number;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly url: string;
 
-  constructor({ portionBytes = 700 }: { portionBytes?: number } = {}) {
+  constructor({ portionBytes = 1 << 20 }: { portionBytes?: number } = {}) {
     this.portionBytes = portionBytes;
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -66,10 +74,18 @@ export class FakeRds {
     f.lastWritten = Math.max(at, f.lastWritten + 1);
   }
 
+  /** Delete a log file (RDS retention). */
+  remove(id: string, file: string): void {
+    this.instances.get(id)!.files.delete(file);
+  }
+
   async #handle(req: Request): Promise<Response> {
     const form = new URLSearchParams(await req.text());
     const action = form.get("Action") ?? "";
     this.calls.set(action, (this.calls.get(action) ?? 0) + 1);
+    if (this.deny.has(action)) {
+      return this.#error(403, "AccessDenied", `not authorized to perform: rds:${action}`);
+    }
     if (this.throttle > 0) {
       this.throttle--;
       return this.#error(400, "Throttling", "Rate exceeded");
@@ -148,13 +164,34 @@ export class FakeRds {
     if (!inst) return this.#error(404, "DBInstanceNotFound", "DBInstance not found");
     const f = inst.files.get(form.get("LogFileName") ?? "");
     if (!f) return this.#error(404, "DBLogFileNotFoundFault", "DBLogFile not found");
-    const m = /^(\d+):(\d+)$/.exec(form.get("Marker") ?? "0");
-    let offset = 0;
-    if (m && Number(m[1]) === f.generation) offset = Number(m[2]);
-    // "0" (or another generation's marker) reads from the start.
     const bytes = new TextEncoder().encode(f.data);
-    const end = Math.min(bytes.length, offset + this.portionBytes);
-    const data = new TextDecoder().decode(bytes.subarray(offset, end));
+    const lines = Math.min(10000, Number(form.get("NumberOfLines") ?? 10000));
+    const marker = form.get("Marker");
+    let offset = 0, end: number;
+    if (marker === null) {
+      // No marker: the most recent `lines` lines.
+      end = bytes.length;
+      let i = end - 1;
+      if (i >= 0 && bytes[i] === 10) i--; // the last line's own newline
+      for (let n = 0; i >= 0; i--) if (bytes[i] === 10 && ++n === lines) break;
+      offset = i + 1;
+    } else {
+      // "0" (or another generation's marker: the file was rotated) reads from the start.
+      const m = /^(\d+):(\d+)$/.exec(marker);
+      if (m && Number(m[1]) === f.generation) offset = Math.min(Number(m[2]), bytes.length);
+      end = offset;
+      for (let n = 0; end < bytes.length && n < lines;) if (bytes[end++] === 10) n++;
+    }
+    // RDS's 1 MB limit: the portion is cut, says so, and its marker still points past the lines
+    // asked for (what was cut off is not in any answer).
+    let data: string;
+    if (end - offset > this.portionBytes) {
+      data = new TextDecoder().decode(bytes.subarray(offset, offset + this.portionBytes)) +
+        "\n [Your log message was truncated]\n";
+      this.cuts++;
+    } else {
+      data = new TextDecoder().decode(bytes.subarray(offset, end));
+    }
     return this.#xml(
       "DownloadDBLogFilePortion",
       `<LogFileData>${

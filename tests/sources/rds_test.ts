@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { CreateDBInstanceCommand } from "@aws-sdk/client-rds";
 import { parseValue } from "../../mod/config/spec.ts";
 import { Logger } from "../../mod/log/logger.ts";
-import { Rds, rdsSpec, shardOf } from "../../mod/sources/rds.ts";
+import { Rds, rdsReadSpec, rdsSpec, shardOf } from "../../mod/sources/rds.ts";
 import { LogTracking } from "../../mod/sources/rds_tracking.ts";
 import { awsTestConfig, freshTable, rdsClient, serviceTest } from "../services/mod.ts";
 import { FakeRds } from "./_fake_rds.ts";
@@ -53,7 +53,7 @@ serviceTest(
 );
 
 Deno.test("Rds against a fake Query API: paging, a throttled call retried and counted, portions read to the end", async () => {
-  const fake = new FakeRds({ portionBytes: 64 });
+  const fake = new FakeRds();
   try {
     fake.addInstance("a", "postgres");
     fake.addInstance("b", "aurora-mysql");
@@ -61,7 +61,12 @@ Deno.test("Rds against a fake Query API: paging, a throttled call retried and co
     const text = Array.from({ length: 20 }, (_, i) => `line ${i} ${"x".repeat(i)}\n`).join("");
     fake.append("a", "error/postgresql.log.2026-11-23-00", text);
     const rds = await Rds.open(
-      parseValue(rdsSpec, { endpoint: fake.url, region: "us-east-1", rate_limit: 100 }),
+      parseValue(rdsReadSpec, {
+        endpoint: fake.url,
+        region: "us-east-1",
+        rate_limit: 100,
+        lines_per_call: 6,
+      }),
       log,
     );
     let throttled = 0;
@@ -76,11 +81,63 @@ Deno.test("Rds against a fake Query API: paging, a throttled call retried and co
     const got = await new Response(p.body).text();
     assert.equal(got, text);
     assert.equal(p.progress.marker, `0:${f!.size}`);
-    assert.ok(fake.calls.get("DownloadDBLogFilePortion")! >= Math.ceil(f!.size / 64));
+    assert.equal(fake.calls.get("DownloadDBLogFilePortion"), 4, "6 lines (NumberOfLines) a call");
     // From the marker on: only what was appended since.
     fake.append("a", f!.name, "more\n");
     const q = rds.portion("a", f!.name, p.progress.marker, AbortSignal.timeout(10_000));
     assert.equal(await new Response(q.body).text(), "more\n");
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("Rds.portion(): a portion RDS cuts at its limit is asked again with fewer lines, nothing lost", async () => {
+  // 64 bytes stand for RDS's 1 MB: 10000 lines asked, the answer is cut and ends with
+  // "[Your log message was truncated]" while its marker skips the rest.
+  const fake = new FakeRds({ portionBytes: 64 });
+  try {
+    fake.addInstance("a", "postgres");
+    const text = Array.from({ length: 40 }, (_, i) => `line ${i} ${"x".repeat(i % 25)}\n`).join("");
+    fake.append("a", "f.log", text);
+    const rds = await Rds.open(
+      parseValue(rdsReadSpec, { endpoint: fake.url, region: "us-east-1", rate_limit: 1000 }),
+      log,
+    );
+    let cut = 0;
+    rds.onPortionCut = () => cut++;
+    const p = rds.portion("a", "f.log", "0", AbortSignal.timeout(10_000));
+    assert.equal(await new Response(p.body).text(), text);
+    assert.ok(fake.cuts > 0 && cut === fake.cuts, `${fake.cuts} cut, ${cut} asked again`);
+    assert.equal(p.progress.linesCut, 0);
+    assert.equal(p.progress.marker, `0:${new TextEncoder().encode(text).length}`);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("Rds.portion(): a line longer than a portion is kept as RDS cut it and counted; a vanished file ends the stream", async () => {
+  const fake = new FakeRds({ portionBytes: 64 });
+  try {
+    fake.addInstance("a", "mysql");
+    const long = "L".repeat(100);
+    fake.append("a", "f.log", `first\n${long}\nlast\n`);
+    const rds = await Rds.open(
+      parseValue(rdsReadSpec, { endpoint: fake.url, region: "us-east-1", rate_limit: 1000 }),
+      log,
+    );
+    const p = rds.portion("a", "f.log", "0", AbortSignal.timeout(10_000));
+    assert.equal(await new Response(p.body).text(), `first\n${long.slice(0, 64)}\nlast\n`);
+    assert.equal(p.progress.linesCut, 1);
+    assert.equal(p.progress.gone, false);
+
+    fake.remove("a", "f.log");
+    const gone = rds.portion("a", "f.log", p.progress.marker, AbortSignal.timeout(10_000));
+    assert.equal(await new Response(gone.body).text(), "");
+    assert.equal(gone.progress.gone, true);
+    assert.equal(gone.progress.marker, p.progress.marker);
+    const noInstance = rds.portion("zz", "f.log", "0", AbortSignal.timeout(10_000));
+    assert.equal(await new Response(noInstance.body).text(), "");
+    assert.equal(noInstance.progress.gone, true);
   } finally {
     await fake.close();
   }
@@ -94,29 +151,55 @@ Deno.test("shardOf() is stable and spreads identifiers", () => {
 });
 
 serviceTest(
-  "LogTracking: a conditional claim succeeds once; progress is kept beside it",
+  "LogTracking: a conditional claim succeeds once; pending until published; progress only over its own marker",
   "aws",
   async () => {
     const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
     const t = await LogTracking.open(table, awsTestConfig());
     const v1 = { size: 100, lastWritten: 1000 };
-    assert.equal(await t.claim("db1", "f.log", undefined, v1), true);
-    assert.equal(await t.claim("db1", "f.log", undefined, v1), false, "already tracked");
+    assert.equal(await t.claim("db1", "f.log", undefined, { ...v1, pending: 1 }), true);
+    assert.equal(
+      await t.claim("db1", "f.log", undefined, { ...v1, pending: 2 }),
+      false,
+      "already tracked",
+    );
+    assert.deepEqual(await t.get("db1", "f.log"), { ...v1, pending: 1, pendingFrom: 0 });
+    await t.published("db1", "f.log", 1);
+    assert.deepEqual(await t.get("db1", "f.log"), v1);
     const v2 = { size: 200, lastWritten: 2000 };
     const racers = await Promise.all([
-      t.claim("db1", "f.log", v1, v2),
-      t.claim("db1", "f.log", v1, v2),
-      t.claim("db1", "f.log", v1, v2),
+      t.claim("db1", "f.log", v1, { ...v2, pending: 10 }),
+      t.claim("db1", "f.log", v1, { ...v2, pending: 11 }),
+      t.claim("db1", "f.log", v1, { ...v2, pending: 12 }),
     ]);
     assert.deepEqual(racers.filter(Boolean).length, 1, "exactly one replica wins");
-    await t.saveProgress("db1", "f.log", "0:200", 200);
-    assert.deepEqual(await t.get("db1", "f.log"), { ...v2, marker: "0:200", processed: 200 });
+    const pending = (await t.get("db1", "f.log"))!.pending!;
+    // Taking over an unconfirmed claim: once.
+    const takeovers = await Promise.all([
+      t.reclaim("db1", "f.log", pending, 50),
+      t.reclaim("db1", "f.log", pending, 51),
+    ]);
+    assert.equal(takeovers.filter(Boolean).length, 1);
+
+    // Progress: first save needs no marker yet; later ones need the marker they started from.
+    assert.equal(await t.saveProgress("db1", "f.log", "0:200", 200, undefined), true);
+    assert.equal(await t.saveProgress("db1", "f.log", "0:150", 150, undefined), false);
+    assert.equal(await t.saveProgress("db1", "f.log", "0:150", 150, "0:100"), false, "stale");
+    assert.equal(await t.saveProgress("db1", "f.log", "0:250", 250, "0:200"), true);
+    assert.deepEqual((await t.get("db1", "f.log"))!.marker, "0:250");
+    assert.equal(
+      await t.saveProgress("db1", "other.log", "0:1", 1, undefined),
+      false,
+      "an untracked file gets no progress",
+    );
     await t.unclaim("db1", "f.log", v2, v1);
     assert.deepEqual((await t.files("db1")).get("f.log"), {
       ...v1,
-      marker: "0:200",
-      processed: 200,
+      marker: "0:250",
+      processed: 250,
     });
+    await t.forget("db1", "f.log");
+    assert.equal(await t.get("db1", "f.log"), undefined);
     await assert.rejects(
       LogTracking.open(`${table}-missing`, awsTestConfig()),
       /partition key "instance"/,
