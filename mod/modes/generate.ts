@@ -12,7 +12,7 @@
  */
 
 import { f, type Infer } from "../config/spec.ts";
-import { Dashboard, type WorkerView } from "../syslog/dashboard.ts";
+import { Dashboard, type ReceiverReport, type WorkerView } from "../syslog/dashboard.ts";
 import {
   readSender,
   senderControl,
@@ -55,7 +55,8 @@ export const generateSpec = f.object({
     default: "rfc3164",
   }),
   message_size: f.int({
-    description: "Pad (or cut) every message to this many bytes; 0: natural size (~120–200)",
+    description:
+      "Pad (or cut the text of) every message to this many bytes, header and tag kept whole; 0: natural size (~120–200)",
     default: 0,
     min: 0,
     max: 65000,
@@ -138,6 +139,11 @@ export const generateMode = defineMode({
     protocol: { key: "protocol", description: "udp or tcp" },
     format: { key: "format", description: "rfc3164 or rfc5424" },
     "message-size": { key: "message_size", description: "Pad messages to N bytes" },
+    ffi: {
+      key: "ffi",
+      description: "sendmmsg through FFI (default); --no-ffi: node:dgram",
+      boolean: true,
+    },
   },
   usage: `The dashboard (page, /api/metrics, /api/summary, /ws) is on the status endpoint,
 127.0.0.1:8080 by default for this mode (--status-listen to change). A receive run started with
@@ -207,16 +213,22 @@ to stdout.`,
     sample();
     const timer = setInterval(sample, 1000);
     await Promise.all(workers.map((w) => w.exited));
-    // From the first worker's first send to now: thread start-up is not sending time.
-    const begun = counters().map((x) => x.startedAt).filter((t) => t > 0);
-    const elapsed = begun.length
-      ? (performance.timeOrigin + performance.now() - Math.min(...begun)) / 1000
+    // From the first worker's start to the last one's stop: thread start-up and exit are not
+    // sending time.
+    const spans = counters().filter((x) => x.startedAt > 0 && x.endedAt > 0);
+    const elapsed = spans.length
+      ? (Math.max(...spans.map((x) => x.endedAt)) - Math.min(...spans.map((x) => x.startedAt))) /
+        1000
       : 0;
     clearInterval(timer);
     sample();
     signal.removeEventListener("abort", stop);
     const cs = counters();
     const sent = cs.reduce((a, x) => a + x.sent, 0);
+    // The workers send side by side, each over its own span (threads start a few ms apart).
+    const rateOf = (x: SenderCounters) =>
+      x.endedAt > x.startedAt && x.startedAt > 0 ? x.sent / ((x.endedAt - x.startedAt) / 1000) : 0;
+    const achieved = cs.reduce((a, x) => a + rateOf(x), 0);
     const summary = {
       mode: "generate",
       sent,
@@ -224,19 +236,18 @@ to stdout.`,
       errors: cs.reduce((a, x) => a + x.errors, 0),
       seconds: Number(elapsed.toFixed(3)),
       target_eps: c.rate,
-      achieved_eps: elapsed > 0 ? Math.round(sent / elapsed) : 0,
-      achievement_percent: c.rate > 0 && elapsed > 0
-        ? Number((100 * sent / elapsed / c.rate).toFixed(2))
-        : null,
+      achieved_eps: Math.round(achieved),
+      achievement_percent: c.rate > 0 ? Number((100 * achieved / c.rate).toFixed(2)) : null,
       sendmmsg: cs.every((x) => x.ffi),
       workers: workers.map((w, i) => ({
         id: w.init.id,
         port: w.init.port,
         sent: cs[i]!.sent,
+        achieved_eps: Math.round(rateOf(cs[i]!)),
         errors: cs[i]!.errors,
         ...(w.failed && { error: w.failed }),
       })),
-      receiver: dashboard.summary().loss as unknown,
+      receiver: await settleReceiver(dashboard, cs.map((x) => x.sent)),
     };
     log.info("generation finished", {
       sent,
@@ -258,8 +269,62 @@ function workerState(w: RunningWorker, c: SenderCounters): WorkerView["state"] {
   return c.sent > 0 ? "running" : "idle";
 }
 
-/** What a receiver posts to a generator's dashboard (`POST /api/receiver`). */
-export interface ReceiverReport {
-  total: SequenceCounts;
-  workers: Record<string, SequenceCounts>;
+/** The receiver's account of this run, from its reports and what each worker sent. */
+export interface ReceiverAccount {
+  /** Messages the receiver counted from this run's workers (copies included). */
+  received: number;
+  /** Distinct sequence numbers among them. */
+  distinct: number;
+  /** Sent but never received: Σ (sent − distinct) over the workers, the tail included. */
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  loss_percent: number;
+  /** False when the receiver's counts had not settled (it stopped reporting) in time. */
+  settled: boolean;
+}
+
+/**
+ * Once sending is over, wait for the receiver's counts to be final: every number each worker
+ * sent has arrived, or two reports in a row agree (what is missing then is lost), or `waitMs`
+ * passed. Without any report during the run, there is no receiver: null at once.
+ */
+export async function settleReceiver(
+  dashboard: Dashboard,
+  sent: number[],
+  waitMs = 2500,
+): Promise<ReceiverAccount | null> {
+  let r = dashboard.receiverReport();
+  if (!r) return null;
+  const complete = (x: ReceiverReport) =>
+    sent.every((n, id) => (x.workers[id]?.distinct ?? 0) >= n);
+  const deadline = performance.now() + waitMs;
+  let settled = complete(r), previous: number | undefined;
+  while (!settled) {
+    const next = await dashboard.nextReport(deadline - performance.now());
+    if (!next) break;
+    settled = complete(next) || next.total.received === previous;
+    previous = next.total.received;
+    r = next;
+  }
+  const account: ReceiverAccount = {
+    received: 0,
+    distinct: 0,
+    lost: 0,
+    duplicated: 0,
+    reordered: 0,
+    loss_percent: 0,
+    settled,
+  };
+  sent.forEach((n, id) => {
+    const w: Partial<SequenceCounts> = r.workers[id] ?? {};
+    account.received += w.received ?? 0;
+    account.distinct += w.distinct ?? 0;
+    account.duplicated += w.duplicated ?? 0;
+    account.reordered += w.reordered ?? 0;
+    account.lost += Math.max(0, n - (w.distinct ?? 0));
+  });
+  const expected = sent.reduce((a, n) => a + n, 0);
+  account.loss_percent = expected ? Number((100 * account.lost / expected).toFixed(4)) : 0;
+  return account;
 }

@@ -11,7 +11,7 @@
  */
 
 import { f } from "../config/spec.ts";
-import { Dashboard } from "../syslog/dashboard.ts";
+import { Dashboard, type ReceiverReport } from "../syslog/dashboard.ts";
 import {
   receiverControl,
   type ReceiverInit,
@@ -65,6 +65,11 @@ export const receiveMode = defineMode({
     duration: { key: "duration", description: "Stop after this long" },
     "idle-timeout": { key: "idle_timeout", description: "Stop this long after the last message" },
     "report-to": { key: "report_to", description: "Generator dashboard URL to report loss to" },
+    ffi: {
+      key: "ffi",
+      description: "recvmmsg through FFI (default); --no-ffi: node:dgram",
+      boolean: true,
+    },
   },
   usage: `Port 0 picks a free port (logged). At the end, one JSON summary line goes to stdout:
 messages and bytes per port, and per sender worker and in total: received, lost, duplicated,
@@ -136,7 +141,7 @@ reordered, loss %.`,
         fetch(new URL("/api/receiver", c.report_to), {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ total: s.total, workers: s.workers }),
+          body: JSON.stringify({ total: s.total, workers: s.workers } satisfies ReceiverReport),
           signal: AbortSignal.timeout(900),
         }).then(async (r) => {
           await r.body?.cancel();

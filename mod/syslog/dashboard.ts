@@ -54,6 +54,13 @@ export interface DashboardMetrics {
   loss: LossView | null;
 }
 
+/** What a receiver posts to a generator's dashboard (`POST /api/receiver`) every second. */
+export interface ReceiverReport {
+  total: SequenceCounts;
+  /** Per sender worker, keyed by its number. */
+  workers: Record<string, SequenceCounts>;
+}
+
 /** What a mode feeds the dashboard each second. */
 export interface Sample {
   messages: number;
@@ -78,6 +85,8 @@ export class Dashboard {
   #peakEps = 0;
   #loss: LossView | null = null;
   #lossFrom: "receiver" | "self" | null = null;
+  #report: ReceiverReport | null = null;
+  #reportWaiters: ((r: ReceiverReport) => void)[] = [];
   #cpu: { t: number; micros: number } | null = null;
   #cpuPercent: number | null = null;
   #current: DashboardMetrics;
@@ -113,6 +122,26 @@ export class Dashboard {
       percent: "lossPercent" in total ? total.lossPercent : total.percent,
     };
     this.#lossFrom = from;
+  }
+
+  /** The last report a receiver posted, if any. */
+  receiverReport(): ReceiverReport | null {
+    return this.#report;
+  }
+
+  /** The next report a receiver posts, or null when none comes within `ms`. */
+  nextReport(ms: number): Promise<ReceiverReport | null> {
+    return new Promise((resolve) => {
+      const waiter = (r: ReceiverReport) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const timer = setTimeout(() => {
+        this.#reportWaiters = this.#reportWaiters.filter((w) => w !== waiter);
+        resolve(null);
+      }, Math.max(0, ms));
+      this.#reportWaiters.push(waiter);
+    });
   }
 
   /** The figures of the last sample. */
@@ -217,17 +246,22 @@ export class Dashboard {
   };
 
   async #receiverReport(req: Request): Promise<Response> {
-    let body: { total?: SequenceCounts };
+    let body: Partial<ReceiverReport>;
     try {
       body = await req.json();
     } catch {
       return Response.json({ error: "body is not JSON" }, { status: 400 });
     }
-    const t = body.total;
+    const t = body?.total;
     if (!t || typeof t.received !== "number" || typeof t.lost !== "number") {
       return Response.json({ error: "expected {total: {received, lost, ...}}" }, { status: 400 });
     }
+    const workers = body.workers && typeof body.workers === "object" ? body.workers : {};
     this.setLoss(t, "receiver");
+    this.#report = { total: t, workers };
+    const waiters = this.#reportWaiters;
+    this.#reportWaiters = [];
+    for (const w of waiters) w(this.#report);
     return Response.json({ ok: true });
   }
 

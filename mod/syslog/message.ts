@@ -187,12 +187,18 @@ export class SyslogWriter {
     return this.#stamp;
   }
 
-  /** The longest message this writer produces with sequence numbers below 2^53. */
+  /**
+   * The longest message this writer produces with worker numbers below 10^10 and sequence
+   * numbers below 2^53: the slot size a buffer needs. With `messageSize` set, that size, unless
+   * header and tag alone are longer (a `message_size` too small for them is exceeded, never
+   * written past).
+   */
   get maxLength(): number {
-    if (this.messageSize > 0) return this.messageSize;
     const longest = (a: Uint8Array[]) => a.reduce((m, x) => Math.max(m, x.length), 0);
-    return longest(this.#pris) + 24 + longest(this.#origins) + longest(this.#texts) +
-      this.#seq.length + 10 + 1 + 16;
+    const frame = longest(this.#pris) + 24 + longest(this.#origins) + this.#seq.length + 10 + 1 +
+      16;
+    if (this.messageSize > 0) return Math.max(this.messageSize, frame);
+    return frame + longest(this.#texts);
   }
 
   /**
@@ -224,8 +230,12 @@ export class SyslogWriter {
       room = size - (o - at) - tagLen;
       if (room < 0) room = 0;
     }
-    if (room <= text.length) {
-      buf.set(room === text.length ? text : text.subarray(0, room), o);
+    if (room === text.length) {
+      buf.set(text, o);
+      o += room;
+    } else if (room < text.length) {
+      // Cut: copy byte by byte (a subarray would allocate a view per message).
+      for (let i = 0; i < room; i++) buf[o + i] = text[i]!;
       o += room;
     } else {
       buf.set(text, o);

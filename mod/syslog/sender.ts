@@ -45,11 +45,11 @@ export interface SenderInit {
 
 /** Offsets in the control buffer: Int32 flags, then Float64 counters. */
 const STOP = 0, SLEEP = 1;
-const SENT = 0, BYTES = 1, ERRORS = 2, DONE = 3, STARTED = 4, FFI = 5;
+const SENT = 0, BYTES = 1, ERRORS = 2, DONE = 3, STARTED = 4, FFI = 5, ENDED = 6;
 
 /** A control block for one sender: a stop flag and its counters. */
 export function senderControl(): SharedArrayBuffer {
-  return new SharedArrayBuffer(8 + 8 * 6);
+  return new SharedArrayBuffer(8 + 8 * 7);
 }
 
 /** What a sender has done so far (read from its control block). */
@@ -60,19 +60,22 @@ export interface SenderCounters {
   done: boolean;
   /** When the sender started sending: ms since the epoch, sub-millisecond (0 before). */
   startedAt: number;
+  /** When it stopped sending (0 before). */
+  endedAt: number;
   /** Whether sendmmsg through FFI is in use. */
   ffi: boolean;
 }
 
 /** Read a sender's counters. */
 export function readSender(control: SharedArrayBuffer): SenderCounters {
-  const f = new Float64Array(control, 8, 6);
+  const f = new Float64Array(control, 8, 7);
   return {
     sent: f[SENT]!,
     bytes: f[BYTES]!,
     errors: f[ERRORS]!,
     done: f[DONE] === 1,
     startedAt: f[STARTED]!,
+    endedAt: f[ENDED]!,
     ffi: f[FFI] === 1,
   };
 }
@@ -101,7 +104,7 @@ async function resolveHost(host: string): Promise<string> {
  */
 export async function runSender(init: SenderInit): Promise<void> {
   const flags = new Int32Array(init.control, 0, 2);
-  const stats = new Float64Array(init.control, 8, 6);
+  const stats = new Float64Array(init.control, 8, 7);
   const writer = new SyslogWriter({
     format: init.format,
     messageSize: init.messageSize,
@@ -135,6 +138,7 @@ export async function runSender(init: SenderInit): Promise<void> {
       udpFfi(init, host, libc, writer, stats, flags, stopped, allowance);
     } else await udpDgram(init, host, writer, stats, stopped, allowance);
   } finally {
+    stats[ENDED] = performance.timeOrigin + performance.now();
     stats[DONE] = 1;
   }
 }

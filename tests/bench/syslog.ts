@@ -1,21 +1,76 @@
 /**
  * `generate` → `receive` on loopback, side by side with syslog-ng's `loggen` against the same
- * receiver, in the same run: 300-byte messages over UDP, two senders to one port, as fast as
- * each can (`loggen --dgram -r 100000000 -s 300 -I 10 --active-connections=2`). The receiver
- * counts what arrived; generate's loss is from its sequence tags, loggen's from its own count.
+ * receiver process, in the same run: 300-byte messages over UDP, two senders to one port each, as
+ * fast as each can (`loggen --dgram -r 100000000 -s 300 -I 10 --active-connections=2`), one
+ * after the other so they do not share the 2 cores. The receiver listens on two ports (one per
+ * sender) and counts per port; generate's loss is its sent count minus the distinct sequence
+ * numbers that arrived (the tail included), loggen's is its own count minus what arrived.
+ * Peak RSS is each process's VmHWM (`/usr/bin/time`'s maximum resident set where installed).
  *
- * `deno task bench syslog` (needs Debian's syslog-ng-core for loggen). SECONDS=10 by default.
+ * `deno task bench syslog` (needs Debian's syslog-ng-core for loggen). SYSLOG_SECONDS=10 by
+ * default.
  * @module
  */
 
 import { fileURLToPath } from "node:url";
-import { measured } from "./pipeline.ts";
 import type { BenchRow } from "./row.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const agent = ["run", "-P=agent", "--quiet", "main.ts"];
+const dec = new TextDecoder();
 
+/** A free TCP port on loopback (for the receiver's status endpoint). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function vmHwmKb(pid: number): Promise<number> {
+  const st = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0);
+}
+
+/** Run a command to its end; its output, peak RSS and CPU seconds. */
+async function timed(cmd: string[]): Promise<
+  {
+    code: number;
+    stdout: string;
+    stderr: string;
+    maxRssKb: number;
+    cpuSeconds: number;
+    userSeconds: number;
+  }
+> {
+  const report = await Deno.makeTempFile();
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M %U %S", "-o", report, ...cmd],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const [status, out, err] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  const [rss, user, sys] = (await Deno.readTextFile(report)).trim().split(/\s+/).slice(-3)
+    .map(Number);
+  await Deno.remove(report);
+  return {
+    code: status.code,
+    stdout: out,
+    stderr: err,
+    maxRssKb: rss!,
+    cpuSeconds: user! + sys!,
+    userSeconds: user!,
+  };
+}
+
+/** One `receive` on ports `port` and `port + 1`, with its status endpoint to watch the counts. */
 async function receiver(port: number) {
+  const status = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       ...agent,
@@ -23,17 +78,16 @@ async function receiver(port: number) {
       "--port-start",
       `${port}`,
       "--port-end",
-      `${port}`,
-      "--idle-timeout",
-      "1500ms",
-      "--no-status",
+      `${port + 1}`,
+      "--status-listen",
+      `127.0.0.1:${status}`,
+      "--log-level",
+      "info",
     ],
     cwd: root,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  // Wait until it listens (its log line), keep draining stderr.
-  const dec = new TextDecoder();
   const reader = child.stderr.getReader();
   let err = "";
   while (!err.includes('"msg":"receiving"')) {
@@ -44,34 +98,50 @@ async function receiver(port: number) {
   (async () => {
     while (!(await reader.read()).done) { /* drain */ }
   })();
+  const stdout = new Response(child.stdout).text();
+  const messages = async () =>
+    (await (await fetch(`http://127.0.0.1:${status}/api/metrics`)).json()).messages_total as number;
   return {
-    async summary(): Promise<{ messages: number; lost: number; distinct: number }> {
-      const out = await new Response(child.stdout).text();
+    /** Wait until the count stops moving (the kernel buffers are drained). */
+    async settle(): Promise<void> {
+      let before = -1;
+      for (let now = await messages(); now !== before; now = await messages()) {
+        before = now;
+        await new Promise((r) => setTimeout(r, 1200)); // snapshots come every second
+      }
+    },
+    async stop() {
+      const peakKb = await vmHwmKb(child.pid);
+      const stat = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1]!.split(" ");
+      const ticks = 100; // USER_HZ
+      const cpu = { user: Number(stat[11]) / ticks, sys: Number(stat[12]) / ticks };
+      child.kill("SIGINT");
       await child.status;
-      const s = JSON.parse(out.trim().split("\n").at(-1)!);
-      return { messages: s.messages, lost: s.total.lost, distinct: s.total.distinct };
+      // deno-lint-ignore no-explicit-any
+      const s: any = JSON.parse((await stdout).trim().split("\n").at(-1)!);
+      return { summary: s, peakKb, cpu };
     },
   };
 }
 
-const port = () => 30000 + Math.floor(Math.random() * 20000);
-
-/** Both senders, one after the other, against a fresh receiver each. */
+/** Both senders, one after the other, against one receiver (one port each). */
 export async function syslogBench(
-  seconds = Number(Deno.env.get("SECONDS") ?? 10),
+  seconds = Number(Deno.env.get("SYSLOG_SECONDS") ?? 10),
 ): Promise<BenchRow[]> {
-  const rows: BenchRow[] = [];
-  // generate
-  let p = port();
-  let r = await receiver(p);
-  const g = await measured([
+  const hasLoggen = await new Deno.Command("sh", { args: ["-c", "command -v loggen"] }).output();
+  if (!hasLoggen.success) throw new Error("loggen is missing: apt-get install syslog-ng-core");
+  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  const genPort = 30000 + 2 * Math.floor(Math.random() * 10000), loggenPort = genPort + 1;
+  const r = await receiver(genPort);
+
+  const g = await timed([
     Deno.execPath(),
     ...agent,
     "generate",
     "--port-start",
-    `${p}`,
+    `${genPort}`,
     "--port-end",
-    `${p}`,
+    `${genPort}`,
     "--workers",
     "2",
     "--rate",
@@ -83,60 +153,73 @@ export async function syslogBench(
     "--no-status",
     "--log-level",
     "warn",
-  ], root);
-  const gs = await r.summary();
+  ]);
   if (g.code !== 0) throw new Error(`generate failed: ${g.stderr.slice(-500)}`);
-  const genRate = gs.distinct / seconds;
-  // loggen
-  const hasLoggen = await new Deno.Command("sh", { args: ["-c", "command -v loggen"] }).output();
-  if (!hasLoggen.success) throw new Error("loggen is missing: apt-get install syslog-ng-core");
-  p = port();
-  r = await receiver(p);
-  const l = await new Deno.Command("loggen", {
-    args: [
-      "--dgram",
-      "-r",
-      "100000000",
-      "-s",
-      "300",
-      "-I",
-      `${seconds}`,
-      "--active-connections=2",
-      "127.0.0.1",
-      `${p}`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(l.stderr) + new TextDecoder().decode(l.stdout);
+  const gen = JSON.parse(g.stdout.trim().split("\n").at(-1)!);
+  await r.settle();
+
+  const l = await timed([
+    "loggen",
+    "--dgram",
+    "-r",
+    "100000000",
+    "-s",
+    "300",
+    "-I",
+    `${seconds}`,
+    "--active-connections=2",
+    "127.0.0.1",
+    `${loggenPort}`,
+  ]);
+  const text = l.stderr + l.stdout;
   const m = /average rate = ([\d.]+) msg\/sec, count=(\d+), time=([\d.]+)/.exec(text);
   if (!m) throw new Error(`cannot read loggen's output: ${text.slice(-500)}`);
   const loggenSent = Number(m[2]), loggenTime = Number(m[3]);
-  const ls = await r.summary();
-  const loggenRate = ls.messages / loggenTime;
-  const genLoss = gs.distinct + gs.lost > 0 ? (100 * gs.lost) / (gs.distinct + gs.lost) : 0;
-  rows.push({
-    name: "generate → receive, UDP, 300 B",
-    mbPerSec: (genRate * 300) / 1e6,
-    msgsPerSec: Math.round(genRate),
-    lossPercent: Number(genLoss.toFixed(3)),
-    peakRssMB: Math.round(g.usage.maxRssKb / 1024),
-    cpuSeconds: Number(g.usage.cpuSeconds.toFixed(2)),
-    note: `2 workers, sendmmsg 256/call, ${seconds} s; received ${gs.messages}`,
-  });
-  rows.push({
-    name: "loggen → receive, UDP, 300 B",
-    mbPerSec: (loggenRate * 300) / 1e6,
-    msgsPerSec: Math.round(loggenRate),
-    lossPercent: Number((100 * (loggenSent - ls.messages) / loggenSent).toFixed(3)),
-    note: `--active-connections=2, ${
-      loggenTime.toFixed(1)
-    } s; sent ${loggenSent}, received ${ls.messages}`,
-  });
-  rows.push({
-    name: "generate / loggen (messages received per second)",
-    mbPerSec: 0,
-    ratio: Number((genRate / loggenRate).toFixed(2)),
-  });
+  await r.settle();
+  const { summary: rs, peakKb, cpu } = await r.stop();
+
+  const genReceived = rs.ports[genPort].messages as number;
+  const genDistinct = (Object.values(rs.workers) as { distinct: number }[])
+    .reduce((a, w) => a + w.distinct, 0);
+  const genLost = gen.sent - genDistinct;
+  const genRate = genDistinct / gen.seconds;
+  const loggenReceived = rs.ports[loggenPort].messages as number;
+  const loggenRate = loggenReceived / loggenTime;
+  const rows: BenchRow[] = [
+    {
+      name: "generate → receive, UDP, 300 B",
+      mbPerSec: Number((genRate * 300 / 1e6).toFixed(1)),
+      msgsPerSec: Math.round(genRate),
+      lossPercent: Number((100 * genLost / gen.sent).toFixed(3)),
+      peakRssMB: Math.round(g.maxRssKb / 1024),
+      cpuSeconds: Number(g.cpuSeconds.toFixed(2)),
+      note: `2 workers, sendmmsg ${gen.sendmmsg}, ${gen.seconds} s; sent ${gen.sent}, ` +
+        `received ${genReceived} (${genDistinct} distinct); user ${g.userSeconds} s; ` +
+        `load before ${load}`,
+    },
+    {
+      name: "loggen → receive, UDP, 300 B",
+      mbPerSec: Number((loggenRate * 300 / 1e6).toFixed(1)),
+      msgsPerSec: Math.round(loggenRate),
+      lossPercent: Number((100 * (loggenSent - loggenReceived) / loggenSent).toFixed(3)),
+      peakRssMB: Math.round(l.maxRssKb / 1024),
+      cpuSeconds: Number(l.cpuSeconds.toFixed(2)),
+      note: `--active-connections=2, ${loggenTime.toFixed(1)} s; sent ${loggenSent}, ` +
+        `received ${loggenReceived}; user ${l.userSeconds} s`,
+    },
+    {
+      name: "receive (both runs)",
+      mbPerSec: 0,
+      peakRssMB: Math.round(peakKb / 1024),
+      cpuSeconds: Number((cpu.user + cpu.sys).toFixed(2)),
+      note: `recvmmsg ${rs.recvmmsg}, rcvbuf ${rs.rcvbuf} B, ${rs.messages} messages; ` +
+        `user ${cpu.user} s`,
+    },
+    {
+      name: "generate / loggen (messages received per second)",
+      mbPerSec: 0,
+      ratio: Number((genRate / loggenRate).toFixed(2)),
+    },
+  ];
   return rows;
 }

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { settleReceiver } from "../../mod/modes/generate.ts";
+import { Dashboard } from "../../mod/syslog/dashboard.ts";
 import { freePort, start, startReceiver } from "./_syslog.ts";
 
 Deno.test("generate → receive over UDP (sendmmsg/recvmmsg): every sequence tag arrives once, nothing lost", async () => {
@@ -71,6 +73,61 @@ Deno.test("generate over TCP frames messages with RFC 6587 octet counting; recei
   assert.equal(rec.summary.untagged, 0);
 });
 
+Deno.test("generate over TCP reconnects until a receiver listens, then loses nothing", async () => {
+  const port = freePort();
+  const dash = freePort();
+  const g = start([
+    "generate",
+    "--protocol",
+    "tcp",
+    "--port-start",
+    String(port),
+    "--port-end",
+    String(port),
+    "--workers",
+    "1",
+    "--rate",
+    "2000",
+    "--status-listen",
+    `127.0.0.1:${dash}`,
+  ]);
+  await g.logged("status endpoint listening");
+  // Wait until the dashboard shows refused connections (by count, not by time).
+  for (let errors = 0; errors === 0;) {
+    await new Promise((r) => setTimeout(r, 100));
+    errors = (await (await fetch(`http://127.0.0.1:${dash}/api/metrics`)).json()).errors_total;
+  }
+  const recStatus = freePort();
+  const rec = start([
+    "receive",
+    "--protocol",
+    "tcp",
+    "--port-start",
+    String(port),
+    "--port-end",
+    String(port),
+    "--idle-timeout",
+    "1s",
+    "--status-listen",
+    `127.0.0.1:${recStatus}`,
+  ]);
+  await rec.logged("receiving");
+  // Once messages arrive, the generator reconnected: stop it (SIGTERM drains, exits 0).
+  for (let got = 0; got === 0;) {
+    await new Promise((r) => setTimeout(r, 100));
+    got = (await (await fetch(`http://127.0.0.1:${recStatus}/api/metrics`)).json()).messages_total;
+  }
+  g.child.kill("SIGTERM");
+  const gen = await g.done();
+  const r = await rec.done();
+  assert.equal(gen.code, 0, gen.stderr);
+  assert.ok(gen.summary.errors > 0);
+  assert.ok(gen.summary.sent > 0, "it connected once the receiver listened");
+  assert.equal(r.summary.messages, gen.summary.sent);
+  assert.equal(r.summary.workers["0"].distinct, gen.summary.sent);
+  assert.equal(r.summary.total.lost, 0);
+});
+
 Deno.test("generate stops by itself at the end of its duration, and counts a refused port as errors", async () => {
   // Nobody listens on this UDP port: sends are refused (ICMP), counted, retried.
   const port = freePort();
@@ -99,4 +156,52 @@ Deno.test("generate rejects port_end below port_start with both keys named", asy
     .done();
   assert.equal(g.code, 1);
   assert.match(g.stderr, /generate\.port_end \(599\) is below generate\.port_start \(600\)/);
+});
+
+/** A receiver's report of `distinct` numbers per worker, posted to the dashboard's handler. */
+async function post(d: Dashboard, distinct: number[]) {
+  const counts = (n: number) => ({
+    received: n,
+    distinct: n,
+    duplicated: 0,
+    reordered: 0,
+    highest: n - 1,
+    lost: 0,
+    lossPercent: 0,
+  });
+  const total = counts(distinct.reduce((a, n) => a + n, 0));
+  const res = await d.routes(
+    new Request("http://dashboard/api/receiver", {
+      method: "POST",
+      body: JSON.stringify({
+        total,
+        workers: Object.fromEntries(distinct.map((n, i) => [i, counts(n)])),
+      }),
+    }),
+  )!;
+  assert.equal(res.status, 200);
+}
+
+Deno.test("settleReceiver() counts the tail each worker sent that never arrived, once two reports agree", async () => {
+  const d = new Dashboard("generate", 0);
+  assert.equal(await settleReceiver(d, [10, 5], 50), null, "no receiver reported: none");
+  await post(d, [4, 2]); // during the run
+  const settling = settleReceiver(d, [10, 5], 10_000);
+  await post(d, [8, 5]); // after the end: still short
+  await post(d, [8, 5]); // the same again: settled, 2 lost at worker 0's tail
+  assert.deepEqual(await settling, {
+    received: 13,
+    distinct: 13,
+    lost: 2,
+    duplicated: 0,
+    reordered: 0,
+    loss_percent: 13.3333,
+    settled: true,
+  });
+  const complete = settleReceiver(d, [8, 6], 10_000);
+  await post(d, [8, 6]); // everything arrived: settled at once
+  assert.equal((await complete)!.lost, 0);
+  const silent = await settleReceiver(d, [9, 6], 30); // the receiver went away
+  assert.equal(silent!.settled, false);
+  assert.equal(silent!.lost, 1);
 });

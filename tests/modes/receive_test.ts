@@ -99,3 +99,32 @@ Deno.test("receive counts messages per port over a port range, and untagged mess
   assert.equal(rec.summary.workers["1"].distinct, 3);
   assert.equal(rec.summary.total.lost, 0);
 });
+
+Deno.test("generate → receive without FFI (node:dgram on both sides) counts every message", async () => {
+  const r = await startReceiver(["--no-ffi", "--idle-timeout", "1s"]);
+  const g = await start([
+    "generate",
+    "--no-ffi",
+    "--port-start",
+    String(r.port),
+    "--port-end",
+    String(r.port),
+    "--workers",
+    "2",
+    "--rate",
+    "2000",
+    "--duration",
+    "1s",
+    "--status-listen",
+    `127.0.0.1:${freePort()}`,
+  ]).done();
+  assert.equal(g.code, 0, g.stderr);
+  const rec = await r.run.done();
+  assert.equal(rec.code, 0, rec.stderr);
+  assert.equal(g.summary.sendmmsg, false);
+  assert.equal(rec.summary.recvmmsg, false);
+  assert.ok(g.summary.sent > 0);
+  assert.equal(rec.summary.messages, g.summary.sent);
+  assert.equal(rec.summary.bytes, g.summary.bytes);
+  assert.deepEqual([rec.summary.total.lost, rec.summary.total.duplicated], [0, 0]);
+});

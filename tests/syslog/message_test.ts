@@ -60,6 +60,18 @@ Deno.test("SyslogWriter pads or cuts to message_size exactly, tag kept", () => {
   }
 });
 
+Deno.test("SyslogWriter with a message_size below header and tag stays within maxLength", () => {
+  for (const format of ["rfc3164", "rfc5424"] as const) {
+    const w = new SyslogWriter({ format, messageSize: 20 });
+    const buf = new Uint8Array(w.maxLength);
+    for (let i = 0; i < 300; i++) {
+      const n = w.write(buf, 0, 255, Number.MAX_SAFE_INTEGER - i, Date.now());
+      assert.ok(n > 20 && n <= w.maxLength, `${n} of ${w.maxLength}`);
+      assert.match(dec.decode(buf.subarray(0, n)), /: seq=255:\d+$| - - seq=255:\d+$/);
+    }
+  }
+});
+
 Deno.test("parseSeqTag() takes a custom prefix, ignores a trailing newline, rejects untagged text", () => {
   const e = new TextEncoder();
   const out: [number, number] = [0, 0];
