@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
+import { agentCommand } from "./_agent.ts";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 
 /** Run the agent as users do: main.ts with the compiled binary's permission set. */
 async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=agent", "--quiet", "main.ts", ...args],
-    cwd: root,
+  const out = await agentCommand(args, {
     env: { NO_COLOR: "1", ...opts.env },
     stdout: "piped",
     stderr: "piped",

@@ -92,11 +92,9 @@ export const discoverMode = defineMode({
         "discover_files_forgotten_total",
         "Tracked files RDS no longer lists, dropped from the tracking table",
       ),
-      throttled: metrics.counter("rds_throttled_total", "RDS calls throttled and retried"),
       errors: metrics.counter("discover_errors_total", "Instances whose scan failed"),
     };
-    const rds = await Rds.open(c.rds, log);
-    rds.onThrottle = () => m.throttled.inc();
+    const rds = await Rds.open(c.rds, log, metrics);
     const tracking = await LogTracking.open(c.tracking_table, c.dynamodb);
     const kafka = await KafkaSink.connect(c.kafka, { log, metrics });
     health.set("kafka", true);

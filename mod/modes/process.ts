@@ -308,16 +308,7 @@ export const processMode = defineMode({
       ...parseValue(kafkaSourceSpec, { topics: [topic], group_id }),
       ...connection,
     }, { log, metrics });
-    const rds = c.source === "rds" ? await Rds.open(c.rds, log) : undefined;
-    if (rds) {
-      const throttled = metrics.counter("rds_throttled_total", "RDS calls throttled and retried");
-      const cut = metrics.counter(
-        "rds_portions_cut_total",
-        "Portions RDS cut at 1 MB, asked again with fewer lines",
-      );
-      rds.onThrottle = () => throttled.inc();
-      rds.onPortionCut = () => cut.inc();
-    }
+    const rds = c.source === "rds" ? await Rds.open(c.rds, log, metrics) : undefined;
     const tracking = await LogTracking.open(c.tracking_table, c.dynamodb);
     const parseErrors = metrics.counter(
       "process_parse_errors_total",

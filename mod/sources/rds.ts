@@ -12,7 +12,8 @@
 import type { RDSClient } from "@aws-sdk/client-rds";
 import { f, type Infer, parseValue } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
-import { isRetryable, retry } from "../pipeline/retry.ts";
+import type { Registry } from "../metrics/registry.ts";
+import { isRetryable, retry, sleep } from "../pipeline/retry.ts";
 import { TokenBucket } from "../pipeline/token_bucket.ts";
 import { awsClientConfig, awsFields } from "./aws.ts";
 import { awsErrorName } from "./aws_errors.ts";
@@ -99,17 +100,22 @@ export class Rds {
   readonly #bucket: TokenBucket;
   readonly #c: RdsConfig;
   readonly #log: Logger;
-  /** Called on every throttled call (count it). */
-  onThrottle: () => void = () => {};
-  /** Called on every portion RDS cut at 1 MB and that is asked again with fewer lines. */
-  onPortionCut: () => void = () => {};
+  readonly #m;
 
   private constructor(
     sdk: typeof import("@aws-sdk/client-rds"),
     client: RDSClient,
     c: RdsConfig,
     log: Logger,
+    metrics: Registry,
   ) {
+    this.#m = {
+      throttled: metrics.counter("rds_throttled_total", "RDS calls throttled and retried"),
+      cut: metrics.counter(
+        "rds_portions_cut_total",
+        "Portions RDS cut at 1 MB, asked again with fewer lines",
+      ),
+    };
     this.#sdk = sdk;
     this.#client = client;
     this.#c = c;
@@ -121,10 +127,19 @@ export class Rds {
     );
   }
 
-  /** A client from the SDK's default credential chain and `c`'s region/endpoint. */
-  static async open(c: RdsConfig, log: Logger): Promise<Rds> {
+  /**
+   * A client from the SDK's default credential chain and `c`'s region/endpoint; throttled calls
+   * and cut portions are counted in `metrics` (`rds_throttled_total`, `rds_portions_cut_total`).
+   */
+  static async open(c: RdsConfig, log: Logger, metrics: Registry): Promise<Rds> {
     const sdk = await import("@aws-sdk/client-rds");
-    return new Rds(sdk, new sdk.RDSClient({ ...await awsClientConfig(c), maxAttempts: 1 }), c, log);
+    return new Rds(
+      sdk,
+      new sdk.RDSClient({ ...await awsClientConfig(c), maxAttempts: 1 }),
+      c,
+      log,
+      metrics,
+    );
   }
 
   async #call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -132,7 +147,8 @@ export class Rds {
       for (;;) {
         const n = this.#bucket.take(1);
         if (n) break;
-        await new Promise((r) => setTimeout(r, Math.max(1, this.#bucket.msUntil(1))));
+        signal?.throwIfAborted();
+        await sleep(Math.max(1, this.#bucket.msUntil(1)), signal);
       }
       return await fn();
     }, {
@@ -142,7 +158,7 @@ export class Rds {
       signal,
       retryable: (e) => isThrottle(e) || isRetryable(e),
       onRetry: (e, attempt, wait) => {
-        if (isThrottle(e)) this.onThrottle();
+        if (isThrottle(e)) this.#m.throttled.inc();
         this.#log.warn(`RDS ${what} failed; retrying`, {
           attempt,
           wait_ms: Math.round(wait),
@@ -269,7 +285,7 @@ export class Rds {
             limit = Math.min(limit, enc.encode(data).byteLength);
             if (lines > 1) {
               // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
-              this.onPortionCut();
+              this.#m.cut.inc();
               lines = Math.max(1, Math.min(lines - 1, Math.floor(whole * 0.9)));
               continue;
             }

@@ -14,6 +14,7 @@
 import { FfiSocket } from "../pipeline/ffi_socket.ts";
 import { LINUX, loadLibc } from "../pipeline/libc.ts";
 import { MmsgVector } from "../pipeline/mmsg_vector.ts";
+import { sleep } from "../pipeline/retry.ts";
 import { parseSeqTag } from "./message.ts";
 import { type SequenceCounts, SequenceTracker } from "./sequence.ts";
 
@@ -186,6 +187,22 @@ function udpFfi(
   }
 }
 
+/** Until stopped (checked every 100 ms), call `report` every `reportMs`. */
+async function reportUntilStopped(
+  reportMs: number,
+  stopped: () => boolean,
+  report: () => void,
+): Promise<void> {
+  let next = performance.now() + reportMs;
+  while (!stopped()) {
+    await sleep(Math.min(100, reportMs));
+    if (performance.now() >= next) {
+      report();
+      next = performance.now() + reportMs;
+    }
+  }
+}
+
 async function udpDgram(
   init: ReceiverInit,
   see: See,
@@ -207,10 +224,7 @@ async function udpDgram(
     ),
   );
   ready(socks.map((s) => s.address().port));
-  while (!stopped()) {
-    await new Promise((r) => setTimeout(r, Math.min(100, init.reportMs)));
-    report(snapshot(false));
-  }
+  await reportUntilStopped(init.reportMs, stopped, () => report(snapshot(false)));
   for (const s of socks) s.close();
 }
 
@@ -232,10 +246,7 @@ async function tcp(
     }
   };
   const serving = listeners.map((l, i) => serve(l, i).catch(() => {}));
-  while (!stopped()) {
-    await new Promise((r) => setTimeout(r, Math.min(100, init.reportMs)));
-    report(snapshot(false));
-  }
+  await reportUntilStopped(init.reportMs, stopped, () => report(snapshot(false)));
   for (const l of listeners) l.close();
   for (const c of conns) {
     try {

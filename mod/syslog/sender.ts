@@ -16,6 +16,7 @@
 import { FfiSocket } from "../pipeline/ffi_socket.ts";
 import { LINUX, loadLibc } from "../pipeline/libc.ts";
 import { MmsgVector } from "../pipeline/mmsg_vector.ts";
+import { sleep } from "../pipeline/retry.ts";
 import { type SyslogFormat, SyslogWriter } from "./message.ts";
 import { TokenBucket } from "../pipeline/token_bucket.ts";
 
@@ -160,12 +161,12 @@ function udpFfi(
     sock.setBuffer("send", 4 << 20);
     sock.connect(host, init.port);
     const vec = new MmsgVector({ capacity: init.batch, slotSize: writer.maxLength });
-    const sleep = (ms: number) => {
+    const block = (ms: number) => {
       if (ms > 0) Atomics.wait(flags, SLEEP, 0, ms);
     };
     let seq = 0;
     while (!stopped()) {
-      const n = allowance(sleep) as number;
+      const n = allowance(block) as number;
       if (n === 0) continue;
       const now = Date.now();
       let bytes = 0;
@@ -182,11 +183,11 @@ function udpFfi(
           continue;
         }
         if (r === 0 || r === -LINUX.EAGAIN || r === -LINUX.ENOBUFS || r === -LINUX.EINTR) {
-          sleep(0.2);
+          block(0.2);
         } else if (r === -LINUX.ECONNREFUSED) {
           // The target port answered ICMP unreachable: nobody listens (yet). Count and retry.
           stats[ERRORS]!++;
-          sleep(10);
+          block(10);
         } else {
           throw new Error(`sendmmsg to ${host}:${init.port} failed: ${libc.errnoName(-r)}`);
         }
@@ -222,7 +223,6 @@ async function udpDgram(
     sock.connect(init.port, host, () => resolve());
   });
   const buf = new Uint8Array(writer.maxLength);
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   let seq = 0;
   try {
     while (!stopped()) {
@@ -260,7 +260,6 @@ async function tcp(
   const slot = writer.maxLength;
   const scratch = new Uint8Array(slot);
   const out = new Uint8Array(init.batch * (slot + 12));
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   let conn: Deno.TcpConn | undefined;
   let backoff = 100;
   let seq = 0;

@@ -7,13 +7,11 @@
 
 import zlib from "node:zlib";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { agentArgs, COMPILED_V8_FLAGS, ROOT } from "../_agent.ts";
 import { zscalerFile } from "../../mod/demo/zscaler.ts";
 import { decodeStream } from "../../mod/pipeline/gzip.ts";
 import { LineStream } from "../../mod/pipeline/line_stream.ts";
 import type { BenchRow } from "./row.ts";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 function chunks(data: Uint8Array, size = 64 * 1024): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -87,33 +85,52 @@ export async function microBench(): Promise<BenchRow[]> {
 interface Usage {
   maxRssKb: number;
   cpuSeconds: number;
+  userSeconds: number;
 }
 
-/** Run a command, measuring peak RSS and CPU time of the child. */
+/** A running process's peak RSS (VmHWM) and CPU seconds so far, from /proc. */
+export async function procUsage(
+  pid: number,
+): Promise<{ peakKb: number; userSeconds: number; sysSeconds: number }> {
+  const st = await Deno.readTextFile(`/proc/${pid}/status`);
+  const f = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]!.split(" ");
+  return {
+    peakKb: Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0),
+    userSeconds: Number(f[11]) / 100, // USER_HZ
+    sysSeconds: Number(f[12]) / 100,
+  };
+}
+
+/** Run a command, measuring peak RSS and CPU time of the child; its output is collected. */
 export async function measured(
   cmd: string[],
   cwd: string,
-): Promise<{ code: number; usage: Usage; stderr: string }> {
+): Promise<{ code: number; usage: Usage; stdout: string; stderr: string }> {
   const hasTime = await Deno.stat("/usr/bin/time").then(() => true, () => false);
   const report = await Deno.makeTempFile();
   const args = hasTime ? ["-f", "%M %U %S", "-o", report, ...cmd] : cmd.slice(1);
   const child = new Deno.Command(hasTime ? "/usr/bin/time" : cmd[0]!, {
     args,
     cwd,
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).spawn();
   let peak = 0;
   let cpu = 0;
+  let userCpu = 0;
   const poll = hasTime ? undefined : setInterval(async () => {
     try {
-      const st = await Deno.readTextFile(`/proc/${child.pid}/status`);
-      peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0));
-      const f = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1]!.split(" ");
-      cpu = (Number(f[11]) + Number(f[12])) / 100;
+      const u = await procUsage(child.pid);
+      peak = Math.max(peak, u.peakKb);
+      cpu = u.userSeconds + u.sysSeconds;
+      userCpu = u.userSeconds;
     } catch { /* exited */ }
   }, 50);
-  const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  const [status, out, err] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
   clearInterval(poll);
   if (hasTime) {
     const [rss, user, sys] = (await Deno.readTextFile(report)).trim().split(/\s+/).slice(-3).map(
@@ -121,9 +138,15 @@ export async function measured(
     );
     peak = rss!;
     cpu = user! + sys!;
+    userCpu = user!;
   }
   await Deno.remove(report);
-  return { code: status.code, usage: { maxRssKb: peak, cpuSeconds: cpu }, stderr: err };
+  return {
+    code: status.code,
+    usage: { maxRssKb: peak, cpuSeconds: cpu, userSeconds: userCpu },
+    stdout: out,
+    stderr: err,
+  };
 }
 
 /** The HTTP receiver in its own process (tests/bench/receiver_main.ts). */
@@ -132,7 +155,7 @@ export async function startReceiverProcess(): Promise<
 > {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "tests/bench/receiver_main.ts"],
-    cwd: root,
+    cwd: ROOT,
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -183,16 +206,13 @@ export async function endToEndBench(
   const run = await measured(
     [
       Deno.execPath(),
-      "run",
-      "-P=agent",
-      "--quiet",
-      "--v8-flags=--max-semi-space-size=2", // as `deno task compile` bakes in
-      join(root, "main.ts"),
-      "stream",
-      "--config",
-      join(dir, "agent.yaml"),
+      ...agentArgs([
+        "stream",
+        "--config",
+        join(dir, "agent.yaml"),
+      ], COMPILED_V8_FLAGS),
     ],
-    root,
+    ROOT,
   );
   const seconds = (performance.now() - t) / 1000;
   const got = await receiver.stop();

@@ -11,14 +11,12 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
+import { agentCommand } from "../_agent.ts";
 import { FakeOpenObserve } from "../sinks/_fake_openobserve.ts";
 import { FakeRds } from "../sources/_fake_rds.ts";
 import { discoverConfig, discoverOnce } from "../modes/_rds.ts";
 import { endpoints, freshTable, freshTopic, unavailableReason } from "../services/mod.ts";
 import type { BenchRow } from "./row.ts";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 /** A PostgreSQL stderr log of about `bytes`, and how many records it holds. */
 function pgLog(bytes: number): { text: string; records: number } {
@@ -76,21 +74,12 @@ export async function processBench({ mb = 40 } = {}): Promise<BenchRow[]> {
       }),
     );
     const t0 = performance.now();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-P=agent",
-        "--quiet",
+    const child = agentCommand(["process", "--no-status", "--config", `${dir}/agent.yaml`], {
+      denoFlags: [
         // PROF=<dir>: write a CPU profile of the agent there.
         ...(Deno.env.get("PROF") ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("PROF")}`] : []),
         `--v8-flags=--max-semi-space-size=${Deno.env.get("SEMI") ?? 2}`,
-        "main.ts",
-        "process",
-        "--no-status",
-        "--config",
-        `${dir}/agent.yaml`,
       ],
-      cwd: root,
       stdout: "null",
       stderr: "inherit",
     }).spawn();

@@ -6,13 +6,11 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { agentArgs, COMPILED_V8_FLAGS, ROOT } from "../_agent.ts";
 import { endpoints, logsClient, unavailableReason } from "../services/mod.ts";
 import { gz, readBack, routeWorld, s3Event } from "../modes/_route_world.ts";
 import { measured } from "./pipeline.ts";
 import type { BenchRow } from "./row.ts";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 /** End to end for one object of `records` records. */
 export async function bench({ records = 200_000 } = {}): Promise<BenchRow[]> {
@@ -49,17 +47,14 @@ export async function bench({ records = 200_000 } = {}): Promise<BenchRow[]> {
   const run = await measured(
     [
       Deno.execPath(),
-      "run",
-      "-P=agent",
-      "--quiet",
-      "--v8-flags=--max-semi-space-size=2",
-      join(root, "main.ts"),
-      "route",
-      "--config",
-      join(dir, "agent.yaml"),
-      join(dir, "event.json"),
+      ...agentArgs([
+        "route",
+        "--config",
+        join(dir, "agent.yaml"),
+        join(dir, "event.json"),
+      ], COMPILED_V8_FLAGS),
     ],
-    root,
+    ROOT,
   );
   const seconds = (performance.now() - t) / 1000;
   const back = await readBack(logsClient(), group, "pod-1");

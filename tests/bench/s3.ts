@@ -5,14 +5,12 @@
 
 import zlib from "node:zlib";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { agentArgs, agentCommand, COMPILED_V8_FLAGS, ROOT } from "../_agent.ts";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { zscalerFile } from "../../mod/demo/zscaler.ts";
 import { endpoints, freshBucket, s3Client, unavailableReason } from "../services/mod.ts";
 import { measured, startReceiverProcess } from "./pipeline.ts";
 import type { BenchRow } from "./row.ts";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 /** End to end from the local S3 server. */
 export async function s3Bench(
@@ -54,16 +52,13 @@ export async function s3Bench(
   const run = await measured(
     [
       Deno.execPath(),
-      "run",
-      "-P=agent",
-      "--quiet",
-      "--v8-flags=--max-semi-space-size=2",
-      join(root, "main.ts"),
-      "stream",
-      "--config",
-      join(dir, "agent.yaml"),
+      ...agentArgs([
+        "stream",
+        "--config",
+        join(dir, "agent.yaml"),
+      ], COMPILED_V8_FLAGS),
     ],
-    root,
+    ROOT,
   );
   const seconds = (performance.now() - t) / 1000;
   const got = await receiver.stop();
@@ -107,18 +102,8 @@ export async function lagBench(
     { length: perRound },
     (_, i) => zlib.gzipSync(zscalerFile(fileBytes, 7000 + i)),
   );
-  const agent = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=agent",
-      "--quiet",
-      "--v8-flags=--max-semi-space-size=2",
-      join(root, "main.ts"),
-      "stream",
-      "--config",
-      join(dir, "agent.yaml"),
-    ],
-    cwd: root,
+  const agent = agentCommand(["stream", "--config", join(dir, "agent.yaml")], {
+    denoFlags: COMPILED_V8_FLAGS,
     stdout: "null",
     stderr: "inherit",
   }).spawn();

@@ -12,82 +12,26 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
+import { agentArgs, agentCommand, freePort, ROOT } from "../_agent.ts";
+import { measured, procUsage } from "./pipeline.ts";
 import type { BenchRow } from "./row.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const agent = ["run", "-P=agent", "--quiet", "main.ts"];
 const dec = new TextDecoder();
-
-/** A free TCP port on loopback (for the receiver's status endpoint). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
-async function vmHwmKb(pid: number): Promise<number> {
-  const st = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0);
-}
-
-/** Run a command to its end; its output, peak RSS and CPU seconds. */
-async function timed(cmd: string[]): Promise<
-  {
-    code: number;
-    stdout: string;
-    stderr: string;
-    maxRssKb: number;
-    cpuSeconds: number;
-    userSeconds: number;
-  }
-> {
-  const report = await Deno.makeTempFile();
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%M %U %S", "-o", report, ...cmd],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const [status, out, err] = await Promise.all([
-    child.status,
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
-  const [rss, user, sys] = (await Deno.readTextFile(report)).trim().split(/\s+/).slice(-3)
-    .map(Number);
-  await Deno.remove(report);
-  return {
-    code: status.code,
-    stdout: out,
-    stderr: err,
-    maxRssKb: rss!,
-    cpuSeconds: user! + sys!,
-    userSeconds: user!,
-  };
-}
 
 /** One `receive` on ports `port` and `port + 1`, with its status endpoint to watch the counts. */
 async function receiver(port: number) {
   const status = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...agent,
-      "receive",
-      "--port-start",
-      `${port}`,
-      "--port-end",
-      `${port + 1}`,
-      "--status-listen",
-      `127.0.0.1:${status}`,
-      "--log-level",
-      "info",
-    ],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = agentCommand([
+    "receive",
+    "--port-start",
+    `${port}`,
+    "--port-end",
+    `${port + 1}`,
+    "--status-listen",
+    `127.0.0.1:${status}`,
+    "--log-level",
+    "info",
+  ], { stdout: "piped", stderr: "piped" }).spawn();
   const reader = child.stderr.getReader();
   let err = "";
   while (!err.includes('"msg":"receiving"')) {
@@ -111,10 +55,9 @@ async function receiver(port: number) {
       }
     },
     async stop() {
-      const peakKb = await vmHwmKb(child.pid);
-      const stat = (await Deno.readTextFile(`/proc/${child.pid}/stat`)).split(") ")[1]!.split(" ");
-      const ticks = 100; // USER_HZ
-      const cpu = { user: Number(stat[11]) / ticks, sys: Number(stat[12]) / ticks };
+      const u = await procUsage(child.pid);
+      const peakKb = u.peakKb;
+      const cpu = { user: u.userSeconds, sys: u.sysSeconds };
       child.kill("SIGINT");
       await child.status;
       // deno-lint-ignore no-explicit-any
@@ -134,31 +77,32 @@ export async function syslogBench(
   const genPort = 30000 + 2 * Math.floor(Math.random() * 10000), loggenPort = genPort + 1;
   const r = await receiver(genPort);
 
-  const g = await timed([
+  const g = await measured([
     Deno.execPath(),
-    ...agent,
-    "generate",
-    "--port-start",
-    `${genPort}`,
-    "--port-end",
-    `${genPort}`,
-    "--workers",
-    "2",
-    "--rate",
-    "0",
-    "--duration",
-    `${seconds}s`,
-    "--message-size",
-    "300",
-    "--no-status",
-    "--log-level",
-    "warn",
-  ]);
+    ...agentArgs([
+      "generate",
+      "--port-start",
+      `${genPort}`,
+      "--port-end",
+      `${genPort}`,
+      "--workers",
+      "2",
+      "--rate",
+      "0",
+      "--duration",
+      `${seconds}s`,
+      "--message-size",
+      "300",
+      "--no-status",
+      "--log-level",
+      "warn",
+    ]),
+  ], ROOT);
   if (g.code !== 0) throw new Error(`generate failed: ${g.stderr.slice(-500)}`);
   const gen = JSON.parse(g.stdout.trim().split("\n").at(-1)!);
   await r.settle();
 
-  const l = await timed([
+  const l = await measured([
     "loggen",
     "--dgram",
     "-r",
@@ -170,7 +114,7 @@ export async function syslogBench(
     "--active-connections=2",
     "127.0.0.1",
     `${loggenPort}`,
-  ]);
+  ], ROOT);
   const text = l.stderr + l.stdout;
   const m = /average rate = ([\d.]+) msg\/sec, count=(\d+), time=([\d.]+)/.exec(text);
   if (!m) throw new Error(`cannot read loggen's output: ${text.slice(-500)}`);
@@ -191,10 +135,10 @@ export async function syslogBench(
       mbPerSec: Number((genRate * 300 / 1e6).toFixed(1)),
       msgsPerSec: Math.round(genRate),
       lossPercent: Number((100 * genLost / gen.sent).toFixed(3)),
-      peakRssMB: Math.round(g.maxRssKb / 1024),
-      cpuSeconds: Number(g.cpuSeconds.toFixed(2)),
+      peakRssMB: Math.round(g.usage.maxRssKb / 1024),
+      cpuSeconds: Number(g.usage.cpuSeconds.toFixed(2)),
       note: `2 workers, sendmmsg ${gen.sendmmsg}, ${gen.seconds} s; sent ${gen.sent}, ` +
-        `received ${genReceived} (${genDistinct} distinct); user ${g.userSeconds} s; ` +
+        `received ${genReceived} (${genDistinct} distinct); user ${g.usage.userSeconds} s; ` +
         `load before ${load}`,
     },
     {
@@ -202,10 +146,10 @@ export async function syslogBench(
       mbPerSec: Number((loggenRate * 300 / 1e6).toFixed(1)),
       msgsPerSec: Math.round(loggenRate),
       lossPercent: Number((100 * (loggenSent - loggenReceived) / loggenSent).toFixed(3)),
-      peakRssMB: Math.round(l.maxRssKb / 1024),
-      cpuSeconds: Number(l.cpuSeconds.toFixed(2)),
+      peakRssMB: Math.round(l.usage.maxRssKb / 1024),
+      cpuSeconds: Number(l.usage.cpuSeconds.toFixed(2)),
       note: `--active-connections=2, ${loggenTime.toFixed(1)} s; sent ${loggenSent}, ` +
-        `received ${loggenReceived}; user ${l.userSeconds} s`,
+        `received ${loggenReceived}; user ${l.usage.userSeconds} s`,
     },
     {
       name: "receive (both runs)",

@@ -4,32 +4,20 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
+import { agentCommand } from "../_agent.ts";
 import { endpoints } from "../services/mod.ts";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 /** `edge-agent discover --once` with the agent's permission set. */
 export async function discoverOnce(config: Record<string, unknown>, extra: string[] = []) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/agent.yaml`, JSON.stringify(config));
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=agent",
-      "--quiet",
-      "main.ts",
-      "discover",
-      "--once",
-      "--no-status",
-      "--config",
-      `${dir}/agent.yaml`,
-      ...extra,
-    ],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await agentCommand(
+    ["discover", "--once", "--no-status", "--config", `${dir}/agent.yaml`, ...extra],
+    {
+      stdout: "piped",
+      stderr: "piped",
+    },
+  ).output();
   await Deno.remove(dir, { recursive: true });
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }

@@ -4,22 +4,15 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
+import { agentCommand, freePort } from "../_agent.ts";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
+export { freePort };
+
 const dec = new TextDecoder();
 
 /** A mode's JSON summary line (untyped JSON). */
 // deno-lint-ignore no-explicit-any
 export type Summary = Record<string, any>;
-
-/** A random high port for a status endpoint. */
-export const freePort = () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-};
 
 /** A running agent process: its stderr so far, and its end. */
 export interface Running {
@@ -32,9 +25,7 @@ export interface Running {
 
 /** Start `edge-agent <args>` from source. */
 export function start(args: string[]): Running {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=agent", "--quiet", "main.ts", ...args],
-    cwd: root,
+  const child = agentCommand(args, {
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",

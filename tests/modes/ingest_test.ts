@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { agentCommand } from "../_agent.ts";
 import zlib from "node:zlib";
 import { parseValue } from "../../mod/config/spec.ts";
 import { ingestMode } from "../../mod/modes/ingest.ts";
@@ -14,7 +15,6 @@ import {
 import { readTopic, topicCount, waitForCount } from "../sinks/_kafka_topic.ts";
 import { modeContext } from "./_context.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const dec = new TextDecoder();
 const member = (lines: string[]) => new Uint8Array(zlib.gzipSync(lines.join("\n") + "\n"));
 const lines = (tag: string, n: number) =>
@@ -34,13 +34,7 @@ async function appendBlob(name = BLOB) {
 
 /** Run main.ts (the agent's permission set) with `args` and `env`. */
 function agent(args: string[], env: Record<string, string> = {}) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=agent", "--quiet", "main.ts", ...args],
-    cwd: root,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  });
+  return agentCommand(args, { env, stdout: "piped", stderr: "piped" });
 }
 
 const storage = () => ({ connection_string: endpoints.azuriteConnectionString });

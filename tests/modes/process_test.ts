@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { MysqlParser } from "../../mod/parsers/mysql.ts";
 import { PostgresParser } from "../../mod/parsers/postgres.ts";
@@ -18,9 +17,7 @@ import {
 import { FakeOpenObserve } from "../sinks/_fake_openobserve.ts";
 import { FakeRds } from "../sources/_fake_rds.ts";
 import { discoverConfig, discoverOnce } from "./_rds.ts";
-import { freePort } from "./_syslog.ts";
-
-const root = fileURLToPath(new URL("../../", import.meta.url));
+import { agentCommand, freePort } from "../_agent.ts";
 
 const PG_FILE = "error/postgresql.log.2026-11-23-10";
 const PG = [
@@ -84,22 +81,13 @@ async function processUntil(
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/agent.yaml`, JSON.stringify(config));
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=agent",
-      "--quiet",
-      "main.ts",
-      "process",
-      "--config",
-      `${dir}/agent.yaml`,
-      "--status-listen",
-      `127.0.0.1:${port}`,
-    ],
-    cwd: root,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const child = agentCommand(
+    ["process", "--config", `${dir}/agent.yaml`, "--status-listen", `127.0.0.1:${port}`],
+    {
+      stdout: "null",
+      stderr: "piped",
+    },
+  ).spawn();
   const stderr = new Response(child.stderr).text();
   const total = () => [...oo.streams.values()].reduce((n, l) => n + l.length, 0);
   const metricsNow = () =>

@@ -2,6 +2,7 @@
 // inputs sqs, manual and scan, and the CLI under the agent permission set. Input lambda in
 // depth: tests/modes/route_lambda_test.ts.
 import assert from "node:assert/strict";
+import { agentCommand } from "../_agent.ts";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { GetMetricStatisticsCommand } from "@aws-sdk/client-cloudwatch";
 import { Registry } from "../../mod/metrics/registry.ts";
@@ -241,9 +242,7 @@ serviceTest("route: per-tenant metrics published to CloudWatch under the referen
 
 /** `edge-agent route ...` as users run it: main.ts with the compiled binary's permission set. */
 function cli(args: string[], env: Record<string, string> = {}) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=agent", "--quiet", "main.ts", "route", "--no-status", ...args],
-    cwd: new URL("../../", import.meta.url).pathname,
+  return agentCommand(["route", "--no-status", ...args], {
     env,
     stdin: "null",
     stdout: "piped",

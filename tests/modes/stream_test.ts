@@ -1,5 +1,6 @@
 // Mode stream against the real S3 API (moto) and real local HTTP receivers.
 import assert from "node:assert/strict";
+import { agentCommand } from "../_agent.ts";
 import zlib from "node:zlib";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { parseValue } from "../../mod/config/spec.ts";
@@ -200,9 +201,7 @@ serviceTest(
         `  processing: {once: true, worker_count: 2}\n  state_file: state.json\n`,
     );
     const agent = () =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "-P=agent", "--quiet", "main.ts", "stream", "--config", `${dir}/agent.yaml`],
-        cwd: new URL("../../", import.meta.url).pathname,
+      agentCommand(["stream", "--config", `${dir}/agent.yaml`], {
         stdout: "null",
         stderr: "piped",
       }).spawn();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { agentCommand } from "../_agent.ts";
 import { parseValue } from "../../mod/config/spec.ts";
 import { renderLine, tailMode } from "../../mod/modes/tail.ts";
 import { endpoints, freshTopic, kafka, serviceTest } from "../services/mod.ts";
@@ -101,26 +102,17 @@ serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic a
   });
   await producer.disconnect();
   const run = async (...args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-P=agent",
-        "--quiet",
-        "main.ts",
-        "tail",
-        "--no-status",
-        "--topics",
-        topic,
-        "--brokers",
-        endpoints.kafka.join(","),
-        "--from-beginning",
-        "--no-follow",
-        ...args,
-      ],
-      cwd: new URL("../../", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await agentCommand([
+      "tail",
+      "--no-status",
+      "--topics",
+      topic,
+      "--brokers",
+      endpoints.kafka.join(","),
+      "--from-beginning",
+      "--no-follow",
+      ...args,
+    ], { stdout: "piped", stderr: "piped" }).output();
     const text = new TextDecoder().decode(out.stdout);
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     return text.trim().split("\n").filter(Boolean).toSorted();

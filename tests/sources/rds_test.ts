@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { CreateDBInstanceCommand } from "@aws-sdk/client-rds";
 import { parseValue } from "../../mod/config/spec.ts";
 import { Logger } from "../../mod/log/logger.ts";
+import { Registry } from "../../mod/metrics/registry.ts";
 import { Rds, rdsReadSpec, rdsSpec, shardOf } from "../../mod/sources/rds.ts";
 import { LogTracking } from "../../mod/sources/rds_tracking.ts";
 import { awsTestConfig, freshTable, rdsClient, serviceTest } from "../services/mod.ts";
 import { FakeRds } from "./_fake_rds.ts";
 
 const log = new Logger({ level: "error", write: () => {} });
+const metrics = new Registry();
 
 serviceTest(
   "Rds.instances() on moto: engine, identifier prefix and tag filters",
@@ -32,6 +34,7 @@ serviceTest(
     const rds = await Rds.open(
       parseValue(rdsSpec, { ...awsTestConfig(), identifier_prefix: p, rate_limit: 50 }),
       log,
+      metrics,
     );
     const ids = (await rds.instances()).map((i) => `${i.id}:${i.engine}`).sort();
     assert.deepEqual(ids, [`${p}-my:mysql`, `${p}-pg:postgres`], "oracle is not collected");
@@ -43,6 +46,7 @@ serviceTest(
         rate_limit: 50,
       }),
       log,
+      metrics,
     );
     assert.deepEqual((await tagged.instances()).map((i) => i.id), [`${p}-pg`]);
     // moto lists a placeholder log file per instance: the SDK call and its parsing are real.
@@ -53,6 +57,7 @@ serviceTest(
 );
 
 Deno.test("Rds against a fake Query API: paging, a throttled call retried and counted, portions read to the end", async () => {
+  const metrics = new Registry();
   const fake = new FakeRds();
   try {
     fake.addInstance("a", "postgres");
@@ -68,12 +73,11 @@ Deno.test("Rds against a fake Query API: paging, a throttled call retried and co
         lines_per_call: 6,
       }),
       log,
+      metrics,
     );
-    let throttled = 0;
-    rds.onThrottle = () => throttled++;
     fake.throttle = 2;
     assert.deepEqual((await rds.instances()).map((i) => i.id), ["a", "b", "c"]);
-    assert.equal(throttled, 2);
+    assert.equal(metrics.counter("rds_throttled_total", "").get(), 2);
     assert.equal(fake.calls.get("DescribeDBInstances"), 5, "3 pages + 2 throttled");
     const [f] = await rds.logFiles("a");
     assert.equal(f!.size, new TextEncoder().encode(text).length);
@@ -92,6 +96,7 @@ Deno.test("Rds against a fake Query API: paging, a throttled call retried and co
 });
 
 Deno.test("Rds.portion(): a portion RDS cuts at its limit is asked again with fewer lines, nothing lost", async () => {
+  const metrics = new Registry();
   // 64 bytes stand for RDS's 1 MB: 10000 lines asked, the answer is cut and ends with
   // "[Your log message was truncated]" while its marker skips the rest.
   const fake = new FakeRds({ portionBytes: 64 });
@@ -102,12 +107,12 @@ Deno.test("Rds.portion(): a portion RDS cuts at its limit is asked again with fe
     const rds = await Rds.open(
       parseValue(rdsReadSpec, { endpoint: fake.url, region: "us-east-1", rate_limit: 1000 }),
       log,
+      metrics,
     );
-    let cut = 0;
-    rds.onPortionCut = () => cut++;
+    const cut = () => metrics.counter("rds_portions_cut_total", "").get();
     const p = rds.portion("a", "f.log", "0", AbortSignal.timeout(10_000));
     assert.equal(await new Response(p.body).text(), text);
-    assert.ok(fake.cuts > 0 && cut === fake.cuts, `${fake.cuts} cut, ${cut} asked again`);
+    assert.ok(fake.cuts > 0 && cut() === fake.cuts, `${fake.cuts} cut, ${cut()} asked again`);
     assert.equal(p.progress.linesCut, 0);
     assert.equal(p.progress.marker, `0:${new TextEncoder().encode(text).length}`);
   } finally {
@@ -124,6 +129,7 @@ Deno.test("Rds.portion(): a line longer than a portion is kept as RDS cut it and
     const rds = await Rds.open(
       parseValue(rdsReadSpec, { endpoint: fake.url, region: "us-east-1", rate_limit: 1000 }),
       log,
+      metrics,
     );
     const p = rds.portion("a", "f.log", "0", AbortSignal.timeout(10_000));
     assert.equal(await new Response(p.body).text(), `first\n${long.slice(0, 64)}\nlast\n`);

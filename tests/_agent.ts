@@ -1,0 +1,45 @@
+/**
+ * Running the agent in tests and benchmarks as users run it: `main.ts` from the project root with
+ * the compiled binary's permission set (`-P=agent`).
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { V8_FLAGS } from "../packaging/compile.ts";
+
+/** The project root. */
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** The V8 flags `deno task compile` bakes into the binary, for benchmarks that measure it. */
+export const COMPILED_V8_FLAGS = [V8_FLAGS];
+
+/** Options of {@link agentCommand}: Deno.Command's, plus flags for `deno run` itself. */
+export interface AgentCommandOptions extends Omit<Deno.CommandOptions, "args" | "cwd"> {
+  /** Before `main.ts`, e.g. `--v8-flags=...` or `--cpu-prof`. */
+  denoFlags?: string[];
+}
+
+/** The arguments of `deno run -P=agent --quiet [denoFlags] main.ts <args>`. */
+export function agentArgs(args: string[], denoFlags: string[] = []): string[] {
+  return ["run", "-P=agent", "--quiet", ...denoFlags, "main.ts", ...args];
+}
+
+/** `deno run -P=agent --quiet [denoFlags] main.ts <args>` in the project root. */
+export function agentCommand(
+  args: string[],
+  { denoFlags = [], ...options }: AgentCommandOptions = {},
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    ...options,
+    args: agentArgs(args, denoFlags),
+    cwd: ROOT,
+  });
+}
+
+/** A TCP port on loopback that was free a moment ago. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
