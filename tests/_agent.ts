@@ -19,9 +19,12 @@ export interface AgentCommandOptions extends Omit<Deno.CommandOptions, "args" | 
   denoFlags?: string[];
 }
 
-/** The arguments of `deno run -P=agent --quiet [denoFlags] main.ts <args>`. */
-export function agentArgs(args: string[], denoFlags: string[] = []): string[] {
-  return ["run", "-P=agent", "--quiet", ...denoFlags, "main.ts", ...args];
+/**
+ * The arguments of `deno run -P=agent --quiet [denoFlags] main.ts <args>` (`entry`: another
+ * script in place of main.ts, relative to the root).
+ */
+export function agentArgs(args: string[], denoFlags: string[] = [], entry = "main.ts"): string[] {
+  return ["run", "-P=agent", "--quiet", ...denoFlags, entry, ...args];
 }
 
 /** `deno run -P=agent --quiet [denoFlags] main.ts <args>` in the project root. */

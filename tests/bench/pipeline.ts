@@ -105,6 +105,7 @@ export async function procUsage(
 export async function measured(
   cmd: string[],
   cwd: string,
+  env: Record<string, string> = {},
 ): Promise<{ code: number; usage: Usage; stdout: string; stderr: string }> {
   const hasTime = await Deno.stat("/usr/bin/time").then(() => true, () => false);
   const report = await Deno.makeTempFile();
@@ -112,6 +113,7 @@ export async function measured(
   const child = new Deno.Command(hasTime ? "/usr/bin/time" : cmd[0]!, {
     args,
     cwd,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
