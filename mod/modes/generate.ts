@@ -71,6 +71,11 @@ export const generateSpec = f.object({
     description: "Use sendmmsg through FFI where available (Linux); false: node:dgram",
     default: true,
   }),
+  gso: f.bool({
+    description:
+      "UDP GSO (UDP_SEGMENT, Linux ≥ 4.18) on the FFI path when message_size makes every message the same size: up to 64 messages a send, still separate datagrams on the wire; false: one datagram per sendmmsg slot",
+    default: true,
+  }),
 }, { description: "Mode generate: syslog load generator" });
 
 type GenerateConfig = Infer<typeof generateSpec>;
@@ -98,6 +103,7 @@ function startWorkers(c: GenerateConfig, onFail: (id: number, e: string) => void
       seqPrefix: c.seq_prefix,
       batch: c.batch,
       ffi: c.ffi,
+      gso: c.gso,
       control: senderControl(),
     };
     const worker = new Worker(new URL("../syslog/generate_worker.ts", import.meta.url), {
@@ -142,6 +148,11 @@ export const generateMode = defineMode({
     ffi: {
       key: "ffi",
       description: "sendmmsg through FFI (default); --no-ffi: node:dgram",
+      boolean: true,
+    },
+    gso: {
+      key: "gso",
+      description: "UDP GSO with --message-size (default); --no-gso: one datagram per slot",
       boolean: true,
     },
   },
@@ -197,6 +208,8 @@ to stdout.`,
       m.errors.inc(tot.errors - prev.errors);
       prev = tot;
       dashboard.sample({
+        sendmmsg: cs.every((x) => x.ffi),
+        gso: cs.every((x) => x.gso),
         messages: tot.sent,
         bytes: tot.bytes,
         errors: tot.errors,
@@ -239,6 +252,7 @@ to stdout.`,
       achieved_eps: Math.round(achieved),
       achievement_percent: c.rate > 0 ? Number((100 * achieved / c.rate).toFixed(2)) : null,
       sendmmsg: cs.every((x) => x.ffi),
+      gso: cs.every((x) => x.gso),
       workers: workers.map((w, i) => ({
         id: w.init.id,
         port: w.init.port,

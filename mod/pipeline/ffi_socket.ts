@@ -188,6 +188,17 @@ export class FfiSocket {
     return this.#getInt(LINUX.SOL_SOCKET, plain);
   }
 
+  /**
+   * UDP GSO: make every send longer than `size` bytes leave as datagrams of `size` bytes each
+   * (setsockopt UDP_SEGMENT, Linux ≥ 4.18); 0 turns it off. A send then carries at most
+   * {@link LINUX.UDP_MAX_SEGMENTS} segments and 65,507 bytes.
+   *
+   * @returns 0, or the errno why not (ENOPROTOOPT on older kernels, EINVAL).
+   */
+  setUdpSegment(size: number): number {
+    return this.#setInt(LINUX.SOL_UDP, LINUX.UDP_SEGMENT, size) ? 0 : this.#libc.errno();
+  }
+
   /** Set SO_REUSEADDR. */
   reuseAddress(): void {
     this.#setInt(LINUX.SOL_SOCKET, LINUX.SO_REUSEADDR, 1);

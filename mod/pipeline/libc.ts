@@ -38,6 +38,11 @@ export const LINUX = {
   SO_RCVBUF: 8,
   SO_SNDBUFFORCE: 32,
   SO_RCVBUFFORCE: 33,
+  SOL_UDP: 17,
+  /** UDP GSO: setsockopt(SOL_UDP, UDP_SEGMENT, size) splits each send into size-byte datagrams. */
+  UDP_SEGMENT: 103,
+  /** UDP GSO: at most this many segments per send (the kernel's UDP_MAX_SEGMENTS, ≥ 4.18). */
+  UDP_MAX_SEGMENTS: 64,
   MSG_DONTWAIT: 0x40,
   MSG_TRUNC: 0x20,
   POLLIN: 1,
@@ -46,16 +51,22 @@ export const LINUX = {
   EPERM: 1,
   ECONNREFUSED: 111,
   ENOBUFS: 105,
+  EIO: 5,
+  EINVAL: 22,
+  EMSGSIZE: 90,
+  ENOPROTOOPT: 92,
 } as const;
 
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",
   4: "EINTR",
+  5: "EIO",
   9: "EBADF",
   11: "EAGAIN",
   13: "EACCES",
   22: "EINVAL",
   90: "EMSGSIZE",
+  92: "ENOPROTOOPT",
   97: "EAFNOSUPPORT",
   98: "EADDRINUSE",
   99: "EADDRNOTAVAIL",

@@ -3,6 +3,10 @@
  * `slotSize` bytes in one buffer, each slot with its own iovec. Built once; sending or receiving
  * a batch then allocates nothing.
  *
+ * A vector may be laid over another's bytes (`data`): e.g. for UDP GSO (`UDP_SEGMENT`), one
+ * header per run of equal-size messages, each header's one iovec spanning `slotSize` =
+ * segments × message size of the same buffer a per-message vector writes into.
+ *
  * Layout (Linux LP64): `iovec` = { base u64, len u64 } (16 bytes); `msghdr` = { name u64,
  * namelen u32, pad, iov u64, iovlen u64, control u64, controllen u64, flags i32, pad } (56 bytes);
  * `mmsghdr` = { msghdr, msg_len u32, pad } (64 bytes).
@@ -18,6 +22,8 @@ export interface MmsgVectorOptions {
   capacity?: number;
   /** Bytes reserved per message. @default 2048 */
   slotSize?: number;
+  /** The bytes to point into (at least capacity × slotSize; shared, not copied); default: new. */
+  data?: Uint8Array;
 }
 
 /** Slots, iovecs and headers for one sendmmsg/recvmmsg call. */
@@ -37,9 +43,10 @@ export class MmsgVector {
   readonly #hdr32: Uint32Array;
 
   /**
-   * @throws {RangeError} when capacity or slotSize is not a positive integer.
+   * @throws {RangeError} when capacity or slotSize is not a positive integer, or `data` is
+   * shorter than capacity × slotSize.
    */
-  constructor({ capacity = 256, slotSize = 2048 }: MmsgVectorOptions = {}) {
+  constructor({ capacity = 256, slotSize = 2048, data }: MmsgVectorOptions = {}) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1024) {
       throw new RangeError(`capacity must be an integer in 1..1024: got ${capacity}`);
     }
@@ -48,7 +55,12 @@ export class MmsgVector {
     }
     this.capacity = capacity;
     this.slotSize = slotSize;
-    this.data = new Uint8Array(capacity * slotSize);
+    if (data && data.length < capacity * slotSize) {
+      throw new RangeError(
+        `data holds ${data.length} bytes, below capacity × slotSize = ${capacity * slotSize}`,
+      );
+    }
+    this.data = data ?? new Uint8Array(capacity * slotSize);
     this.headers = new Uint8Array(capacity * HDR);
     this.#iovs = new Uint8Array(capacity * IOV);
     this.#iov32 = new Uint32Array(this.#iovs.buffer);
@@ -79,6 +91,11 @@ export class MmsgVector {
   /** Set the length sent for slot `i`. */
   setLength(i: number, len: number): void {
     this.#iov32[i * 4 + 2] = len;
+  }
+
+  /** The length set for slot `i` (its iovec's length). */
+  length(i: number): number {
+    return this.#iov32[i * 4 + 2]!;
   }
 
   /** Reset every slot's iovec to the full slot (before recvmmsg). */

@@ -52,6 +52,10 @@ export interface DashboardMetrics {
   rss_bytes: number;
   workers: WorkerView[];
   loss: LossView | null;
+  /** generate: whether every sender uses sendmmsg through FFI. */
+  sendmmsg?: boolean;
+  /** generate: whether every sender uses UDP GSO (UDP_SEGMENT). */
+  gso?: boolean;
 }
 
 /** What a receiver posts to a generator's dashboard (`POST /api/receiver`) every second. */
@@ -63,6 +67,10 @@ export interface ReceiverReport {
 
 /** What a mode feeds the dashboard each second. */
 export interface Sample {
+  /** generate: whether every sender uses sendmmsg through FFI. */
+  sendmmsg?: boolean;
+  /** generate: whether every sender uses UDP GSO. */
+  gso?: boolean;
   messages: number;
   bytes: number;
   errors: number;
@@ -217,6 +225,8 @@ export class Dashboard {
       rss_bytes: Deno.memoryUsage().rss,
       workers,
       loss: this.#loss,
+      ...(last?.s.sendmmsg !== undefined && { sendmmsg: last.s.sendmmsg }),
+      ...(last?.s.gso !== undefined && { gso: last.s.gso }),
     };
   }
 

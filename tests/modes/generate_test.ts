@@ -28,6 +28,7 @@ Deno.test("generate → receive over UDP (sendmmsg/recvmmsg): every sequence tag
   const sent = g.summary.sent as number;
   assert.ok(sent > 0);
   assert.equal(g.summary.sendmmsg, true);
+  assert.equal(g.summary.gso, true, "every message is 300 bytes: UDP GSO");
   assert.equal(rec.summary.recvmmsg, true);
   assert.equal(rec.summary.messages, sent);
   assert.equal(rec.summary.bytes, sent * 300, "every message padded to 300 bytes");
@@ -43,6 +44,91 @@ Deno.test("generate → receive over UDP (sendmmsg/recvmmsg): every sequence tag
   // The duration bounds what was sent: at most rate × duration plus one burst a worker.
   assert.ok(sent <= 20000 * 1.5 + 3 * 256, `${sent} sent in 1.5 s at 20000/s`);
 });
+
+Deno.test("generate with UDP GSO: /api/metrics says so, and receive counts separate 300-byte datagrams, none lost", async () => {
+  const r = await startReceiver(["--idle-timeout", "1s"]);
+  const dash = freePort();
+  const run = start([
+    "generate",
+    "--port-start",
+    String(r.port),
+    "--port-end",
+    String(r.port),
+    "--workers",
+    "2",
+    "--rate",
+    "40000",
+    "--duration",
+    "2s",
+    "--message-size",
+    "300",
+    "--status-listen",
+    `127.0.0.1:${dash}`,
+  ]);
+  await run.logged("status endpoint listening");
+  // The dashboard samples every second: wait for a sample taken once the senders set up.
+  let metrics: Record<string, unknown> = {};
+  for (let i = 0; i < 40 && metrics.gso !== true; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    metrics = await (await fetch(`http://127.0.0.1:${dash}/api/metrics`)).json();
+  }
+  assert.equal(metrics.gso, true, JSON.stringify(metrics));
+  assert.equal(metrics.sendmmsg, true);
+  const g = await run.done();
+  assert.equal(g.code, 0, g.stderr);
+  const rec = await r.run.done();
+  const sent = g.summary.sent as number;
+  assert.equal(g.summary.gso, true);
+  assert.ok(sent > 40000, `${sent} sent`);
+  assert.equal(rec.summary.messages, sent, "one datagram a message: the receiver took no GRO");
+  assert.equal(rec.summary.bytes, sent * 300);
+  assert.equal(rec.summary.bytes, g.summary.bytes);
+  assert.equal(rec.summary.truncated, 0);
+  assert.deepEqual(
+    [rec.summary.total.lost, rec.summary.total.duplicated, rec.summary.total.reordered],
+    [0, 0, 0],
+  );
+  for (const w of g.summary.workers) {
+    assert.equal(rec.summary.workers[w.id].distinct, w.sent, `worker ${w.id}`);
+  }
+});
+
+for (
+  const [why, flags] of [
+    ["sizes vary (no message_size)", []],
+    ["message_size below header and tag", ["--message-size", "60"]],
+    ["--no-gso", ["--message-size", "300", "--no-gso"]],
+  ] as const
+) {
+  Deno.test(`generate without GSO when ${why}: one datagram per slot, exact counts`, async () => {
+    const r = await startReceiver(["--idle-timeout", "1s"]);
+    const g = await start([
+      "generate",
+      "--port-start",
+      String(r.port),
+      "--port-end",
+      String(r.port),
+      "--workers",
+      "2",
+      "--rate",
+      "20000",
+      "--duration",
+      "1s",
+      ...flags,
+      "--status-listen",
+      `127.0.0.1:${freePort()}`,
+    ]).done();
+    assert.equal(g.code, 0, g.stderr);
+    const rec = await r.run.done();
+    assert.equal(g.summary.sendmmsg, true);
+    assert.equal(g.summary.gso, false);
+    assert.ok(g.summary.sent > 10000);
+    assert.equal(rec.summary.messages, g.summary.sent);
+    assert.equal(rec.summary.bytes, g.summary.bytes);
+    assert.equal(rec.summary.total.lost, 0);
+    assert.equal(rec.summary.total.duplicated, 0);
+  });
+}
 
 Deno.test("generate over TCP frames messages with RFC 6587 octet counting; receive counts them exactly", async () => {
   const r = await startReceiver(["--protocol", "tcp", "--idle-timeout", "1s"]);
@@ -128,28 +214,32 @@ Deno.test("generate over TCP reconnects until a receiver listens, then loses not
   assert.equal(r.summary.total.lost, 0);
 });
 
-Deno.test("generate stops by itself at the end of its duration, and counts a refused port as errors", async () => {
-  // Nobody listens on this UDP port: sends are refused (ICMP), counted, retried.
-  const port = freePort();
-  const g = await start([
-    "generate",
-    "--port-start",
-    String(port),
-    "--port-end",
-    String(port),
-    "--workers",
-    "1",
-    "--rate",
-    "1000",
-    "--duration",
-    "1s",
-    "--status-listen",
-    `127.0.0.1:${freePort()}`,
-  ]).done();
-  assert.equal(g.code, 0, g.stderr);
-  assert.ok(g.summary.sent <= 1000 + 256);
-  assert.ok(g.summary.errors > 0, "refused sends are counted");
-});
+for (const [how, flags] of [["", []], [" (UDP GSO)", ["--message-size", "300"]]] as const) {
+  Deno.test(`generate stops by itself at the end of its duration, and counts a refused port as errors${how}`, async () => {
+    // Nobody listens on this UDP port: sends are refused (ICMP), counted, retried.
+    const port = freePort();
+    const g = await start([
+      "generate",
+      "--port-start",
+      String(port),
+      "--port-end",
+      String(port),
+      "--workers",
+      "1",
+      "--rate",
+      "1000",
+      "--duration",
+      "1s",
+      ...flags,
+      "--status-listen",
+      `127.0.0.1:${freePort()}`,
+    ]).done();
+    assert.equal(g.code, 0, g.stderr);
+    assert.equal(g.summary.gso, flags.length > 0);
+    assert.ok(g.summary.sent <= 1000 + 256);
+    assert.ok(g.summary.errors > 0, "refused sends are counted");
+  });
+}
 
 Deno.test("generate rejects port_end below port_start with both keys named", async () => {
   const g = await start(["generate", "--port-start", "600", "--port-end", "599", "--no-status"])
