@@ -1,9 +1,10 @@
 /**
- * Mode `generate`: a syslog load generator for testing a SIEM. `workers` threads, each with its
+ * Mode `generate`: a syslog load generator for testing a SIEM. `workers` senders, each with its
  * own socket and target port (`port_start`..`port_end`, spread across workers as the
  * reference's 514–553), write RFC 3164 (or 5424) messages with a sequence tag into preallocated
  * buffers and send them with sendmmsg(2) (sender.ts), paced to `rate` in total by token buckets
- * on a monotonic clock. The live dashboard (dashboard.ts) is served on the status endpoint, by
+ * on a monotonic clock. The workers run on `threads` Worker threads (default one each; several
+ * senders on one thread take turns a batch at a time). The live dashboard (dashboard.ts) is served on the status endpoint, by
  * default 127.0.0.1:8080 for this mode; a `receive` run can report loss to it.
  *
  * At the end (duration over or a signal) one JSON summary line goes to stdout: sent, achieved vs
@@ -35,9 +36,16 @@ export const generateSpec = f.object({
     max: 65535,
   }),
   workers: f.int({
-    description: "Sender threads, each with its own socket",
+    description: "Senders, each with its own socket, port and sequence numbers",
     default: 2,
     min: 1,
+    max: 256,
+  }),
+  threads: f.int({
+    description:
+      "Threads the workers run on (worker i on thread i mod threads; each thread is a V8 isolate, ~10 MB); 0: one per worker",
+    default: 0,
+    min: 0,
     max: 256,
   }),
   rate: f.int({
@@ -82,16 +90,21 @@ type GenerateConfig = Infer<typeof generateSpec>;
 
 interface RunningWorker {
   init: SenderInit;
-  worker: Worker;
   failed?: string;
+  /** Resolves when its thread is done. */
   exited: Promise<void>;
 }
 
-/** Start the sender threads. */
+/** How many threads the workers run on: `threads`, or one per worker (0), at most one each. */
+export function threadCount(workers: number, threads: number): number {
+  return threads > 0 ? Math.min(threads, workers) : workers;
+}
+
+/** Start the sender threads; worker i runs on thread i mod threads. */
 function startWorkers(c: GenerateConfig, onFail: (id: number, e: string) => void): RunningWorker[] {
   const ports = c.port_end - c.port_start + 1;
-  return Array.from({ length: c.workers }, (_, id) => {
-    const init: SenderInit = {
+  const running: RunningWorker[] = Array.from({ length: c.workers }, (_, id) => ({
+    init: {
       id,
       host: c.target,
       port: c.port_start + (id % ports),
@@ -105,29 +118,38 @@ function startWorkers(c: GenerateConfig, onFail: (id: number, e: string) => void
       ffi: c.ffi,
       gso: c.gso,
       control: senderControl(),
+    },
+    exited: Promise.resolve(),
+  }));
+  const threads = threadCount(c.workers, c.threads);
+  for (let t = 0; t < threads; t++) {
+    const mine = running.filter((_, id) => id % threads === t);
+    const fail = (r: RunningWorker, e: string) => {
+      if (r.failed) return;
+      r.failed = e;
+      onFail(r.init.id, e);
     };
     const worker = new Worker(new URL("../syslog/generate_worker.ts", import.meta.url), {
       type: "module",
     });
-    const r: RunningWorker = { init, worker, exited: Promise.resolve() };
-    r.exited = new Promise<void>((resolve) => {
-      worker.onmessage = (e: MessageEvent<{ done?: boolean; error?: string }>) => {
-        if (e.data.error) {
-          r.failed = e.data.error;
-          onFail(id, e.data.error);
-        }
-        resolve();
+    const exited = new Promise<void>((resolve) => {
+      worker.onmessage = (
+        e: MessageEvent<{ done?: boolean; error?: string; failed?: { id: number; error: string } }>,
+      ) => {
+        if (e.data.failed) fail(running[e.data.failed.id]!, e.data.failed.error);
+        if (e.data.error) mine.forEach((r) => fail(r, e.data.error!));
+        if (e.data.done || e.data.error) resolve();
       };
       worker.onerror = (e) => {
         e.preventDefault();
-        r.failed = e.message;
-        onFail(id, e.message);
+        mine.forEach((r) => fail(r, e.message));
         resolve();
       };
     });
-    worker.postMessage({ init });
-    return r;
-  });
+    for (const r of mine) r.exited = exited;
+    worker.postMessage({ inits: mine.map((r) => r.init) });
+  }
+  return running;
 }
 
 export const generateMode = defineMode({
@@ -138,7 +160,8 @@ export const generateMode = defineMode({
   flags: {
     target: { key: "target", description: "SIEM host" },
     rate: { key: "rate", description: "Total messages per second (0: max)" },
-    workers: { key: "workers", description: "Sender threads" },
+    workers: { key: "workers", description: "Senders (sockets)" },
+    threads: { key: "threads", description: "Threads the workers run on (0: one each)" },
     duration: { key: "duration", description: "How long (e.g. 10s, 30m); 0s: until stopped" },
     "port-start": { key: "port_start", description: "First target port" },
     "port-end": { key: "port_end", description: "Last target port" },
@@ -186,6 +209,7 @@ to stdout.`,
     signal.addEventListener("abort", stop, { once: true });
     log.info("generating", {
       workers: c.workers,
+      threads: threadCount(c.workers, c.threads),
       rate: c.rate,
       target: `${c.target}:${c.port_start}-${c.port_end}`,
       protocol: c.protocol,
@@ -253,6 +277,7 @@ to stdout.`,
       achievement_percent: c.rate > 0 ? Number((100 * achieved / c.rate).toFixed(2)) : null,
       sendmmsg: cs.every((x) => x.ffi),
       gso: cs.every((x) => x.gso),
+      threads: threadCount(c.workers, c.threads),
       workers: workers.map((w, i) => ({
         id: w.init.id,
         port: w.init.port,

@@ -1,21 +1,25 @@
 /**
- * Worker entry of one generator worker: `{ init }` in, `{ done }` or `{ error }` out; counters
- * and the stop flag are in `init.control` (sender.ts).
+ * Worker entry of one generator thread: `{ inits }` in (one or more senders); `{ failed }` for
+ * each sender that failed, then `{ done }` (or `{ error }` if the thread itself failed) out.
+ * Counters and stop flags are in each `init.control` (sender.ts).
  * @module
  */
 
-import { runSender, type SenderInit } from "./sender.ts";
+import { runSenders, type SenderInit } from "./sender.ts";
 
 const self = globalThis as unknown as {
-  onmessage: ((e: MessageEvent<{ init: SenderInit }>) => void) | null;
+  onmessage: ((e: MessageEvent<{ inits: SenderInit[] }>) => void) | null;
   postMessage(m: unknown): void;
   close(): void;
 };
 
 self.onmessage = (e) => {
   self.onmessage = null;
-  runSender(e.data.init).then(
-    () => self.postMessage({ done: true }),
+  runSenders(e.data.inits).then(
+    (failures) => {
+      for (const f of failures) self.postMessage({ failed: { id: f.id, error: f.error.message } });
+      self.postMessage({ done: true });
+    },
     (err) => self.postMessage({ error: err instanceof Error ? err.message : String(err) }),
   ).finally(() => self.close());
 };

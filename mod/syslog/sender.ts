@@ -17,7 +17,7 @@
  */
 
 import { FfiSocket } from "../pipeline/ffi_socket.ts";
-import { LINUX, loadLibc } from "../pipeline/libc.ts";
+import { type Libc, LINUX, loadLibc } from "../pipeline/libc.ts";
 import { MmsgVector } from "../pipeline/mmsg_vector.ts";
 import { sleep } from "../pipeline/retry.ts";
 import { type SyslogFormat, SyslogWriter } from "./message.ts";
@@ -107,14 +107,59 @@ async function resolveHost(host: string): Promise<string> {
   return a;
 }
 
-/**
- * Run one sender until its duration ends or {@link stopSender}. Counters are in `init.control`.
- *
- * @throws {Error} on a socket error other than transient ones (refused, no buffer space).
- */
-export async function runSender(init: SenderInit): Promise<void> {
-  const flags = new Int32Array(init.control, 0, 2);
-  const stats = new Float64Array(init.control, 8, COUNTERS);
+/** A sender's pacing: its token bucket, deadline and stop flag. */
+class Pace {
+  readonly start = performance.now();
+  readonly deadline: number;
+  readonly #bucket?: TokenBucket;
+  /** Send at least this many at once when paced (about 2 ms worth), so pacing costs few wakeups. */
+  readonly #step: number;
+  readonly #batch: number;
+  readonly #flags: Int32Array;
+
+  constructor(init: SenderInit, flags: Int32Array) {
+    this.deadline = init.durationMs > 0 ? this.start + init.durationMs : Infinity;
+    this.#bucket = init.rate > 0
+      ? new TokenBucket(init.rate, Math.max(init.batch, init.rate / 100), () => performance.now())
+      : undefined;
+    this.#step = this.#bucket
+      ? Math.max(1, Math.min(init.batch, Math.ceil(init.rate / 500)))
+      : init.batch;
+    this.#batch = init.batch;
+    this.#flags = flags;
+  }
+
+  stopped(): boolean {
+    return Atomics.load(this.#flags, STOP) === 1 || performance.now() >= this.deadline;
+  }
+
+  /** How many may go now (0: none yet). */
+  take(): number {
+    return this.#bucket ? this.#bucket.take(this.#batch) : this.#batch;
+  }
+
+  /** Milliseconds until a step's worth may go, at most 100 and not past the deadline. */
+  wait(): number {
+    if (!this.#bucket) return 0;
+    return Math.min(
+      this.#bucket.msUntil(this.#step),
+      Math.max(0, this.deadline - performance.now()),
+      100,
+    );
+  }
+}
+
+/** What every sender needs: its counters, writer, resolved host and pacing. */
+interface Setup {
+  init: SenderInit;
+  host: string;
+  writer: SyslogWriter;
+  flags: Int32Array;
+  stats: Float64Array;
+  pace: Pace;
+}
+
+async function setUp(init: SenderInit): Promise<Setup> {
   const writer = new SyslogWriter({
     format: init.format,
     messageSize: init.messageSize,
@@ -122,38 +167,121 @@ export async function runSender(init: SenderInit): Promise<void> {
     seed: init.id + 1,
   });
   const host = await resolveHost(init.host);
-  const start = performance.now();
-  stats[STARTED] = performance.timeOrigin + start;
-  const deadline = init.durationMs > 0 ? start + init.durationMs : Infinity;
-  const bucket = init.rate > 0
-    ? new TokenBucket(init.rate, Math.max(init.batch, init.rate / 100), () => performance.now())
-    : undefined;
-  // Send at least this many at once when paced (about 2 ms worth), so pacing costs few wakeups.
-  const step = bucket ? Math.max(1, Math.min(init.batch, Math.ceil(init.rate / 500))) : init.batch;
-  const stopped = () => Atomics.load(flags, STOP) === 1 || performance.now() >= deadline;
-  /** How many to send now; sleeps (blocking this thread) until some may go. */
-  const allowance = (sleep: (ms: number) => void | Promise<void>) => {
-    if (!bucket) return init.batch;
-    const n = bucket.take(init.batch);
-    if (n > 0) return n;
-    const ms = Math.min(bucket.msUntil(step), Math.max(0, deadline - performance.now()), 100);
-    const slept = sleep(ms);
-    return slept ? slept.then(() => 0) : 0;
-  };
-  try {
-    const libc = init.protocol === "udp" && init.ffi ? loadLibc() : undefined;
-    if (init.protocol === "tcp") await tcp(init, host, writer, stats, stopped, allowance);
-    else if (libc) {
-      stats[FFI] = 1;
-      udpFfi(init, host, libc, writer, stats, flags, stopped, allowance);
-    } else await udpDgram(init, host, writer, stats, stopped, allowance);
-  } finally {
-    stats[ENDED] = performance.timeOrigin + performance.now();
-    stats[DONE] = 1;
-  }
+  const flags = new Int32Array(init.control, 0, 2);
+  const stats = new Float64Array(init.control, 8, COUNTERS);
+  const pace = new Pace(init, flags);
+  stats[STARTED] = performance.timeOrigin + pace.start;
+  return { init, host, writer, flags, stats, pace };
 }
 
-type Allowance = (sleep: (ms: number) => void | Promise<void>) => number | Promise<number>;
+function finish(stats: Float64Array): void {
+  stats[ENDED] = performance.timeOrigin + performance.now();
+  stats[DONE] = 1;
+}
+
+/**
+ * Run one sender until its duration ends or {@link stopSender}. Counters are in `init.control`.
+ *
+ * @throws {Error} on a socket error other than transient ones (refused, no buffer space).
+ */
+export async function runSender(init: SenderInit): Promise<void> {
+  const failures = await runSenders([init]);
+  if (failures.length) throw failures[0]!.error;
+}
+
+/** A sender that failed while others on its thread went on. */
+export interface SenderFailure {
+  id: number;
+  error: Error;
+}
+
+/**
+ * Run several senders on this thread until each one's duration ends or {@link stopSender}.
+ * UDP through FFI: one synchronous loop that gives each sender a batch in turn (and blocks the
+ * thread while none may send); otherwise each sender's own async loop, side by side.
+ *
+ * @returns the senders that failed (a socket error other than transient ones), with why.
+ */
+export async function runSenders(inits: SenderInit[]): Promise<SenderFailure[]> {
+  const failures: SenderFailure[] = [];
+  const setups: Setup[] = [];
+  for (const init of inits) {
+    try {
+      setups.push(await setUp(init));
+    } catch (e) {
+      finish(new Float64Array(init.control, 8, COUNTERS));
+      failures.push({ id: init.id, error: e instanceof Error ? e : new Error(String(e)) });
+    }
+  }
+  const ffi = (x: Setup) => x.init.protocol === "udp" && x.init.ffi;
+  const libc = setups.some(ffi) ? loadLibc() : undefined;
+  const sync = libc ? setups.filter(ffi) : [];
+  const async = setups.filter((x) => !sync.includes(x));
+  await Promise.all(async.map(async (x) => {
+    try {
+      if (x.init.protocol === "tcp") await tcp(x, allowance(x.pace));
+      else await udpDgram(x, allowance(x.pace));
+    } catch (e) {
+      failures.push({ id: x.init.id, error: e instanceof Error ? e : new Error(String(e)) });
+    } finally {
+      finish(x.stats);
+    }
+  }));
+  const senders: FfiUdpSender[] = [];
+  for (const x of sync) {
+    try {
+      senders.push(new FfiUdpSender(x, libc!));
+    } catch (e) {
+      finish(x.stats);
+      failures.push({ id: x.init.id, error: e instanceof Error ? e : new Error(String(e)) });
+    }
+  }
+  if (senders.length) failures.push(...runFfi(senders));
+  return failures;
+}
+
+type Allowance = (sleep: (ms: number) => Promise<void>) => number | Promise<number>;
+
+/** How many to send now; sleeps until some may go. */
+function allowance(pace: Pace): Allowance {
+  return (sleep) => {
+    const n = pace.take();
+    return n > 0 ? n : sleep(pace.wait()).then(() => 0);
+  };
+}
+
+/**
+ * The FFI senders of one thread, each a batch in turn; while none may send, the thread blocks
+ * (on the first sender's control block, which {@link stopSender} wakes).
+ */
+function runFfi(senders: FfiUdpSender[]): SenderFailure[] {
+  const failures: SenderFailure[] = [];
+  const active = [...senders];
+  const wake = senders[0]!.flags;
+  while (active.length) {
+    let wait = 100;
+    for (let i = 0; i < active.length; i++) {
+      const s = active[i]!;
+      let ms: number;
+      try {
+        if (s.stopped()) {
+          s.close();
+          active.splice(i--, 1);
+          continue;
+        }
+        ms = s.step();
+      } catch (e) {
+        s.close();
+        active.splice(i--, 1);
+        failures.push({ id: s.id, error: e instanceof Error ? e : new Error(String(e)) });
+        continue;
+      }
+      if (ms < wait) wait = ms;
+    }
+    if (wait > 0 && active.length) Atomics.wait(wake, SLEEP, 0, wait);
+  }
+  return failures;
+}
 
 /** The largest UDP payload over IPv4 (65,535 − 20 − 8): a GSO send's bound. */
 const MAX_UDP_PAYLOAD = 65_507;
@@ -161,97 +289,165 @@ const MAX_UDP_PAYLOAD = 65_507;
 /** sendmmsg errors that mean the kernel or the path will not take GSO sends: fall back. */
 const GSO_REFUSED: number[] = [LINUX.EINVAL, LINUX.EMSGSIZE, LINUX.EIO, LINUX.ENOPROTOOPT];
 
-function udpFfi(
-  init: SenderInit,
-  host: string,
-  libc: NonNullable<ReturnType<typeof loadLibc>>,
-  writer: SyslogWriter,
-  stats: Float64Array,
-  flags: Int32Array,
-  stopped: () => boolean,
-  allowance: Allowance,
-): void {
-  const sock = FfiSocket.udp(libc, host);
-  try {
-    sock.setBuffer("send", 4 << 20);
-    sock.connect(host, init.port);
-    const size = writer.maxLength;
+/**
+ * One UDP sender through sendmmsg(2), driven a batch at a time by {@link runFfi}: a batch is
+ * written once, then sent over as many steps as the kernel needs (it may refuse for lack of
+ * buffer space, or because nobody listens), and numbers advance only by what it took.
+ */
+class FfiUdpSender {
+  readonly id: number;
+  readonly flags: Int32Array;
+  readonly #x: Setup;
+  readonly #libc: Libc;
+  readonly #sock: FfiSocket;
+  readonly #size: number;
+  readonly #segs: number;
+  readonly #vec: MmsgVector;
+  readonly #supers: MmsgVector;
+  #gso: boolean;
+  #seq = 0;
+  /** The batch being sent: its messages, how many went, and its bytes. */
+  #n = 0;
+  #done = 0;
+  #bytes = 0;
+  #whole = false;
+  /** Not before this time (performance.now()): a retry's backoff. */
+  #resumeAt = 0;
+  #closed = false;
+
+  constructor(x: Setup, libc: Libc) {
+    this.#x = x;
+    this.id = x.init.id;
+    this.flags = x.flags;
+    this.#libc = libc;
+    x.stats[FFI] = 1;
+    const { init, writer } = x;
+    const sock = this.#sock = FfiSocket.udp(libc, x.host);
+    try {
+      sock.setBuffer("send", 4 << 20);
+      sock.connect(x.host, init.port);
+    } catch (e) {
+      sock.close();
+      throw e;
+    }
+    const size = this.#size = writer.maxLength;
     // GSO: a header carries `segs` messages back to back, which the kernel cuts every `size`
     // bytes; only when every message is exactly `size` bytes (message_size set, not exceeded).
-    const segs = Math.min(LINUX.UDP_MAX_SEGMENTS, Math.floor(MAX_UDP_PAYLOAD / size));
-    let gso = init.gso && init.messageSize > 0 && size === init.messageSize && segs >= 2 &&
+    const segs = this.#segs = Math.min(LINUX.UDP_MAX_SEGMENTS, Math.floor(MAX_UDP_PAYLOAD / size));
+    this.#gso = init.gso && init.messageSize > 0 && size === init.messageSize && segs >= 2 &&
       sock.setUdpSegment(size) === 0;
     const groups = Math.ceil(init.batch / segs);
-    // One buffer, two views: a header per message (vec), and, with GSO, a header per `segs`.
-    const data = new Uint8Array(gso ? groups * segs * size : init.batch * size);
-    const vec = new MmsgVector({ capacity: init.batch, slotSize: size, data });
-    const supers = gso ? new MmsgVector({ capacity: groups, slotSize: segs * size, data }) : vec;
-    stats[GSO] = gso ? 1 : 0;
-    const block = (ms: number) => {
-      if (ms > 0) Atomics.wait(flags, SLEEP, 0, ms);
-    };
-    let seq = 0;
-    while (!stopped()) {
-      const n = allowance(block) as number;
-      if (n === 0) continue;
-      const now = Date.now();
-      let bytes = 0;
-      for (let i = 0; i < n; i++) {
-        const len = writer.write(vec.data, vec.offset(i), init.id, seq + i, now);
-        vec.setLength(i, len);
-        bytes += len;
-      }
-      // Every message is at most `size` bytes: they total n × size only if all are that size.
-      const whole = gso && bytes === n * size;
-      const heads = Math.ceil(n / segs);
-      if (whole) {
-        for (let k = 0; k < heads; k++) {
-          supers.setLength(k, (Math.min(n, (k + 1) * segs) - k * segs) * size);
-        }
-      }
-      let done = 0;
-      while (done < n) {
-        let r: number;
-        if (gso && whole) {
-          // A header is all or nothing, so `done` is a multiple of `segs` here.
-          const first = done / segs;
-          r = sock.sendmmsg(supers, first, heads - first);
-          if (r > 0) {
-            done = Math.min(n, (first + r) * segs);
-            continue;
-          }
-          if (GSO_REFUSED.includes(-r)) {
-            // The path will not take GSO sends (e.g. a segment above the route's MTU): one
-            // datagram per header from here on, the same messages and numbers.
-            gso = false;
-            stats[GSO] = 0;
-            sock.setUdpSegment(0);
-            continue;
-          }
-        } else {
-          r = sock.sendmmsg(vec, done, n - done);
-          if (r > 0) {
-            done += r;
-            continue;
-          }
-        }
-        if (r === 0 || r === -LINUX.EAGAIN || r === -LINUX.ENOBUFS || r === -LINUX.EINTR) {
-          block(0.2);
-        } else if (r === -LINUX.ECONNREFUSED) {
-          // The target port answered ICMP unreachable: nobody listens (yet). Count and retry.
-          stats[ERRORS]!++;
-          block(10);
-        } else {
-          throw new Error(`sendmmsg to ${host}:${init.port} failed: ${libc.errnoName(-r)}`);
-        }
-        if (stopped()) break;
-      }
-      seq += done;
-      stats[SENT] = seq;
-      stats[BYTES]! += done === n ? bytes : sizeOf(vec, done);
+    // One buffer, two views: a header per message, and, with GSO, a header per `segs`.
+    const data = new Uint8Array(this.#gso ? groups * segs * size : init.batch * size);
+    this.#vec = new MmsgVector({ capacity: init.batch, slotSize: size, data });
+    this.#supers = this.#gso
+      ? new MmsgVector({ capacity: groups, slotSize: segs * size, data })
+      : this.#vec;
+    x.stats[GSO] = this.#gso ? 1 : 0;
+  }
+
+  stopped(): boolean {
+    return this.#x.pace.stopped();
+  }
+
+  /**
+   * Send what may go now: the rest of the current batch, or a new one.
+   *
+   * @returns milliseconds before it should be called again (0: at once).
+   * @throws {Error} on a socket error other than transient ones.
+   */
+  step(): number {
+    const now = performance.now();
+    if (now < this.#resumeAt) return this.#resumeAt - now;
+    if (this.#done === this.#n) {
+      const n = this.#x.pace.take();
+      if (n === 0) return this.#x.pace.wait();
+      this.#write(n);
     }
-  } finally {
-    sock.close();
+    const { stats, init, host } = this.#x;
+    const vec = this.#vec, supers = this.#supers, segs = this.#segs, n = this.#n;
+    while (this.#done < n) {
+      let r: number;
+      if (this.#gso && this.#whole) {
+        // A header is all or nothing, so `done` is a multiple of `segs` here.
+        const first = this.#done / segs;
+        r = this.#sock.sendmmsg(supers, first, Math.ceil(n / segs) - first);
+        if (r > 0) {
+          this.#done = Math.min(n, (first + r) * segs);
+          continue;
+        }
+        if (GSO_REFUSED.includes(-r)) {
+          // The path will not take GSO sends (e.g. a segment above the route's MTU): one
+          // datagram per header from here on, the same messages and numbers.
+          this.#gso = false;
+          stats[GSO] = 0;
+          this.#sock.setUdpSegment(0);
+          continue;
+        }
+      } else {
+        r = this.#sock.sendmmsg(vec, this.#done, n - this.#done);
+        if (r > 0) {
+          this.#done += r;
+          continue;
+        }
+      }
+      if (r === 0 || r === -LINUX.EAGAIN || r === -LINUX.ENOBUFS || r === -LINUX.EINTR) {
+        return this.#retryIn(0.2);
+      }
+      if (r === -LINUX.ECONNREFUSED) {
+        // The target port answered ICMP unreachable: nobody listens (yet). Count and retry.
+        stats[ERRORS]!++;
+        return this.#retryIn(10);
+      }
+      throw new Error(`sendmmsg to ${host}:${init.port} failed: ${this.#libc.errnoName(-r)}`);
+    }
+    this.#seq += n;
+    stats[SENT] = this.#seq;
+    stats[BYTES]! += this.#bytes;
+    return 0;
+  }
+
+  #retryIn(ms: number): number {
+    this.#resumeAt = performance.now() + ms;
+    return ms;
+  }
+
+  /** Write the next `n` messages, numbered from the next unsent one. */
+  #write(n: number): void {
+    const { init, writer } = this.#x;
+    const vec = this.#vec, size = this.#size, segs = this.#segs;
+    const now = Date.now();
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const len = writer.write(vec.data, vec.offset(i), init.id, this.#seq + i, now);
+      vec.setLength(i, len);
+      bytes += len;
+    }
+    // Every message is at most `size` bytes: they total n × size only if all are that size.
+    this.#whole = this.#gso && bytes === n * size;
+    if (this.#whole) {
+      for (let k = 0; k * segs < n; k++) {
+        this.#supers.setLength(k, (Math.min(n, (k + 1) * segs) - k * segs) * size);
+      }
+    }
+    this.#n = n;
+    this.#done = 0;
+    this.#bytes = bytes;
+  }
+
+  /** Count what went of a batch cut short, and close the socket (idempotent). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const { stats } = this.#x;
+    if (this.#done < this.#n) {
+      this.#seq += this.#done;
+      stats[SENT] = this.#seq;
+      stats[BYTES]! += sizeOf(this.#vec, this.#done);
+      this.#n = this.#done;
+    }
+    this.#sock.close();
+    finish(stats);
   }
 }
 
@@ -263,13 +459,10 @@ function sizeOf(vec: MmsgVector, n: number): number {
 }
 
 async function udpDgram(
-  init: SenderInit,
-  host: string,
-  writer: SyslogWriter,
-  stats: Float64Array,
-  stopped: () => boolean,
+  { init, host, writer, stats, pace }: Setup,
   allowance: Allowance,
 ): Promise<void> {
+  const stopped = () => pace.stopped();
   const dgram = await import("node:dgram");
   const sock = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
   await new Promise<void>((resolve, reject) => {
@@ -304,13 +497,10 @@ async function udpDgram(
 }
 
 async function tcp(
-  init: SenderInit,
-  host: string,
-  writer: SyslogWriter,
-  stats: Float64Array,
-  stopped: () => boolean,
+  { init, host, writer, stats, pace }: Setup,
   allowance: Allowance,
 ): Promise<void> {
+  const stopped = () => pace.stopped();
   const slot = writer.maxLength;
   const scratch = new Uint8Array(slot);
   const out = new Uint8Array(init.batch * (slot + 12));
