@@ -178,6 +178,10 @@ export const streamMode = defineMode({
       signal,
       processing: { worker_count: p.worker_count, max_line_bytes: p.max_line_bytes },
       batch: config.http,
+      // A file is one unit: a corrupt file fails whole and is retried. Holding each member's
+      // first MiB until its CRC checks out keeps a small corrupt file from delivering anything,
+      // at a quarter of the default hold's memory per file in flight.
+      decode: { holdMemberBytes: 1 << 20 },
     });
     stopExport.abort();
     await exporting;

@@ -6,16 +6,27 @@
  *
  * Closed batches are handed to `onBatch` one at a time, in order; `add` returns onBatch's
  * promise when it closed a batch, so a slow sink slows the producers down (backpressure).
+ *
+ * With `copyLines`, byte lines are copied as they are added into one buffer per batch, each
+ * followed by a newline: the batch's `body`, ready to send as newline-delimited bytes, with
+ * `items` as views into it. The input chunks the lines came from are then free as soon as `add`
+ * returns, and a batch's buffer is reused for a later batch once {@link Batcher.recycle} says
+ * the sink is done with it: decoded bytes cost no allocation per batch.
  * @module
  */
 
 /** A closed batch. */
 export interface TaggedBatch<T, Tag> {
-  items: T[];
+  /** The items (with `copyLines`, views into `body`, made when first asked for). */
+  readonly items: T[];
+  /** How many items. */
+  count: number;
   /** Sum of `sizeOf(item)`. */
   bytes: number;
   /** Items per tag. */
   tags: Map<Tag, number>;
+  /** With `copyLines`: the items, each followed by "\n", in one buffer (`bytes` long). */
+  body?: Uint8Array;
 }
 
 /** Options for {@link Batcher}. */
@@ -30,6 +41,42 @@ export interface BatcherOptions<T, Tag> {
   sizeOf?: (item: T) => number;
   /** Receives each closed batch; resolve when the sink has taken it. */
   onBatch: (batch: TaggedBatch<T, Tag>) => Promise<void>;
+  /**
+   * Items are byte lines: copy each into the batch's `body` (see the module doc). `sizeOf` must
+   * then be the default. @default false
+   */
+  copyLines?: boolean;
+  /** With `copyLines`: batch buffers kept for reuse. @default 16 */
+  keepBuffers?: number;
+}
+
+/** The open batch. With `copyLines` it keeps where each line ends, not a view per line. */
+class OpenBatch<T, Tag> implements TaggedBatch<T, Tag> {
+  count = 0;
+  bytes = 0;
+  tags = new Map<Tag, number>();
+  body: Uint8Array | undefined;
+  #items: T[] = [];
+  /** With copyLines: each line's end in `body` (the next line starts after its newline). */
+  readonly ends: number[] | undefined;
+
+  constructor(copy: boolean) {
+    if (copy) this.ends = [];
+  }
+
+  get items(): T[] {
+    const ends = this.ends;
+    if (ends && this.#items.length < ends.length && this.body) {
+      for (let i = this.#items.length; i < ends.length; i++) {
+        this.#items.push(this.body.subarray(i === 0 ? 0 : ends[i - 1]! + 1, ends[i]) as T);
+      }
+    }
+    return this.#items;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
 }
 
 /** Collects tagged items into batches. */
@@ -39,10 +86,15 @@ export class Batcher<T, Tag = unknown> {
   readonly #interval: number;
   readonly #sizeOf: (item: T) => number;
   readonly #onBatch: (batch: TaggedBatch<T, Tag>) => Promise<void>;
-  #cur: TaggedBatch<T, Tag> = { items: [], bytes: 0, tags: new Map() };
+  #cur: OpenBatch<T, Tag>;
   #chain: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  readonly #copy: boolean;
+  readonly #keep: number;
+  /** With copyLines: the open batch's buffer, and buffers of finished batches. */
+  #slab: Uint8Array | undefined;
+  readonly #free: Uint8Array[] = [];
 
   constructor(
     {
@@ -51,6 +103,8 @@ export class Batcher<T, Tag = unknown> {
       flushInterval = 1000,
       sizeOf = (item) => (item as Uint8Array).byteLength + 1,
       onBatch,
+      copyLines = false,
+      keepBuffers = 16,
     }: BatcherOptions<T, Tag>,
   ) {
     if (!Number.isInteger(batchLines) || batchLines < 1) {
@@ -67,6 +121,9 @@ export class Batcher<T, Tag = unknown> {
     this.#interval = flushInterval;
     this.#sizeOf = sizeOf;
     this.#onBatch = onBatch;
+    this.#copy = copyLines;
+    this.#keep = keepBuffers;
+    this.#cur = new OpenBatch(copyLines);
   }
 
   /**
@@ -79,19 +136,32 @@ export class Batcher<T, Tag = unknown> {
     const size = this.#sizeOf(item);
     let wait: Promise<void> | undefined;
     const cur = this.#cur;
-    if (cur.items.length > 0 && cur.bytes + size > this.#bytes) wait = this.#close();
+    if (cur.count > 0 && cur.bytes + size > this.#bytes) wait = this.#close();
     const b = this.#cur;
-    if (b.items.length === 0) this.#arm();
-    b.items.push(item);
+    if (b.count === 0) this.#arm();
+    if (b.ends) {
+      const line = item as Uint8Array;
+      if (b.count === 0) {
+        // A line larger than a batch gets a buffer of its own.
+        this.#slab = size <= this.#bytes
+          ? this.#free.pop() ?? new Uint8Array(this.#bytes)
+          : new Uint8Array(size);
+      }
+      const slab = this.#slab!;
+      slab.set(line, b.bytes);
+      slab[b.bytes + line.length] = 10;
+      b.ends.push(b.bytes + line.length);
+    } else b.push(item);
+    b.count++;
     b.bytes += size;
     b.tags.set(tag, (b.tags.get(tag) ?? 0) + 1);
-    if (b.items.length >= this.#lines || b.bytes >= this.#bytes) wait = this.#close();
+    if (b.count >= this.#lines || b.bytes >= this.#bytes) wait = this.#close();
     return wait;
   }
 
   /** Close the open batch now (if any); resolves when every closed batch was taken. */
   flush(): Promise<void> {
-    if (this.#cur.items.length > 0) return this.#close();
+    if (this.#cur.count > 0) return this.#close();
     return this.#chain;
   }
 
@@ -106,16 +176,27 @@ export class Batcher<T, Tag = unknown> {
     clearTimeout(this.#timer);
     const batch = this.#cur;
     this.#timer = setTimeout(() => {
-      if (this.#cur === batch && batch.items.length > 0) {
+      if (this.#cur === batch && batch.count > 0) {
         this.#close().catch(() => {});
       }
     }, this.#interval);
   }
 
+  /**
+   * The sink is done with `batch` (delivered or given up): with `copyLines`, its buffer carries
+   * a later batch. Its items must not be used after this.
+   */
+  recycle(batch: TaggedBatch<T, Tag>): void {
+    const buf = batch.body?.buffer;
+    if (!buf || buf.byteLength !== this.#bytes || this.#free.length >= this.#keep) return;
+    this.#free.push(new Uint8Array(buf));
+  }
+
   #close(): Promise<void> {
     clearTimeout(this.#timer);
     const b = this.#cur;
-    this.#cur = { items: [], bytes: 0, tags: new Map() };
+    if (this.#copy) b.body = this.#slab!.subarray(0, b.bytes);
+    this.#cur = new OpenBatch(this.#copy);
     this.#chain = this.#chain.then(() => this.#onBatch(b));
     return this.#chain;
   }

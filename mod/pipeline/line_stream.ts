@@ -139,7 +139,8 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
         this.#partialBytes = 0;
         this.#discarding = true;
       } else {
-        this.#partial.push(rest);
+        // A copy: the chunk's buffer may be reused once its complete lines are consumed.
+        this.#partial.push(rest.slice());
         this.#partialBytes += rest.length;
       }
     }

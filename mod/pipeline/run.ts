@@ -20,10 +20,10 @@ import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { Health } from "../status/health.ts";
-import { Batcher } from "./batcher.ts";
+import { Batcher, type TaggedBatch } from "./batcher.ts";
 import { type DecodeOptions, type Decoder, decodeStream } from "./gzip.ts";
 import { LineStream } from "./line_stream.ts";
-import { type Batch, type Sink, SinkError, type Source, type Unit } from "./types.ts";
+import { type Sink, SinkError, type Source, type Unit } from "./types.ts";
 
 /** The `processing:` settings every mode's data path shares. */
 export const processingSpec = f.object({
@@ -226,10 +226,10 @@ export async function runPipeline<T = Uint8Array>(
   // Sink side: up to `workers` writes at once; `submit` waits for a free worker.
   const inflight = new Set<Promise<void>>();
   const sinkAbort = new AbortController();
-  const deliver = (b: Batch<T>, tags: Map<UnitTracker, number>) => {
+  const deliver = (b: TaggedBatch<T, UnitTracker>, tags: Map<UnitTracker, number>) => {
     const p = sink.write(b, sinkAbort.signal).then(() => {
       m.batches.inc();
-      m.lines.inc(b.items.length);
+      m.lines.inc(b.count);
       m.bytesOut.inc(b.bytes);
       health?.set(`sink:${snk}`, true);
       for (const [t, n] of tags) t.delivered(n);
@@ -240,7 +240,10 @@ export async function runPipeline<T = Uint8Array>(
         t.fail(err);
         t.delivered(n);
       }
-    }).finally(() => inflight.delete(p));
+    }).finally(() => {
+      inflight.delete(p);
+      batcher.recycle(b);
+    });
     inflight.add(p);
   };
   const batcher = new Batcher<T, UnitTracker>({
@@ -248,12 +251,17 @@ export async function runPipeline<T = Uint8Array>(
     batchBytes: batch.batch_bytes,
     flushInterval: batch.flush_interval,
     sizeOf,
+    // Byte lines are copied into the batch's own reused buffer (its body): decoded chunks are
+    // then free for the decoder to reuse as soon as their lines are added.
+    copyLines: !opts.frame,
+    keepBuffers: batch.workers + 2,
     onBatch: async (b) => {
       if (inflight.size >= batch.workers && batch.drop_when_full) {
-        m.drops.inc(b.items.length);
-        stats.dropped += b.items.length;
-        log.warn("sink busy: batch dropped (drop_when_full)", { lines: b.items.length });
+        m.drops.inc(b.count);
+        stats.dropped += b.count;
+        log.warn("sink busy: batch dropped (drop_when_full)", { lines: b.count });
         for (const [t, n] of b.tags) t.delivered(n);
+        batcher.recycle(b);
         return;
       }
       while (inflight.size >= batch.workers) await Promise.race(inflight);
@@ -280,28 +288,41 @@ export async function runPipeline<T = Uint8Array>(
           c.enqueue(chunk);
         },
       });
-      const framed = opts.frame
-        ? body.pipeThrough(counter).pipeThrough(decoder).pipeThrough(opts.frame(unit, decoder))
-        : body.pipeThrough(counter).pipeThrough(decoder).pipeThrough(
-          framer = new LineStream({ maxLineBytes: processing.max_line_bytes }),
-        ) as unknown as ReadableStream<T[]>;
       const add = (item: T) => {
         t.added(1, sizeOf(item) - 1);
         return batcher.add(item, t);
       };
-      await framed.pipeTo(
-        new WritableStream<T | T[]>({
-          // Framers may emit one item or an array of items per chunk (LineStream does).
-          async write(chunk) {
-            if (!Array.isArray(chunk)) return add(chunk);
-            for (const item of chunk) {
-              const wait = add(item);
-              if (wait) await wait;
-            }
-          },
-        }),
-        { signal: t.abort.signal },
-      );
+      const addAll = async (items: T[]) => {
+        for (const item of items) {
+          const wait = add(item);
+          if (wait) await wait;
+        }
+      };
+      const decoded = body.pipeThrough(counter).pipeThrough(decoder);
+      if (opts.frame) {
+        await decoded.pipeThrough(opts.frame(unit, decoder)).pipeTo(
+          new WritableStream<T | T[]>({
+            // Framers may emit one item or an array of items per chunk.
+            write: (chunk) => Array.isArray(chunk) ? addAll(chunk) : add(chunk),
+          }),
+          { signal: t.abort.signal },
+        );
+      } else {
+        // Byte lines: framed right here, chunk by chunk, so that once a chunk's lines are in
+        // their batches (copied) the decoder may reuse the chunk's buffer.
+        const lines = framer = new LineStream({ maxLineBytes: processing.max_line_bytes });
+        const dec = decoder;
+        await decoded.pipeTo(
+          new WritableStream<Uint8Array>({
+            async write(chunk) {
+              await addAll(lines.split(chunk) as T[]);
+              dec.release(chunk);
+            },
+            close: () => addAll(lines.end() as T[]),
+          }),
+          { signal: t.abort.signal },
+        );
+      }
       const truncated = framer?.linesTruncated ?? 0;
       m.bytesIn.inc(counted);
       m.truncated.inc(truncated);

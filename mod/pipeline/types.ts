@@ -61,6 +61,12 @@ export interface Batch<T = Uint8Array> {
   readonly items: T[];
   /** Encoded size in bytes (for lines: sum of line lengths plus one newline each). */
   readonly bytes: number;
+  /**
+   * For byte lines, when the data path built it: every item followed by "\n", in one buffer
+   * (`bytes` long). A sink sending newline-delimited bytes sends it as is. Like `items`, valid
+   * until `write` settles (the buffer is then reused).
+   */
+  readonly body?: Uint8Array;
 }
 
 /** Why a sink gave up on a batch. `retryable` tells the source whether to retry the unit later. */

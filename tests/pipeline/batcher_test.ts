@@ -71,3 +71,54 @@ Deno.test("Batcher validates its options", () => {
   );
   assert.throws(() => new Batcher({ batchBytes: -1, onBatch }), /batch_bytes/);
 });
+
+Deno.test("Batcher with copyLines: one newline-joined body per batch, items as views into it", async () => {
+  const batches: TaggedBatch<Uint8Array, string>[] = [];
+  const b = new Batcher<Uint8Array, string>({
+    batchBytes: 11,
+    flushInterval: 60_000,
+    copyLines: true,
+    onBatch: (batch) => {
+      batches.push(batch);
+      return Promise.resolve();
+    },
+  });
+  const src = new TextEncoder().encode("aaa bb cccc dd");
+  for (const [s, e] of [[0, 3], [4, 6], [7, 11], [12, 14]]) {
+    await b.add(src.subarray(s, e), "u");
+  }
+  // The input may be overwritten once add() returned: the batches hold copies.
+  src.fill(0);
+  await b.close();
+  const text = (u: Uint8Array) => new TextDecoder().decode(u);
+  assert.deepEqual(batches.map((x) => text(x.body!)), ["aaa\nbb\n", "cccc\ndd\n"]);
+  assert.deepEqual(batches.map((x) => x.items.map(text)), [["aaa", "bb"], ["cccc", "dd"]]);
+  assert.deepEqual(batches.map((x) => x.count), [2, 2]);
+  for (const x of batches) assert.equal(x.items[0]!.buffer, x.body!.buffer);
+});
+
+Deno.test("Batcher with copyLines reuses a recycled batch's buffer; a line larger than a batch gets its own", async () => {
+  const batches: TaggedBatch<Uint8Array, string>[] = [];
+  const b = new Batcher<Uint8Array, string>({
+    batchBytes: 8,
+    batchLines: 1,
+    flushInterval: 60_000,
+    copyLines: true,
+    onBatch: (batch) => {
+      batches.push(batch);
+      return Promise.resolve();
+    },
+  });
+  await b.add(line(3), "u");
+  const first = batches[0]!.body!.buffer;
+  b.recycle(batches[0]!);
+  await b.add(line(5), "u");
+  assert.equal(batches[1]!.body!.buffer, first);
+  await b.add(line(20), "u");
+  assert.equal(batches[2]!.body!.length, 21);
+  b.recycle(batches[2]!); // not batch-sized: not kept
+  b.recycle(batches[1]!);
+  await b.add(line(1), "u");
+  assert.equal(batches[3]!.body!.buffer, first);
+  await b.close();
+});

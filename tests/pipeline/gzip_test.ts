@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { DecodeError, decodeStream } from "../../mod/pipeline/gzip.ts";
+import { BufferPool, DecodeError, decodeStream } from "../../mod/pipeline/gzip.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const gz = (s: string) => new Uint8Array(zlib.gzipSync(enc(s)));
@@ -143,4 +143,57 @@ Deno.test("memberOffset() of plain input is the chunk's own offset", async () =>
     offsets.push(d.memberOffset(c));
   }
   assert.deepEqual(offsets, [0, 3, 6]);
+});
+
+Deno.test("decodeStream() reuses an output buffer once every chunk cut from it is released", async () => {
+  const pool = new BufferPool(1024, 4);
+  const text = Array.from({ length: 4000 }, (_, i) => `line ${i}\n`).join("");
+  const data = cat(gz(text.slice(0, 15000)), gz(text.slice(15000)));
+  // No hold: a held member's chunks reach the consumer (and come back) only at its end.
+  const d = decodeStream({ pool, holdMemberBytes: 0 });
+  const seen = new Set<ArrayBufferLike>();
+  let out = "";
+  let chunks = 0;
+  const td = new TextDecoder();
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < data.length; i += 16) parts.push(data.subarray(i, i + 16));
+  await ReadableStream.from(parts).pipeThrough(d).pipeTo(
+    new WritableStream({
+      write(chunk) {
+        chunks++;
+        seen.add(chunk.buffer);
+        out += td.decode(chunk);
+        d.release(chunk);
+        chunk.fill(0); // released: the decoder may overwrite it, so may we
+      },
+    }),
+  );
+  assert.equal(out, text);
+  // 38 KB of output through 1 KiB buffers: a handful (those the streams' queues hold while the
+  // next is filled) take turns, and all are back in the pool at the end.
+  assert.ok(text.length > 38_000 && chunks > 37, `${chunks} chunks`);
+  assert.ok(seen.size <= 4, `${seen.size} buffers`);
+  assert.equal(pool.free, seen.size);
+});
+
+Deno.test("decodeStream() never hands out bytes of a chunk that is not released", async () => {
+  const pool = new BufferPool(512, 4);
+  const text = Array.from({ length: 300 }, (_, i) => `entry ${i}\n`).join("");
+  const d = decodeStream({ pool });
+  const kept: Uint8Array[] = [];
+  const copies: string[] = [];
+  await ReadableStream.from([gz(text)]).pipeThrough(d).pipeTo(
+    new WritableStream({
+      write(chunk) {
+        kept.push(chunk);
+        copies.push(new TextDecoder().decode(chunk));
+        if (kept.length % 2 === 0) d.release(chunk); // every other chunk stays in use
+      },
+    }),
+  );
+  // Chunks still in use were never overwritten by later output.
+  kept.forEach((chunk, i) => {
+    if (i % 2 === 0) assert.equal(new TextDecoder().decode(chunk), copies[i]);
+  });
+  assert.equal(copies.join(""), text);
 });

@@ -80,3 +80,11 @@ Deno.test("LineStream.split()/end() frame without the stream, chunk by chunk", (
   assert.deepEqual(d(ls.end()), ["fo"]);
   assert.equal(ls.linesTruncated, 1);
 });
+
+Deno.test("LineStream.split() keeps no view of a chunk: its buffer may be reused after", () => {
+  const ls = new LineStream();
+  const chunk = enc("one\ntw");
+  assert.deepEqual(ls.split(chunk).map(dec), ["one"]);
+  chunk.fill(120); // the decoder reuses the buffer for its next output
+  assert.deepEqual(ls.split(enc("o\n")).map(dec), ["two"]);
+});
