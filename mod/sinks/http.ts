@@ -55,6 +55,11 @@ export const httpSinkSpec = f.object({
     description: "Extra request headers (auth tokens: use ${ENV} or ${credential:NAME})",
     secret: true,
   }),
+  chunked: f.bool({
+    description:
+      "Send bodies with chunked transfer encoding (Deno's fetch copies a body sent with Content-Length: ~batch_bytes of garbage per request). An endpoint answering 411 Length Required gets Content-Length from then on; off: always Content-Length",
+    default: true,
+  }),
   gzip: f.bool({ description: "gzip the request body (Content-Encoding: gzip)", default: false }),
   gzip_level: f.int({
     description:
@@ -108,9 +113,12 @@ class Endpoint {
   downAt = -Infinity;
   /** A probe request is in flight (only one at a time while recovering). */
   probing = false;
-  constructor(url: string) {
+  /** Bodies go with Content-Length (`chunked: false`, or the endpoint answered 411). */
+  lengthRequired: boolean;
+  constructor(url: string, chunked: boolean) {
     this.url = url;
     this.label = safeUrl(url);
+    this.lengthRequired = !chunked;
   }
 }
 
@@ -146,6 +154,20 @@ export function joinLines(items: Uint8Array[], bytes?: number, into?: Uint8Array
     body[o++] = NL;
   }
   return o === size ? body : body.subarray(0, o);
+}
+
+/**
+ * `body` as a one-chunk stream: fetch sends it with chunked transfer encoding and without copying
+ * it (a Uint8Array body is copied whole on every request), so the data path's reused batch
+ * buffer goes out as it is.
+ */
+function once(body: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      c.enqueue(body);
+      c.close();
+    },
+  });
 }
 
 /** Read a response body up to DRAIN_LIMIT (so keep-alive can reuse the connection). */
@@ -199,7 +221,7 @@ export class HttpSink implements Sink<Uint8Array> {
   constructor(config: HttpSinkConfig, { metrics, log, health }: HttpSinkOptions) {
     if (config.endpoints.length === 0) throw new TypeError("http sink needs at least one endpoint");
     this.#c = config;
-    this.#endpoints = config.endpoints.map((url) => new Endpoint(url));
+    this.#endpoints = config.endpoints.map((url) => new Endpoint(url, config.chunked));
     this.#client = Deno.createHttpClient({
       poolMaxIdlePerHost: config.max_idle_conns,
       poolIdleTimeout: config.idle_conn_timeout,
@@ -309,7 +331,7 @@ export class HttpSink implements Sink<Uint8Array> {
     try {
       const res = await fetch(e.url, {
         method: this.#c.method,
-        body: body as Uint8Array<ArrayBuffer>,
+        body: e.lengthRequired ? body as Uint8Array<ArrayBuffer> : once(body),
         headers: this.#headers,
         client: this.#client,
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.#c.timeout)]),
@@ -320,6 +342,19 @@ export class HttpSink implements Sink<Uint8Array> {
         e.probing = false;
         this.#markUp(e);
         return;
+      }
+      if (res.status === 411 && !e.lengthRequired) {
+        // The intake wants Content-Length: send it that from now on, and this batch again now.
+        e.lengthRequired = true;
+        e.probing = false;
+        this.#log.warn("HTTP endpoint requires Content-Length: chunked bodies off for it", {
+          endpoint: e.label,
+        });
+        throw new RetryableError(`${e.label} answered 411 Length Required`, {
+          status: 411,
+          retryAfter: 0,
+          retryable: true,
+        });
       }
       const retryAfter = res.status === 429 || res.status === 503
         ? parseRetryAfter(res.headers.get("retry-after"))
@@ -336,6 +371,7 @@ export class HttpSink implements Sink<Uint8Array> {
       }
       if (signal.aborted) throw err; // shutting down: not the endpoint's fault
       this.#errors.inc(1, { endpoint: e.label, reason: reasonOf(err) });
+      if (err instanceof RetryableError && err.status === 411 && err.retryable) throw err;
       if (isRetryable(err)) {
         const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
         this.#markDown(e, started, errorChain(err), retryAfter);
@@ -359,10 +395,13 @@ export class HttpSink implements Sink<Uint8Array> {
    *   than 408/429), or when `signal` aborts; `retryable` says whether a later try may succeed.
    */
   async write(batch: Batch<Uint8Array>, signal: AbortSignal): Promise<void> {
-    const pooled = this.#pool.pop() ?? new Uint8Array(this.#c.batch_bytes + 64 * 1024);
+    // The data path hands over the newline-joined body; other callers get one built here.
+    const pooled = batch.body
+      ? undefined
+      : this.#pool.pop() ?? new Uint8Array(this.#c.batch_bytes + 64 * 1024);
     let attempts = 0;
     try {
-      let body = joinLines(batch.items, batch.bytes, pooled);
+      let body = batch.body ?? joinLines(batch.items, batch.bytes, pooled);
       if (this.#c.gzip) body = await gzipBody(body, this.#c.gzip_level);
       await retry(() => {
         const now = Date.now();
@@ -388,7 +427,7 @@ export class HttpSink implements Sink<Uint8Array> {
       );
     } finally {
       // Every request on it was answered or aborted: the buffer can carry the next batch.
-      this.#pool.push(pooled);
+      if (pooled) this.#pool.push(pooled);
     }
   }
 

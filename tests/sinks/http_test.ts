@@ -59,6 +59,35 @@ function closedPort(): number {
  * A minimal HTTP/1.1 server on a raw TCP listener: the first `drop` connections are closed
  * as soon as the request arrives (no answer), later ones get 200 for each request.
  */
+/** A Content-Length body starting at `head`, if all of it is in `buf`. */
+function contentLengthBody(buf: Uint8Array, head: number, headers: string) {
+  const len = Number(/content-length: *(\d+)/i.exec(headers)?.[1] ?? 0);
+  if (buf.length < head + len) return undefined;
+  return { body: buf.subarray(head, head + len), end: head + len };
+}
+
+/** A chunked body (RFC 9112 §7.1) starting at `head`, if all of it is in `buf`. */
+function chunkedBody(buf: Uint8Array, head: number) {
+  const parts: Uint8Array[] = [];
+  let o = head;
+  for (;;) {
+    const eol = buf.indexOf(10, o);
+    if (eol < 0) return undefined;
+    const size = parseInt(dec(buf.subarray(o, eol)).split(";")[0]!.trim(), 16);
+    o = eol + 1;
+    if (size === 0) {
+      // No trailers are sent: the last chunk is followed by one empty line.
+      if (buf.length < o + 2) return undefined;
+      const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (body.set(p, at), at + p.length), 0);
+      return { body, end: o + 2 };
+    }
+    if (buf.length < o + size + 2) return undefined;
+    parts.push(buf.subarray(o, o + size));
+    o += size + 2;
+  }
+}
+
 function flakyTcp(drop: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const bodies: string[] = [];
@@ -79,11 +108,13 @@ function flakyTcp(drop: number) {
           const text = dec(buf);
           const end = text.indexOf("\r\n\r\n");
           if (end < 0) break;
-          const len = Number(/content-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
           const head = enc(text.slice(0, end + 4)).length;
-          if (buf.length < head + len) break;
-          bodies.push(dec(buf.subarray(head, head + len)));
-          buf = buf.slice(head + len);
+          const message = /transfer-encoding: *chunked/i.test(text.slice(0, end))
+            ? chunkedBody(buf, head)
+            : contentLengthBody(buf, head, text.slice(0, end));
+          if (!message) break;
+          bodies.push(dec(message.body));
+          buf = buf.slice(message.end);
           await conn.write(enc("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
         }
       }
@@ -464,4 +495,38 @@ Deno.test("HttpSink never logs header values or URL credentials", async () => {
   }
   await s.close();
   await server.shutdown();
+});
+
+Deno.test("HttpSink sends the data path's body as is, chunked; `chunked: false` sends Content-Length", async () => {
+  const r = intake(() => new Response(null, { status: 200 }));
+  const { s } = sink([r.url]);
+  const body = enc("a\nbb\n");
+  await s.write({ items: [body.subarray(0, 1), body.subarray(2, 4)], bytes: 5, body }, signal);
+  assert.equal(r.got[0]!.body, "a\nbb\n");
+  assert.equal(r.got[0]!.headers.get("transfer-encoding"), "chunked");
+  assert.equal(r.got[0]!.headers.get("content-length"), null);
+  await s.close();
+  const { s: s2 } = sink([r.url], { chunked: false });
+  await s2.write(batch(["c"]), signal);
+  assert.equal(r.got[1]!.body, "c\n");
+  assert.equal(r.got[1]!.headers.get("content-length"), "2");
+  await s2.close();
+  await r.close();
+});
+
+Deno.test("HttpSink: an endpoint answering 411 Length Required gets Content-Length from then on, nothing lost", async () => {
+  const r = intake((_n, req) =>
+    req.headers.get("content-length") === null
+      ? new Response("length required", { status: 411 })
+      : new Response(null, { status: 200 })
+  );
+  const { s, metrics } = sink([r.url]);
+  for (let i = 0; i < 3; i++) await s.write(batch([`line ${i}`]), signal);
+  assert.deepEqual(r.got.map((g) => g.body), ["line 0\n", "line 1\n", "line 2\n"]);
+  assert.equal(r.requests(), 4); // one 411, then three with Content-Length
+  const errors = metrics.counter("http_errors_total", "");
+  assert.equal(errors.get({ endpoint: r.url, reason: "411" }), 1);
+  assert.equal(metrics.gauge("http_endpoint_up", "", ["endpoint"]).get({ endpoint: r.url }), 1);
+  await s.close();
+  await r.close();
 });
