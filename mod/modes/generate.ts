@@ -43,7 +43,7 @@ export const generateSpec = f.object({
   }),
   threads: f.int({
     description:
-      "Threads the workers run on (worker i on thread i mod threads; each thread is a V8 isolate, ~10 MB); 0: one per worker",
+      "Threads the workers run on (worker i on thread i mod threads; each thread is a V8 isolate, 12–15 MB of RSS in the bench); 0: one per worker",
     default: 0,
     min: 0,
     max: 256,

@@ -12,7 +12,7 @@
  *
  * `deno task bench syslog` (needs Debian's syslog-ng-core for loggen). SYSLOG_SECONDS=10,
  * SYSLOG_RATE_FACTOR=1.2, SYSLOG_THREADS=1 (generate's threads for its 2 workers), SYSLOG_MAX=1
- * (0: skip the as-fast-as-possible run) by default.
+ * (0: skip the as-fast-as-possible run), SYSLOG_GSO=1 (0: generate --no-gso) by default.
  * @module
  */
 
@@ -93,6 +93,7 @@ async function generate(port: number, rate: number, seconds: number, threads: st
       `${seconds}s`,
       "--message-size",
       "300",
+      ...(Deno.env.get("SYSLOG_GSO") === "0" ? ["--no-gso"] : []),
       "--no-status",
       "--log-level",
       "warn",
