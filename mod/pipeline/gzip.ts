@@ -70,6 +70,12 @@ export interface DecodeOptions {
   holdMemberBytes?: number;
   /** Where the zlib decoder's output buffers come from (and return to on release). */
   pool?: BufferPool;
+  /**
+   * Called with each input chunk once the decoder is done with it, so its buffer can be read
+   * into again (see {@link readPooled}): gzip input right after it was inflated, plain input
+   * (passed on as output) when that output chunk is released.
+   */
+  recycleInput?: (chunk: Uint8Array) => void;
   /** `zlib`: node:zlib, multi-member, fast. `web`: DecompressionStream, one member only. @default "zlib" */
   impl?: "zlib" | "web";
 }
@@ -81,12 +87,12 @@ export interface DecodeOptions {
  * @returns the decoder; read `consumed`/`members` after (or while) it runs.
  */
 export function decodeStream(
-  { impl = "zlib", holdMemberBytes = 4 << 20, allowTruncatedTail = false, pool }: DecodeOptions =
-    {},
+  { impl = "zlib", holdMemberBytes = 4 << 20, allowTruncatedTail = false, pool, recycleInput }:
+    DecodeOptions = {},
 ): Decoder {
   return impl === "web"
     ? new WebGunzipStream()
-    : new GunzipStream(holdMemberBytes, allowTruncatedTail, pool);
+    : new GunzipStream(holdMemberBytes, allowTruncatedTail, pool, recycleInput);
 }
 
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
@@ -162,6 +168,33 @@ export class BufferPool {
 }
 
 /**
+ * `body` read into buffers taken from `pool` (a BYOB reader), for a decoder that gives each one
+ * back through `recycleInput` once it is done with it: reading a download then allocates nothing
+ * per chunk (a byte stream's default reads allocate 64 KiB each). A body that is not a byte
+ * stream is returned as it is.
+ */
+export function readPooled(
+  body: ReadableStream<Uint8Array>,
+  pool: BufferPool,
+): ReadableStream<Uint8Array> {
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch {
+    return body; // not a byte stream
+  }
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const { value, done } = await reader.read(pool.take());
+      if (done) c.close();
+      else if (value.length > 0) c.enqueue(value);
+      else pool.give(new Uint8Array(value.buffer));
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
  * node:zlib's native inflate handle, driven synchronously: `writeSync(flush, in, inOff, inLen,
  * out, outOff, outLen)` inflates into the caller's buffer and leaves `[availOut, availIn]` in
  * the stream's `_writeState`; errors arrive through `onerror` during the call. This is the
@@ -225,20 +258,33 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   #outEnd = 0;
   /** Chunks emitted and not yet released, per buffer. */
   readonly #refs = new Map<ArrayBufferLike, number>();
+  readonly #recycleInput: ((chunk: Uint8Array) => void) | undefined;
+  /** Plain input chunks passed on as output: recycled when released. */
+  readonly #passed = new WeakSet<Uint8Array>();
 
-  constructor(holdMemberBytes = 4 << 20, allowTruncatedTail = false, pool?: BufferPool) {
+  constructor(
+    holdMemberBytes = 4 << 20,
+    allowTruncatedTail = false,
+    pool?: BufferPool,
+    recycleInput?: (chunk: Uint8Array) => void,
+  ) {
     let ctrl: TransformStreamDefaultController<Uint8Array> | undefined;
     super({
       start: (c) => {
         ctrl = c;
       },
-      transform: (chunk) => this.#push(chunk),
+      transform: (chunk) => {
+        this.#push(chunk);
+        // Everything of it was inflated or copied (a partial header or trailer is kept as a copy).
+        if (!this.#passed.has(chunk)) this.#recycleInput?.(chunk);
+      },
       flush: () => this.#finish(),
     });
     this.#ctrl = ctrl!;
     this.#holdLimit = holdMemberBytes;
     this.#allowTruncatedTail = allowTruncatedTail;
     this.#pool = pool ?? defaultPool;
+    this.#recycleInput = recycleInput;
   }
 
   get consumed(): number {
@@ -255,6 +301,11 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   }
 
   release(chunk: Uint8Array): void {
+    if (this.#passed.has(chunk)) {
+      this.#passed.delete(chunk);
+      this.#recycleInput?.(chunk);
+      return;
+    }
     const buf = chunk.buffer;
     const n = this.#refs.get(buf);
     if (n === undefined) return;
@@ -338,6 +389,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
         }
         case "plain":
           this.#origin.set(buf, this.#offset);
+          if (buf === chunk) this.#passed.add(buf);
           this.#ctrl.enqueue(buf);
           this.#offset += buf.length;
           this.#consumed = this.#offset;

@@ -21,7 +21,7 @@ import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { Health } from "../status/health.ts";
 import { Batcher, type TaggedBatch } from "./batcher.ts";
-import { type DecodeOptions, type Decoder, decodeStream } from "./gzip.ts";
+import { BufferPool, type DecodeOptions, type Decoder, decodeStream, readPooled } from "./gzip.ts";
 import { LineStream } from "./line_stream.ts";
 import { type Sink, SinkError, type Source, type Unit } from "./types.ts";
 
@@ -173,6 +173,10 @@ class UnitTracker {
 
 const lineSize = (item: unknown) => (item as Uint8Array).byteLength + 1;
 
+/** Read buffers for units' bodies, shared by every pipeline of the process. */
+const inputPool = new BufferPool(64 * 1024, 64);
+const recycle = (chunk: Uint8Array) => inputPool.give(new Uint8Array(chunk.buffer));
+
 /**
  * Run the data path until the source ends or `signal` aborts and in-flight units are drained.
  *
@@ -279,8 +283,9 @@ export async function runPipeline<T = Uint8Array>(
     let decoder: ReturnType<typeof decodeStream> | undefined;
     let framer: LineStream | undefined;
     try {
-      const body = await unit.open(t.abort.signal);
-      decoder = decodeStream(opts.decode);
+      // Downloads are read into pooled buffers that the decoder gives back when done with them.
+      const body = readPooled(await unit.open(t.abort.signal), inputPool);
+      decoder = decodeStream({ ...opts.decode, recycleInput: recycle });
       let counted = 0;
       const counter = new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, c) {

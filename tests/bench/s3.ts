@@ -14,7 +14,8 @@ import type { BenchRow } from "./row.ts";
 
 /**
  * End to end from the local S3 server. Environment knobs, for the memory figures in README:
- * `S3_WORKERS` (worker_count and http.workers, default 4), `S3_V8_FLAGS` (more V8 flags,
+ * `S3_WORKERS` (worker_count and http.workers, default 4), `S3_HTTP_WORKERS` (http.workers
+ * alone), `S3_V8_FLAGS` (more V8 flags,
  * comma-separated), `S3_MEMORY=1` (the agent reports its peak heap and ArrayBuffer memory, see
  * memory_main.ts) and `S3_GC_EVERY_MS` (with S3_MEMORY: a forced full GC that often).
  */
@@ -26,6 +27,7 @@ export async function s3Bench(
     throw new Error(`S3 benchmark needs the test services (bash tests/services/up.sh): ${why}`);
   }
   const workers = Number(Deno.env.get("S3_WORKERS") ?? 4);
+  const httpWorkers = Number(Deno.env.get("S3_HTTP_WORKERS") ?? workers);
   const v8 = Deno.env.get("S3_V8_FLAGS") ?? "";
   const memory = Deno.env.get("S3_MEMORY") === "1";
   const gcEvery = memory ? Number(Deno.env.get("S3_GC_EVERY_MS") ?? 0) : 0;
@@ -55,7 +57,7 @@ export async function s3Bench(
   await Deno.writeTextFile(
     join(dir, "agent.yaml"),
     `status: {enabled: false}\nlog: {level: warn}\nstream:\n  s3: {bucket: ${bucket}, prefix: feed/, endpoint: "${endpoints.aws}", region: us-east-1, force_path_style: true}\n` +
-      `  http: {endpoints: ["${receiver.url}"], workers: ${workers}}\n  processing: {once: true, worker_count: ${workers}}\n  state_file: state.json\n`,
+      `  http: {endpoints: ["${receiver.url}"], workers: ${httpWorkers}}\n  processing: {once: true, worker_count: ${workers}}\n  state_file: state.json\n`,
   );
   const t = performance.now();
   const run = await measured(
@@ -80,11 +82,12 @@ export async function s3Bench(
   return [{
     name: "end-to-end from S3 (moto)",
     mbPerSec: mb / seconds,
-    note: `${files} files, moto server → agent → HTTP receiver, nothing lost; ${workers} workers${
-      v8 ? `, ${v8}` : ""
-    }${gcEvery ? `, full GC every ${gcEvery} ms` : ""}${
-      memory ? `; peaks (MiB) ${/memory (\{.*\})/.exec(run.stderr)?.[1] ?? "?"}` : ""
-    }`,
+    note:
+      `${files} files, moto server → agent → HTTP receiver, nothing lost; ${workers} download and ${httpWorkers} HTTP workers${
+        v8 ? `, ${v8}` : ""
+      }${gcEvery ? `, full GC every ${gcEvery} ms` : ""}${
+        memory ? `; peaks (MiB) ${/memory (\{.*\})/.exec(run.stderr)?.[1] ?? "?"}` : ""
+      }`,
     linesPerSec: Math.round(lines / seconds),
     peakRssMB: Math.round(run.usage.maxRssKb / 1024),
     cpuSecondsPerGB: Number((run.usage.cpuSeconds / (mb / 1000)).toFixed(2)),

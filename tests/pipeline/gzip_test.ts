@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { BufferPool, DecodeError, decodeStream } from "../../mod/pipeline/gzip.ts";
+import { BufferPool, DecodeError, decodeStream, readPooled } from "../../mod/pipeline/gzip.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const gz = (s: string) => new Uint8Array(zlib.gzipSync(enc(s)));
@@ -196,4 +196,60 @@ Deno.test("decodeStream() never hands out bytes of a chunk that is not released"
     if (i % 2 === 0) assert.equal(new TextDecoder().decode(chunk), copies[i]);
   });
   assert.equal(copies.join(""), text);
+});
+
+Deno.test("readPooled() reads a byte stream into pooled buffers the decoder gives back", async () => {
+  const text = Array.from({ length: 3000 }, (_, i) => `row ${i}\n`).join("");
+  for (const [name, bytes] of [["gzip", gz(text)], ["plain", enc(text)]] as const) {
+    // BYOB reads transfer a buffer (a new ArrayBuffer object each time): count allocations.
+    let fresh = 0;
+    const input = new (class extends BufferPool {
+      override take() {
+        if (this.free === 0) fresh++;
+        return super.take();
+      }
+    })(512, 8);
+    const seen = new Set<ArrayBufferLike>();
+    const d = decodeStream({
+      holdMemberBytes: 0,
+      recycleInput: (chunk) => input.give(new Uint8Array(chunk.buffer)),
+    });
+    let out = "";
+    let at = 0;
+    const body2 = new ReadableStream({
+      type: "bytes",
+      pull(c) {
+        const n = Math.min(300, bytes.length - at);
+        if (n === 0) {
+          // A byte stream ends a pending BYOB read by closing and answering it with 0 bytes.
+          c.close();
+          return c.byobRequest?.respond(0);
+        }
+        c.enqueue(bytes.slice(at, at += n));
+      },
+    });
+    const td = new TextDecoder();
+    await readPooled(body2, input).pipeThrough(
+      new TransformStream({
+        transform(c, ctrl) {
+          seen.add(c.buffer);
+          ctrl.enqueue(c);
+        },
+      }),
+    ).pipeThrough(d).pipeTo(
+      new WritableStream({
+        write(chunk) {
+          out += td.decode(chunk);
+          d.release(chunk);
+        },
+      }),
+    );
+    assert.equal(out, text, name);
+    assert.ok(bytes.length / 300 > 10);
+    assert.ok(seen.size > 10);
+    assert.ok(fresh <= 4, `${name}: ${fresh} input buffers for ${seen.size} reads`);
+  }
+  // Not a byte stream: passed through as it is.
+  const plain = ReadableStream.from([enc("x")]);
+  assert.equal(readPooled(plain, new BufferPool(16)), plain);
 });
