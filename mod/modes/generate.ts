@@ -3,9 +3,10 @@
  * own socket and target port (`port_start`..`port_end`, spread across workers as the
  * reference's 514–553), write RFC 3164 (or 5424) messages with a sequence tag into preallocated
  * buffers and send them with sendmmsg(2) (sender.ts), paced to `rate` in total by token buckets
- * on a monotonic clock. The workers run on `threads` Worker threads (default one each; several
- * senders on one thread take turns a batch at a time). The live dashboard (dashboard.ts) is served on the status endpoint, by
- * default 127.0.0.1:8080 for this mode; a `receive` run can report loss to it.
+ * on a monotonic clock. The workers run on `threads` Worker threads (default one each, at most
+ * one per CPU core; several senders on one thread take turns a batch at a time). The live
+ * dashboard (dashboard.ts) is served on the status endpoint, by default 127.0.0.1:8080 for this
+ * mode; a `receive` run can report loss to it.
  *
  * At the end (duration over or a signal) one JSON summary line goes to stdout: sent, achieved vs
  * target EPS, per worker, and the receiver's loss when one reported.
@@ -43,7 +44,7 @@ export const generateSpec = f.object({
   }),
   threads: f.int({
     description:
-      "Threads the workers run on (worker i on thread i mod threads; each thread is a V8 isolate, 12–15 MB of RSS in the bench); 0: one per worker",
+      "Threads the workers run on (worker i on thread i mod threads; each thread is a V8 isolate, 12–15 MB of RSS in the bench); 0: one per worker, at most one per CPU core",
     default: 0,
     min: 0,
     max: 256,
@@ -95,9 +96,17 @@ interface RunningWorker {
   exited: Promise<void>;
 }
 
-/** How many threads the workers run on: `threads`, or one per worker (0), at most one each. */
-export function threadCount(workers: number, threads: number): number {
-  return threads > 0 ? Math.min(threads, workers) : workers;
+/**
+ * How many threads the workers run on: `threads`, or (0) one per worker up to the CPU cores (a
+ * sender thread is busy in its syscalls: more threads than cores only add isolates), never more
+ * than workers.
+ */
+export function threadCount(
+  workers: number,
+  threads: number,
+  cores = navigator.hardwareConcurrency,
+): number {
+  return threads > 0 ? Math.min(threads, workers) : Math.min(workers, Math.max(1, cores));
 }
 
 /** Start the sender threads; worker i runs on thread i mod threads. */
@@ -161,7 +170,10 @@ export const generateMode = defineMode({
     target: { key: "target", description: "SIEM host" },
     rate: { key: "rate", description: "Total messages per second (0: max)" },
     workers: { key: "workers", description: "Senders (sockets)" },
-    threads: { key: "threads", description: "Threads the workers run on (0: one each)" },
+    threads: {
+      key: "threads",
+      description: "Threads the workers run on (0: one each, at most one per CPU core)",
+    },
     duration: { key: "duration", description: "How long (e.g. 10s, 30m); 0s: until stopped" },
     "port-start": { key: "port_start", description: "First target port" },
     "port-end": { key: "port_end", description: "Last target port" },

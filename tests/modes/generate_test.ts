@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { settleReceiver } from "../../mod/modes/generate.ts";
+import { settleReceiver, threadCount } from "../../mod/modes/generate.ts";
 import { Dashboard } from "../../mod/syslog/dashboard.ts";
 import { freePort, start, startReceiver } from "./_syslog.ts";
 
@@ -334,4 +334,12 @@ Deno.test("settleReceiver() counts the tail each worker sent that never arrived,
   const silent = await settleReceiver(d, [9, 6], 30); // the receiver went away
   assert.equal(silent!.settled, false);
   assert.equal(silent!.lost, 1);
+});
+
+Deno.test("threadCount(): threads as asked (at most one per worker); 0 is one per worker up to the cores", () => {
+  assert.equal(threadCount(2, 1, 2), 1);
+  assert.equal(threadCount(2, 5, 2), 2);
+  assert.equal(threadCount(2, 0, 2), 2);
+  assert.equal(threadCount(40, 0, 16), 16); // the reference's 40 workers: 16 isolates, not 40
+  assert.equal(threadCount(3, 0, 0), 1);
 });
