@@ -4,6 +4,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { agentCommand, freePort } from "../_agent.ts";
 
 export { freePort };
@@ -92,4 +93,51 @@ export async function startReceiver(
   ]);
   const line = await run.logged("receiving");
   return { port: (line.ports as number[])[0]!, status, run };
+}
+
+/**
+ * `generate` sending to one `port` from `workers` senders at `rate` in total for `duration`,
+ * with a status endpoint on a free port; `extra` (e.g. `--message-size 300`) goes last.
+ */
+export function generateTo(
+  port: number,
+  { workers, rate, duration, extra = [] }: {
+    workers: number;
+    rate: number;
+    duration: string;
+    extra?: string[];
+  },
+): string[] {
+  return [
+    "generate",
+    "--port-start",
+    String(port),
+    "--port-end",
+    String(port),
+    "--workers",
+    String(workers),
+    "--rate",
+    String(rate),
+    "--duration",
+    duration,
+    "--status-listen",
+    `127.0.0.1:${freePort()}`,
+    ...extra,
+  ];
+}
+
+/**
+ * The receiver got exactly what generate sent: as many messages and bytes, every worker's
+ * numbers once, nothing lost, duplicated or reordered.
+ */
+export function assertExact(g: Summary, rec: Summary): void {
+  assert.equal(rec.messages, g.sent);
+  assert.equal(rec.bytes, g.bytes);
+  assert.deepEqual(
+    [rec.total.lost, rec.total.duplicated, rec.total.reordered],
+    [0, 0, 0],
+  );
+  for (const w of g.workers) {
+    assert.equal(rec.workers[w.id].distinct, w.sent, `worker ${w.id}`);
+  }
 }
