@@ -317,7 +317,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     if (buf !== this.#out?.buffer) this.#pool.give(new Uint8Array(buf));
   }
 
-  #release(): void {
+  #releaseHeld(): void {
     if (this.#held) { for (const d of this.#held) this.#ctrl.enqueue(d); }
     this.#held = null;
     this.#heldBytes = 0;
@@ -336,7 +336,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     if (this.#held) {
       this.#held.push(d);
       this.#heldBytes += d.length;
-      if (this.#heldBytes > this.#holdLimit) this.#release();
+      if (this.#heldBytes > this.#holdLimit) this.#releaseHeld();
     } else this.#ctrl.enqueue(d);
   }
 
@@ -419,7 +419,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
           }
           this.#offset += 8;
           buf = buf.subarray(8);
-          this.#release();
+          this.#releaseHeld();
           this.#members++;
           this.#consumed = this.#offset;
           this.#memberStart = this.#offset;
