@@ -56,6 +56,8 @@ class OpenBatch<T, Tag> implements TaggedBatch<T, Tag> {
   bytes = 0;
   tags = new Map<Tag, number>();
   body: Uint8Array | undefined;
+  /** With copyLines: the buffer the lines are copied into (`body` is its filled part). */
+  slab: Uint8Array | undefined;
   #items: T[] = [];
   /** With copyLines: each line's end in `body` (the next line starts after its newline). */
   readonly ends: number[] | undefined;
@@ -92,8 +94,7 @@ export class Batcher<T, Tag = unknown> {
   #closed = false;
   readonly #copy: boolean;
   readonly #keep: number;
-  /** With copyLines: the open batch's buffer, and buffers of finished batches. */
-  #slab: Uint8Array | undefined;
+  /** With copyLines: buffers of finished batches, for reuse. */
   readonly #free: Uint8Array[] = [];
 
   constructor(
@@ -143,11 +144,11 @@ export class Batcher<T, Tag = unknown> {
       const line = item as Uint8Array;
       if (b.count === 0) {
         // A line larger than a batch gets a buffer of its own.
-        this.#slab = size <= this.#bytes
+        b.slab = size <= this.#bytes
           ? this.#free.pop() ?? new Uint8Array(this.#bytes)
           : new Uint8Array(size);
       }
-      const slab = this.#slab!;
+      const slab = b.slab!;
       slab.set(line, b.bytes);
       slab[b.bytes + line.length] = 10;
       b.ends.push(b.bytes + line.length);
@@ -195,7 +196,7 @@ export class Batcher<T, Tag = unknown> {
   #close(): Promise<void> {
     clearTimeout(this.#timer);
     const b = this.#cur;
-    if (this.#copy) b.body = this.#slab!.subarray(0, b.bytes);
+    if (b.slab) b.body = b.slab.subarray(0, b.bytes);
     this.#cur = new OpenBatch(this.#copy);
     this.#chain = this.#chain.then(() => this.#onBatch(b));
     return this.#chain;

@@ -104,27 +104,14 @@ for (
 
 Deno.test("generate over TCP frames messages with RFC 6587 octet counting; receive counts them exactly", async () => {
   const r = await startReceiver(["--protocol", "tcp", "--idle-timeout", "1s"]);
-  const g = await start([
-    "generate",
-    "--protocol",
-    "tcp",
-    "--format",
-    "rfc5424",
-    "--port-start",
-    String(r.port),
-    "--port-end",
-    String(r.port),
-    "--workers",
-    "2",
-    "--threads",
-    "1",
-    "--rate",
-    "5000",
-    "--duration",
-    "1s",
-    "--status-listen",
-    `127.0.0.1:${freePort()}`,
-  ]).done();
+  const g = await start(
+    generateTo(r.port, {
+      workers: 2,
+      rate: 5000,
+      duration: "1s",
+      extra: ["--protocol", "tcp", "--format", "rfc5424", "--threads", "1"],
+    }),
+  ).done();
   assert.equal(g.code, 0, g.stderr);
   const rec = await r.run.done();
   assert.equal(rec.summary.messages, g.summary.sent);
@@ -192,22 +179,9 @@ for (const [how, flags] of [["", []], [" (UDP GSO)", ["--message-size", "300"]]]
   Deno.test(`generate stops by itself at the end of its duration, and counts a refused port as errors${how}`, async () => {
     // Nobody listens on this UDP port: sends are refused (ICMP), counted, retried.
     const port = freePort();
-    const g = await start([
-      "generate",
-      "--port-start",
-      String(port),
-      "--port-end",
-      String(port),
-      "--workers",
-      "1",
-      "--rate",
-      "1000",
-      "--duration",
-      "1s",
-      ...flags,
-      "--status-listen",
-      `127.0.0.1:${freePort()}`,
-    ]).done();
+    const g = await start(
+      generateTo(port, { workers: 1, rate: 1000, duration: "1s", extra: [...flags] }),
+    ).done();
     assert.equal(g.code, 0, g.stderr);
     assert.equal(g.summary.gso, flags.length > 0);
     assert.ok(g.summary.sent <= 1000 + 256);
