@@ -95,7 +95,7 @@ azurite_ok() {
 }
 
 # --- moto ---------------------------------------------------------------------------------------
-moto_id() { echo "moto $moto_version port $moto_port"; }
+moto_id() { echo "moto $moto_version port $moto_port, atomic DynamoDB writes"; }
 moto_start() {
   local venv="$cache/moto-$moto_version"
   command -v python3 >/dev/null || { unavailable moto "python3 not found"; return 1; }
@@ -109,7 +109,8 @@ moto_start() {
     touch "$venv/.complete"
     echo "services: moto: installed moto[server]==$moto_version into $venv ($(since "$t"))"
   fi
-  launch moto "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port"
+  # moto_server with DynamoDB's conditional writes made atomic (see moto_server.py).
+  launch moto "$venv/bin/python" "$here/moto_server.py" -H 127.0.0.1 -p "$moto_port"
 }
 
 # --- Kafka --------------------------------------------------------------------------------------
