@@ -69,13 +69,49 @@ export interface Batch<T = Uint8Array> {
   readonly body?: Uint8Array;
 }
 
-/** Why a sink gave up on a batch. `retryable` tells the source whether to retry the unit later. */
+/**
+ * Why a sink gave up on a batch. `retryable` tells the pipeline whether a later try may succeed
+ * (destination down, 5xx, 408, 429, throttling, timeouts, a configuration problem such as 401):
+ * the unit is then retried, never skipped. `retryable: false` means the destination rejected the
+ * content for good (400, 422, a single item over the size limit): the batch's items go to the
+ * dead letter, are counted under `reason`, and are not sent again.
+ */
 export class SinkError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, options: ErrorOptions & { retryable?: boolean } = {}) {
+  /** Short label for metrics and the dead letter (`rejected`, `too_large`, `closed`). */
+  readonly reason: string;
+  constructor(
+    message: string,
+    options: ErrorOptions & { retryable?: boolean; reason?: string } = {},
+  ) {
     super(message, options);
     this.name = "SinkError";
     this.retryable = options.retryable ?? true;
+    this.reason = options.reason ?? (this.retryable ? "retryable" : "rejected");
+  }
+}
+
+/** One item of a batch that the destination refused for good. */
+export interface FailedItem {
+  /** Index into the batch's `items`. */
+  readonly index: number;
+  /** Short label (`too_large`, `rejected`). */
+  readonly reason: string;
+  /** The destination's words, for the dead letter. */
+  readonly message?: string;
+}
+
+/**
+ * A batch was accepted except for some items (the Benthos `BatchError.Failed(i)` model): every
+ * item not in `failed` was delivered; those in `failed` were refused for good and go to the dead
+ * letter. Never retryable: the sink already retried what could be retried.
+ */
+export class BatchError extends SinkError {
+  readonly failed: readonly FailedItem[];
+  constructor(message: string, failed: readonly FailedItem[], options: ErrorOptions = {}) {
+    super(message, { ...options, retryable: false, reason: failed[0]?.reason ?? "rejected" });
+    this.name = "BatchError";
+    this.failed = failed;
   }
 }
 
