@@ -15,6 +15,7 @@ import { runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
 import { awsClientConfig, awsFields } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
+import { TailSource, tailSourceSpec } from "../sources/file_tail.ts";
 import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 import type { Source } from "../pipeline/types.ts";
 
@@ -30,9 +31,9 @@ async function downloadConfig(c: Parameters<typeof awsClientConfig>[0]) {
 
 /** The `stream:` config section. */
 export const streamSpec = f.object({
-  source: f.enum(["s3", "file"] as const, {
+  source: f.enum(["s3", "file", "tail"] as const, {
     description:
-      "Where files come from: s3 (a bucket prefix) or file (a local directory laid out like one)",
+      "Where files come from: s3 (a bucket prefix), file (a local directory laid out like one) or tail (follow growing, rotating files: tail:)",
     default: "s3",
   }),
   s3: f.object({
@@ -61,6 +62,7 @@ export const streamSpec = f.object({
       default: "/var/log/edge-agent/incoming",
     }),
   }, { description: "Local directory source (source: file)" }),
+  tail: tailSourceSpec,
   discovery: f.enum(["scan", "sqs"] as const, {
     description:
       "scan: list the day partitions every scan_interval. sqs: read ObjectCreated notifications from sqs.queue_url (several agents can share one queue)",
@@ -133,7 +135,16 @@ export const streamMode = defineMode({
     const stateFile = resolve(configDir, config.state_file);
     const p = config.processing;
     let source: Source;
-    if (config.source === "s3" && config.discovery === "sqs") {
+    let tail: TailSource | undefined;
+    if (config.source === "tail") {
+      source = tail = new TailSource(config.tail, {
+        stateFile,
+        baseDir: configDir,
+        log,
+        metrics,
+        maxLineBytes: p.max_line_bytes,
+      });
+    } else if (config.source === "s3" && config.discovery === "sqs") {
       const [{ S3Client }, { SQSClient }, { SqsS3Source }] = await Promise.all([
         import("@aws-sdk/client-s3"),
         import("@aws-sdk/client-sqs"),
@@ -192,6 +203,7 @@ export const streamMode = defineMode({
       // first MiB until its CRC checks out keeps a small corrupt file from delivering anything,
       // at a quarter of the default hold's memory per file in flight.
       decode: { holdMemberBytes: 1 << 20 },
+      ...(tail?.frame && { frame: tail.frame }),
     });
     stopExport.abort();
     await exporting;
