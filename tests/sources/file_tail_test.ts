@@ -10,6 +10,7 @@ import { Registry } from "../../mod/metrics/registry.ts";
 import { runPipeline } from "../../mod/pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../../mod/sinks/http.ts";
 import { TailSource, tailSourceSpec } from "../../mod/sources/file_tail.ts";
+import { lines, text, writeRotating } from "./_tail_writer.ts";
 
 const quiet = new Logger({ write: () => {} });
 const dec = new TextDecoder();
@@ -88,9 +89,6 @@ async function until(cond: () => boolean, what: () => string, ms = 60_000) {
 }
 
 const sorted = (a: string[]) => a.toSorted();
-const lines = (tag: string, from: number, n: number) =>
-  Array.from({ length: n }, (_, i) => `${tag} line ${from + i} ${"x".repeat(i % 40)}`);
-const text = (ls: string[]) => ls.map((l) => l + "\n").join("");
 
 async function append(path: string, ls: string[]) {
   await Deno.writeTextFile(path, text(ls), { append: true });
@@ -140,43 +138,6 @@ Deno.test("TailSource under rename rotation at load delivers the exact multiset"
   await into.close();
   await Deno.remove(dir, { recursive: true });
 });
-
-/**
- * A writer appending `perSecond` lines (every 10 ms a slice) and rotating app.log → app.log.<n>
- * every `rotateEvery` ms, as logrotate's rename + `create` does.
- */
-export async function writeRotating(
-  dir: string,
-  { seconds, perSecond, rotateEvery }: { seconds: number; perSecond: number; rotateEvery: number },
-): Promise<string[]> {
-  const want: string[] = [];
-  const path = join(dir, "app.log");
-  let file = await Deno.open(path, { create: true, append: true });
-  const enc = new TextEncoder();
-  const start = Date.now();
-  let lastRotate = start;
-  let rotations = 0;
-  let n = 0;
-  while (Date.now() - start < seconds * 1000) {
-    const due = Math.floor((Date.now() - start) * perSecond / 1000);
-    const ls = lines("r", n, due - n);
-    n = due;
-    if (ls.length) {
-      want.push(...ls);
-      await file.write(enc.encode(text(ls)));
-    }
-    if (Date.now() - lastRotate >= rotateEvery) {
-      lastRotate = Date.now();
-      await Deno.rename(path, join(dir, `app.log.${++rotations}`));
-      const old = file;
-      file = await Deno.open(path, { create: true, append: true });
-      old.close();
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  file.close();
-  return want;
-}
 
 Deno.test("TailSource after copytruncate reads the copy's rest and the truncated file from 0, counted", async () => {
   const dir = await Deno.makeTempDir();
