@@ -48,6 +48,7 @@ import type { Logger } from "../log/logger.ts";
 import { Registry } from "../metrics/registry.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { MultilineStream } from "../pipeline/multiline_stream.ts";
+import { globBase, globToRegExp } from "./file_glob.ts";
 import type { Source, Unit } from "../pipeline/types.ts";
 
 /** The `tail:` source config section. */
@@ -229,43 +230,6 @@ class Tracked {
   }
 }
 
-const GLOB_CHARS = /[*?[\]{}]/;
-
-/**
- * A glob as a RegExp over a whole "/"-separated path: `*` and `?` within a segment, `**` across
- * segments, `[abc]` and `{a,b}` as in a shell.
- */
-export function globToRegExp(glob: string): RegExp {
-  let re = "";
-  let braces = 0;
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*") {
-      if (glob[i + 1] === "*") {
-        const slash = glob[i + 2] === "/";
-        re += slash ? "(?:.*/)?" : ".*";
-        i += slash ? 2 : 1;
-      } else re += "[^/]*";
-    } else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const close = glob.indexOf("]", i + 2);
-      if (close < 0) re += "\\[";
-      else {
-        const body = glob.slice(i + 1, close).replace(/^!/, "^").replace(/\\/g, "\\\\");
-        re += `[${body}]`;
-        i = close;
-      }
-    } else if (c === "{") {
-      braces++;
-      re += "(?:";
-    } else if (c === "}" && braces > 0) {
-      braces--;
-      re += ")";
-    } else if (c === "," && braces > 0) re += "|";
-    else re += c.replace(/[.+^$()|\\\/]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
 const hashOf = (b: Uint8Array) => createHash("sha1").update(b).digest("hex").slice(0, 20);
 const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
@@ -282,16 +246,20 @@ async function readAt(h: Deno.FsFile, at: number, len: number, into?: Uint8Array
   return buf.subarray(0, n);
 }
 
-/** The directory a glob starts in (its segments before the first with a glob character). */
-function globBase(pattern: string): { base: string; depth: number } {
-  const parts = pattern.split("/");
-  const i = parts.findIndex((p) => GLOB_CHARS.test(p));
-  if (i < 0) return { base: parts.slice(0, -1).join("/") || "/", depth: 1 };
-  const rest = parts.slice(i);
-  return {
-    base: parts.slice(0, i).join("/") || "/",
-    depth: rest.includes("**") ? Infinity : rest.length,
-  };
+/** The first `len` bytes of `path`, if it still is the file `dev`:`ino`. */
+async function readHead(path: string, dev: number, ino: number, len: number) {
+  let h: Deno.FsFile;
+  try {
+    h = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = await h.stat();
+    return st.dev === dev && st.ino === ino ? await readAt(h, 0, len) : undefined;
+  } finally {
+    h.close();
+  }
 }
 
 /** Follows the files matching globs as they grow and rotate; a unit is a byte range of one. */
@@ -567,10 +535,11 @@ export class TailSource implements Source {
       }
       t.path = path;
       t.present = true;
+      if (!t.compressed) t.done = false;
       t.seen = now;
       t.mtime = st.mtime?.getTime() ?? now;
       if (st.size > t.size) t.lastGrowth = now;
-      t.size = st.size;
+      t.size = Math.max(t.size, st.size); // a stat older than a read is not a shrink
       found.add(t);
       byPath.set(path, t);
     }
@@ -609,13 +578,17 @@ export class TailSource implements Source {
    * than `fingerprint_bytes`.
    */
   async #sameFile(t: Tracked, path: string, size: number): Promise<boolean> {
-    if (size < t.next) return false;
-    if (t.busy || size === t.checkedSize) return true;
-    const h = await this.#handle(t, path);
-    if (!h) return true; // cannot look now: next scan
-    const want = Math.min(size, this.#c.fingerprint_bytes);
-    if (t.headLen === want && size === t.checkedSize) return true;
-    const head = await readAt(h, 0, want);
+    if (size < t.next) {
+      // The stat may predate a read that has gone further since: look again.
+      const st = await Deno.stat(path).catch(() => undefined);
+      if (!st || st.ino !== t.ino || st.dev !== t.dev) return true; // the next scan sees it
+      size = st.size;
+      if (size < t.next) return false;
+    }
+    if (size === t.checkedSize) return true;
+    // Through a handle of its own: the file's handle may be in the middle of a unit.
+    const head = await readHead(path, t.dev, t.ino, Math.min(size, this.#c.fingerprint_bytes));
+    if (!head) return true; // cannot look now: next scan
     if (head.length < t.headLen) return false;
     if (t.headLen > 0 && hashOf(head.subarray(0, t.headLen)) !== t.headHash) return false;
     if (head.length > t.headLen) {

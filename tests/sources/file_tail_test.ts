@@ -294,6 +294,51 @@ Deno.test("TailSource with max_open_files 64 follows 2,000 files, never more tha
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("TailSource reads a file renamed out of its globs to the end, also what is written to it after the rename", async () => {
+  const dir = await Deno.makeTempDir();
+  const into = intake();
+  const t = tail(dir, into, { include: [join(dir, "*.log")] });
+  const app = await Deno.open(join(dir, "app.log"), { create: true, append: true });
+  const enc = new TextEncoder();
+  const want = lines("before", 0, 100);
+  await app.write(enc.encode(text(want)));
+  await until(() => into.lines.length >= 100, () => `${into.lines.length}`);
+  // logrotate renames; the application writes on through its old descriptor until it reopens.
+  await Deno.rename(join(dir, "app.log"), join(dir, "app.log.old"));
+  const late = lines("late", 0, 50);
+  want.push(...late);
+  await app.write(enc.encode(text(late)));
+  app.close();
+  const next = lines("next", 0, 20);
+  want.push(...next);
+  await append(join(dir, "app.log"), next);
+  await until(() => into.lines.length >= want.length, () => `${into.lines.length}/${want.length}`);
+  await new Promise((r) => setTimeout(r, 500));
+  await t.stop();
+  assert.deepEqual(sorted(into.lines), sorted(want));
+  await into.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("TailSource with watch: false follows appends and rotations by polling alone", async () => {
+  const dir = await Deno.makeTempDir();
+  const log = join(dir, "app.log");
+  const into = intake();
+  const t = tail(dir, into, { include: [join(dir, "app.log*")], watch: false });
+  const want = lines("p", 0, 50);
+  await append(log, want);
+  await until(() => into.lines.length >= 50, () => `${into.lines.length}`);
+  await Deno.rename(log, join(dir, "app.log.1"));
+  const more = lines("q", 0, 50);
+  want.push(...more);
+  await append(log, more);
+  await until(() => into.lines.length >= want.length, () => `${into.lines.length}`);
+  await t.stop();
+  assert.deepEqual(sorted(into.lines), sorted(want));
+  await into.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("TailSource include/exclude globs choose the files", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(join(dir, "a", "b"), { recursive: true });
