@@ -924,7 +924,10 @@ export class TailSource implements Source {
         range.end = start + r.consumed;
         range.acked = true;
         while (t.pending[0]?.acked) t.committed = t.pending.shift()!.end;
-        if (t.compressed) t.done = true;
+        if (t.compressed) {
+          t.done = true;
+          if (!t.busy) this.#close(t); // read once: its handle is not needed any more
+        }
         this.#persist();
         this.#poke();
         return Promise.resolve();
