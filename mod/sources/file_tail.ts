@@ -73,6 +73,11 @@ export const tailSourceSpec = f.object({
     description: "Wake on file system events (Deno.watchFs: inotify) between polls",
     default: true,
   }),
+  read_coalesce: f.duration({
+    description:
+      "A file that grew by less than 64 KiB since its last read waits this long after that read for more (fewer, larger units when an application writes often)",
+    default: "100ms",
+  }),
   line_timeout: f.duration({
     description: "A last line without its newline is sent once it has waited this long",
     default: "5s",
@@ -204,6 +209,8 @@ class Tracked {
   heldSize = 0;
   /** After a failed unit, not before this time. */
   retryAt = 0;
+  /** When its last unit was handed out (ms since epoch). */
+  lastRead = 0;
 
   constructor(path: string, dev: number, ino: number) {
     this.path = path;
@@ -230,6 +237,8 @@ class Tracked {
   }
 }
 
+/** Growth that is read at once, without waiting `read_coalesce`. */
+const COALESCE_BYTES = 64 * 1024;
 const hashOf = (b: Uint8Array) => createHash("sha1").update(b).digest("hex").slice(0, 20);
 const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
@@ -289,6 +298,7 @@ export class TailSource implements Source {
   #dirty = new Set<string>();
   #wake: PromiseWithResolvers<void> | undefined;
   #watcher: Deno.FsWatcher | undefined;
+  #modifyTimer: ReturnType<typeof setTimeout> | undefined;
   #scratch = new Uint8Array(64 * 1024);
   readonly #state = { toJSON: () => this.#records() };
   readonly #m;
@@ -412,6 +422,8 @@ export class TailSource implements Source {
       const held = t.heldAt === undefined ? Infinity : t.heldAt + this.#c.line_timeout;
       if (held > now) at = Math.min(at, held);
       if (t.retryAt > now) at = Math.min(at, t.retryAt);
+      const coalesced = t.lastRead + this.#c.read_coalesce;
+      if (t.size > t.next && coalesced > now) at = Math.min(at, coalesced);
     }
     return at;
   }
@@ -439,9 +451,18 @@ export class TailSource implements Source {
         // Only paths the globs match matter (not the state file's own writes, for one).
         const paths = ev.paths.filter((p) => this.#includeRe.some((re) => re.test(p)));
         if (paths.length === 0) continue;
-        if (ev.kind === "modify") { for (const p of paths) this.#dirty.add(p); }
-        else this.#scanDue = true;
-        this.#poke();
+        if (ev.kind !== "modify") {
+          this.#scanDue = true;
+          this.#poke();
+          continue;
+        }
+        // Writes come in bursts of events: look at the files they touched once per
+        // read_coalesce, not once per event.
+        for (const p of paths) this.#dirty.add(p);
+        this.#modifyTimer ??= setTimeout(() => {
+          this.#modifyTimer = undefined;
+          this.#poke();
+        }, this.#c.read_coalesce);
       }
     })().catch((e) => {
       this.#log.warn("file system events stopped: polling only", { error: e });
@@ -794,6 +815,8 @@ export class TailSource implements Source {
     if (!t.present && !t.handle) return false;
     if (t.compressed) return now - t.lastGrowth >= this.#c.rotate_wait && t.pending.length === 0;
     if (t.size <= t.next) return false;
+    // A little growth soon after a read waits a moment for more: fewer, larger units.
+    if (t.size - t.next < COALESCE_BYTES && now < t.lastRead + this.#c.read_coalesce) return false;
     return t.heldAt === undefined || t.size > t.heldSize ||
       now - t.heldAt >= this.#c.line_timeout;
   }
@@ -874,6 +897,7 @@ export class TailSource implements Source {
   #makeUnit(t: Tracked, h: Deno.FsFile, start: number, end: number): Unit {
     t.busy = true;
     t.lastActive = performance.now();
+    t.lastRead = Date.now();
     const gen = t.gen;
     const range: Range = { start, end, acked: false };
     t.pending.push(range);
@@ -950,6 +974,7 @@ export class TailSource implements Source {
 
   /** Stop watching, close the files, write the checkpoint. */
   async close(): Promise<void> {
+    clearTimeout(this.#modifyTimer);
     try {
       this.#watcher?.close();
     } catch { /* closed */ }

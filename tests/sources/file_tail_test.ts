@@ -341,6 +341,33 @@ Deno.test("TailSource with watch: false follows appends and rotations by polling
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("TailSource forgets files gone for forget_after: the checkpoint stays bounded", async () => {
+  const dir = await Deno.makeTempDir();
+  const into = intake();
+  await append(join(dir, "a.log"), lines("a", 0, 10));
+  await append(join(dir, "b.log"), lines("b", 0, 10));
+  const t = tail(dir, into, { include: [join(dir, "*.log")], forget_after: "200ms" });
+  await until(() => into.lines.length >= 20, () => `${into.lines.length}`);
+  await Deno.remove(join(dir, "b.log"));
+  const saved = async () => {
+    try {
+      const state = JSON.parse(await Deno.readTextFile(join(dir, "state.json")));
+      return (state.state.files as { path: string }[]).map((f) => f.path).sort();
+    } catch {
+      return [];
+    }
+  };
+  let paths: string[] = [];
+  for (let i = 0; i < 200 && paths.length !== 1; i++) {
+    paths = await saved();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await t.stop();
+  assert.deepEqual(paths, [join(dir, "a.log")]);
+  await into.close();
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("TailSource include/exclude globs choose the files", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(join(dir, "a", "b"), { recursive: true });
