@@ -137,6 +137,9 @@ export const streamMode = defineMode({
     let source: Source;
     let tail: TailSource | undefined;
     if (config.source === "tail") {
+      // A tail follows files for good; scan_interval, delay_window and lateness are the other
+      // sources' (poll_interval, line_timeout and rotate_wait are the tail's).
+      if (p.once) throw new Error("stream.processing.once does not apply to source: tail");
       source = tail = new TailSource(config.tail, {
         stateFile,
         baseDir: configDir,

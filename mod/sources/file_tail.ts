@@ -18,9 +18,10 @@
  *   record start seen, so a stack trace still being written is not split (records over 64 KiB
  *   may be).
  * - **Checkpoints**: a file's offset moves only over ranges whose every line was delivered
- *   (acked), in order; written within `checkpoint_interval`. A kill -9 re-sends what was
- *   delivered but not yet checkpointed: the batches in flight, plus what was acked within the
- *   last `checkpoint_interval`. We prefer a duplicate line to a lost one.
+ *   (acked), in order; written once the previous write is done (or within
+ *   `checkpoint_interval`). A kill -9 re-sends what was delivered but not yet checkpointed: the
+ *   batches in flight (plus what was acked within `checkpoint_interval`, when one is set). We
+ *   prefer a duplicate line to a lost one.
  * - **Rotation**: rename (`app.log` → `app.log.1`, new `app.log`): the old inode is read to its
  *   end through its open handle, the new one from 0. Copytruncate: a file smaller than its
  *   offset was truncated; it is read from 0 and counted (`tail_files_truncated_total`), and its
@@ -111,8 +112,8 @@ export const tailSourceSpec = f.object({
   }),
   checkpoint_interval: f.duration({
     description:
-      "Checkpoint writes are coalesced over this long (a kill -9 re-sends what was acked within it, plus the batches in flight)",
-    default: "1s",
+      "Checkpoint writes are coalesced over this long. 0s: written as soon as the previous write is done, so a kill -9 re-sends only the batches in flight; longer also re-sends what was acked within it, for fewer writes",
+    default: "0s",
   }),
   multiline: f.object({
     start_pattern: f.string({

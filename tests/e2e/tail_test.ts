@@ -109,7 +109,7 @@ Deno.test("kill -9 three times during rename rotation: nothing lost, duplicates 
   await Deno.writeTextFile(
     join(dir, "agent.yaml"),
     `status: {enabled: false}\nlog: {level: warn}\nstream:\n  source: tail\n` +
-      `  tail: {include: ["${dir}/app.log*"], poll_interval: 100ms, checkpoint_interval: 0s, ` +
+      `  tail: {include: ["${dir}/app.log*"], poll_interval: 100ms, ` +
       `max_read_bytes: 16KiB}\n` +
       `  http: {endpoints: ["${into.url}"], workers: ${workers}, batch_lines: ${batchLines}, ` +
       `flush_interval: 50ms}\n  state_file: state.json\n`,
