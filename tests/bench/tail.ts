@@ -8,7 +8,8 @@
  * (TAIL_RATE lines/s) for the delay a steady application sees. Lines/s and MB/s are over the time
  * from the writer's start to the last line's delivery; CPU s/GB and peak RSS are the shipper's
  * (the agent process; tail and curl together), from /proc. Knobs: TAIL_LINES (1000000),
- * TAIL_RATE (10000), TAIL_PACED_SECONDS (10), TAIL_LINE_BYTES (100).
+ * TAIL_RATE (10000), TAIL_PACED_SECONDS (10), TAIL_LINE_BYTES (100), TAIL_BATCH_LINES (the
+ * agent's http.batch_lines), TAIL_ONLY (scenario indexes, e.g. 0,1).
  * @module
  */
 
@@ -21,6 +22,10 @@ const LINES = Number(Deno.env.get("TAIL_LINES") ?? 1_000_000);
 const RATE = Number(Deno.env.get("TAIL_RATE") ?? 10_000);
 const PACED_SECONDS = Number(Deno.env.get("TAIL_PACED_SECONDS") ?? 10);
 const LINE_BYTES = Number(Deno.env.get("TAIL_LINE_BYTES") ?? 100);
+/** The agent's http.batch_lines; unset: the default (1000). */
+const BATCH_LINES = Deno.env.get("TAIL_BATCH_LINES");
+/** Only these scenarios (comma-separated indexes 0, 1, 2); unset: all. */
+const ONLY = Deno.env.get("TAIL_ONLY")?.split(",").map(Number);
 
 /** A receiver that reads bodies as they stream and keeps each line's write→delivery delay. */
 function delayReceiver() {
@@ -104,7 +109,9 @@ const agent: Shipper = {
       join(dir, "agent.yaml"),
       `status: {listen: "127.0.0.1:${status}"}\nlog: {level: warn}\nstream:\n  source: tail\n` +
         `  tail: {include: ["${dir}/*.log"]}\n` +
-        `  http: {endpoints: ["${url}"], workers: 4, flush_interval: 200ms}\n` +
+        `  http: {endpoints: ["${url}"], workers: 4, flush_interval: 200ms${
+          BATCH_LINES ? `, batch_lines: ${BATCH_LINES}` : ""
+        }}\n` +
         `  state_file: state.json\n`,
     );
     const child = agentCommand(["stream", "--config", join(dir, "agent.yaml")], {
@@ -228,7 +235,8 @@ export async function tailBench(): Promise<BenchRow[]> {
     { files: 1, lines: RATE * PACED_SECONDS, rate: RATE, label: `1 file at ${RATE} lines/s` },
   ];
   const rows: BenchRow[] = [];
-  for (const s of scenarios) {
+  for (const [i, s] of scenarios.entries()) {
+    if (ONLY && !ONLY.includes(i)) continue;
     for (const shipper of [agent, tailCurl]) {
       console.error(`bench tail: ${shipper.name}, ${s.label} ...`);
       rows.push(await run(shipper, s));
