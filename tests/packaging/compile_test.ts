@@ -117,6 +117,12 @@ Deno.test("compile.ts fails fast and says how to supply denort when the download
     assert.match(r.stderr, /--denort \/path\/to\/denort-\S+\.zip/);
     assert.ok(r.stderr.includes(denortCachePath(denoDir, Deno.version.deno, hostTarget)));
     assert.match(r.stderr, /DENORT_BIN=\/path\/to\/denort/);
+    // The section it points to exists.
+    const [, doc, section] = /See (\S+\.md), "([^"]+)"/.exec(r.stderr) ?? [];
+    assert.ok(doc && section, r.stderr);
+    const headings = (await Deno.readTextFile(new URL(`../../${doc}`, import.meta.url)))
+      .split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^#+ /, ""));
+    assert.ok(headings.includes(section), `${doc} has no heading "${section}"`);
     // It stopped before deno compile: nothing built.
     await assert.rejects(Deno.stat(`${denoDir}/out`), Deno.errors.NotFound);
   } finally {
