@@ -137,6 +137,14 @@ Config section \`${mode.name}:\` (documented defaults):
 ${renderExample(spec).replace(/^/gm, "  ")}`;
 }
 
+/** The address to probe for a `status.listen`: a wildcard host is asked on loopback. */
+function probeAddress(listen: string): string {
+  const i = listen.lastIndexOf(":");
+  const host = listen.slice(0, i);
+  const wildcard: Record<string, string> = { "0.0.0.0": "127.0.0.1", "[::]": "[::1]" };
+  return `${wildcard[host] ?? host}${listen.slice(i)}`;
+}
+
 /** `edge-agent <command> --help` for the commands that are not modes. */
 const COMMAND_HELP: Record<string, string> = {
   validate: `edge-agent validate: check a config file, as a mode would at start
@@ -156,10 +164,12 @@ Every option of every mode with its default and description, as agent.example.ya
 `,
   healthcheck: `edge-agent healthcheck: exit 0 when the status endpoint answers /healthz
 
-Usage: edge-agent healthcheck [--url URL]
+Usage: edge-agent healthcheck [--config FILE | --url URL]
 
-  --url URL   the endpoint to ask (default http://127.0.0.1:8686/healthz). Exit code 1 when it
-              does not answer 2xx within 3 s. A container's HEALTHCHECK runs this.
+Asks /healthz on the address of the config's status.listen (--config or EDGE_AGENT_CONFIG;
+127.0.0.1:8686 without a config; a 0.0.0.0 or [::] host is asked on loopback). Exit code 0
+when it answers 2xx within 3 s, else 1. A container's HEALTHCHECK runs this.
+  --url URL   ask this URL instead
 `,
   demo: DEMO_HELP,
 };
@@ -248,7 +258,7 @@ export async function run(
 
   const commandFlags: Record<string, string[]> = {
     example: ["help"],
-    healthcheck: ["url", "help"],
+    healthcheck: ["url", "config", "help"],
     validate: ["config", "show", "help"],
     demo: ["help"],
   };
@@ -271,7 +281,17 @@ export async function run(
       return EXIT.ok;
     case "healthcheck": {
       const url = args.flags.get("url");
-      const target = typeof url === "string" ? url : "http://127.0.0.1:8686/healthz";
+      let target: string;
+      if (typeof url === "string") target = url;
+      else {
+        // The endpoint the config's status.listen names (defaults when there is no config).
+        const { status } = await loadConfig(spec, configPath);
+        if (!status.enabled) {
+          console.error("edge-agent healthcheck: status.enabled is false: nothing to ask");
+          return EXIT.failure;
+        }
+        target = `http://${probeAddress(status.listen)}/healthz`;
+      }
       try {
         const res = await fetch(target, { signal: AbortSignal.timeout(3000) });
         await res.body?.cancel();

@@ -10,7 +10,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { ZipReader } from "./zip_reader.ts";
+import { unzipEntry } from "./zip_reader.ts";
 
 /** The Linux targets we ship, by short name. */
 export const TARGETS = {
@@ -118,7 +118,7 @@ export async function inspectDenortZip(
 ): Promise<{ target: Target; warnings: string[] }> {
   let denort: Uint8Array;
   try {
-    denort = await new ZipReader(await Deno.readFile(zipPath)).read("denort");
+    denort = unzipEntry(await Deno.readFile(zipPath), "denort");
   } catch (e) {
     throw new DenortError(
       `${zipPath} is not a denort zip (expected a zip with a root entry "denort")`,

@@ -93,3 +93,29 @@ Deno.test("a bad --log-level is blamed on the flag, not on the config file", asy
     /^--log-level: log\.level: must be one of debug, info, warn, error: got string "loud"$/m,
   );
 });
+
+Deno.test("edge-agent healthcheck asks the config's status.listen (a wildcard host on loopback)", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req) => new Response(null, { status: new URL(req.url).pathname === "/healthz" ? 200 : 404 }),
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const check = async (status: string) => {
+      await Deno.writeTextFile(`${dir}/agent.yaml`, `status:\n${status}`);
+      return await cli(["healthcheck"], { EDGE_AGENT_CONFIG: `${dir}/agent.yaml` });
+    };
+    const up = await check(`  listen: 0.0.0.0:${server.addr.port}\n`);
+    assert.equal(up.code, 0, up.stderr);
+    server.shutdown();
+    await server.finished;
+    const down = await check(`  listen: 0.0.0.0:${server.addr.port}\n`);
+    assert.equal(down.code, 1);
+    const off = await check("  enabled: false\n");
+    assert.equal(off.code, 1);
+    assert.match(off.stderr, /status\.enabled is false/);
+  } finally {
+    await server.shutdown().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});

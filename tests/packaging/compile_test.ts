@@ -70,6 +70,24 @@ function embeddedMetadata(bin: Uint8Array): Record<string, unknown> {
   throw new Error("unterminated metadata JSON");
 }
 
+/**
+ * A fresh DENO_DIR under `tmp` (no runtime cached) sharing the npm cache, so nothing is
+ * downloaded: compile.ts's graph has an npm package (fflate), and with one Deno installs every
+ * package of deno.lock before the script starts.
+ */
+async function freshDenoDir(tmp: string): Promise<string> {
+  const info = JSON.parse(
+    new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+        .output()).stdout,
+    ),
+  );
+  const denoDir = `${tmp}/deno`;
+  await Deno.mkdir(denoDir);
+  await Deno.symlink(info.npmCache, `${denoDir}/npm`);
+  return denoDir;
+}
+
 function baseEnv(denoDir: string): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -104,7 +122,8 @@ Deno.test("compileCommand() takes permissions from deno.json's permission set on
 });
 
 Deno.test("compile.ts fails fast and says how to supply denort when the download host is unreachable", async () => {
-  const denoDir = await Deno.makeTempDir(); // empty: no cached runtime
+  const tmp = await Deno.makeTempDir();
+  const denoDir = await freshDenoDir(tmp); // no cached runtime
   const hole = blackHole();
   try {
     const r = await compileTs(["--probe-timeout", "2000", "--out-dir", `${denoDir}/out`], {
@@ -127,7 +146,7 @@ Deno.test("compile.ts fails fast and says how to supply denort when the download
     await assert.rejects(Deno.stat(`${denoDir}/out`), Deno.errors.NotFound);
   } finally {
     hole.close();
-    await Deno.remove(denoDir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
   }
 });
 
@@ -150,16 +169,7 @@ Deno.test("compile.ts --denort fills the cache and bakes deno.json's permissions
   );
   const tmp = await Deno.makeTempDir();
   try {
-    // A fresh DENO_DIR (no runtime cached) sharing the npm cache, so nothing is downloaded.
-    const info = JSON.parse(
-      new TextDecoder().decode(
-        (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-          .output()).stdout,
-      ),
-    );
-    const denoDir = `${tmp}/deno`;
-    await Deno.mkdir(denoDir);
-    await Deno.symlink(info.npmCache, `${denoDir}/npm`);
+    const denoDir = await freshDenoDir(tmp);
     const zip = `${tmp}/denort-${hostTarget}.zip`;
     await Deno.writeFile(
       zip,
