@@ -97,7 +97,7 @@ Usage:
   edge-agent validate --config FILE [--show]  check a config; --show prints it, secrets masked
   edge-agent example                          print the documented example config
   edge-agent demo                             run the main job on generated data, no cloud needed
-  edge-agent healthcheck [--url URL]          exit 0 when the status endpoint answers /healthz
+  edge-agent healthcheck [--url URL]          exit 0 when the config's status endpoint answers /healthz
   edge-agent --version
 
 Modes:
