@@ -168,7 +168,8 @@ Usage: edge-agent healthcheck [--config FILE | --url URL]
 
 Asks /healthz on the address of the config's status.listen (--config or EDGE_AGENT_CONFIG;
 127.0.0.1:8686 without a config; a 0.0.0.0 or [::] host is asked on loopback). Exit code 0
-when it answers 2xx within 3 s, else 1. A container's HEALTHCHECK runs this.
+when it answers 2xx within 3 s, else 1. A container's HEALTHCHECK runs this. generate's
+dashboard is on 127.0.0.1:8080 when status.listen is left at its default: pass --url for it.
   --url URL   ask this URL instead
 `,
   demo: DEMO_HELP,
