@@ -10,7 +10,7 @@ bash tests/tools.sh
 
 echo "== deno fmt --check"; deno fmt --check
 echo "== deno lint"; deno lint
-echo "== deno check"; deno check main.ts tests/
+echo "== deno check"; deno check main.ts mod/demo/main.ts tests/
 
 if [ -f tests/services/up.sh ]; then
   echo "== test services"
