@@ -119,3 +119,20 @@ Deno.test("edge-agent healthcheck asks the config's status.listen (a wildcard ho
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a mode refuses at start what validate refuses, with the same line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/agent.yaml`;
+    await Deno.writeTextFile(file, "stream:\n  source: s3\n  s3:\n    prefix: logs/\n");
+    const line = `${file}:3:3: stream.s3.bucket: is required with source: s3`;
+    const v = await cli(["validate", "--config", file]);
+    assert.equal(v.code, 1);
+    assert.match(v.stderr, new RegExp(`^${line}$`, "m"));
+    const m = await cli(["stream", "--config", file, "--no-status"]);
+    assert.equal(m.code, 1);
+    assert.equal(m.stderr.trim(), line);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
