@@ -20,8 +20,8 @@
  * - **Checkpoints**: a file's offset moves only over ranges whose every line was delivered
  *   (acked), in order; written once the previous write is done (or within
  *   `checkpoint_interval`). A kill -9 re-sends what was delivered but not yet checkpointed: the
- *   batches in flight (plus what was acked within `checkpoint_interval`, when one is set). We
- *   prefer a duplicate line to a lost one.
+ *   batches in flight and those delivered ahead of the oldest one in flight (plus what was acked
+ *   within `checkpoint_interval`, when one is set). We prefer a duplicate line to a lost one.
  * - **Rotation**: rename (`app.log` → `app.log.1`, new `app.log`): the old inode is read to its
  *   end through its open handle, the new one from 0. Copytruncate: a file smaller than its
  *   offset was truncated; it is read from 0 and counted (`tail_files_truncated_total`), and its
