@@ -22,6 +22,7 @@ import {
   type SenderInit,
   stopSender,
 } from "../syslog/sender.ts";
+import { checkTimeZone } from "../syslog/message.ts";
 import type { SequenceCounts } from "../syslog/sequence.ts";
 import { defineMode } from "./mode.ts";
 
@@ -62,6 +63,12 @@ export const generateSpec = f.object({
   format: f.enum(["rfc3164", "rfc5424"] as const, {
     description: "Message format",
     default: "rfc3164",
+  }),
+  timezone: f.string({
+    description:
+      "Time zone of RFC 3164 timestamps, which are local time (RFC 3164 §4.1.2): local (the host's, from TZ), UTC, or an IANA name such as Asia/Kolkata; RFC 5424 timestamps are UTC",
+    default: "local",
+    check: checkTimeZone,
   }),
   message_size: f.int({
     description:
@@ -121,6 +128,7 @@ function startWorkers(c: GenerateConfig, onFail: (id: number, e: string) => void
       rate: c.rate / c.workers,
       durationMs: c.duration,
       format: c.format,
+      timeZone: c.timezone,
       messageSize: c.message_size,
       seqPrefix: c.seq_prefix,
       batch: c.batch,
@@ -179,6 +187,10 @@ export const generateMode = defineMode({
     "port-end": { key: "port_end", description: "Last target port" },
     protocol: { key: "protocol", description: "udp or tcp" },
     format: { key: "format", description: "rfc3164 or rfc5424" },
+    timezone: {
+      key: "timezone",
+      description: "Zone of RFC 3164 timestamps: local (default), UTC or an IANA name",
+    },
     "message-size": { key: "message_size", description: "Pad messages to N bytes" },
     ffi: {
       key: "ffi",

@@ -36,6 +36,8 @@ export interface SenderInit {
   /** Stop after this many milliseconds; 0: until stopped. */
   durationMs: number;
   format: SyslogFormat;
+  /** Zone of RFC 3164 timestamps: "local", "UTC" or an IANA name. */
+  timeZone: string;
   /** Pad every message to this many bytes; 0: natural size. */
   messageSize: number;
   seqPrefix: string;
@@ -162,6 +164,7 @@ interface Setup {
 async function setUp(init: SenderInit): Promise<Setup> {
   const writer = new SyslogWriter({
     format: init.format,
+    timeZone: init.timeZone,
     messageSize: init.messageSize,
     seqPrefix: init.seqPrefix,
     seed: init.id + 1,

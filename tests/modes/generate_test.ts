@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { settleReceiver, threadCount } from "../../mod/modes/generate.ts";
 import { Dashboard } from "../../mod/syslog/dashboard.ts";
-import { assertExact, freePort, generateTo, start, startReceiver } from "./_syslog.ts";
+import { assertExact, datagrams, freePort, generateTo, start, startReceiver } from "./_syslog.ts";
 
 Deno.test("generate → receive over UDP (sendmmsg/recvmmsg): every sequence tag arrives once, nothing lost", async () => {
   const r = await startReceiver(["--idle-timeout", "1s"]);
@@ -250,4 +250,75 @@ Deno.test("threadCount(): threads as asked (at most one per worker); 0 is one pe
   assert.equal(threadCount(2, 0, 2), 2);
   assert.equal(threadCount(40, 0, 16), 16); // the reference's 40 workers: 16 isolates, not 40
   assert.equal(threadCount(3, 0, 0), 1);
+});
+
+/** `Mmm dd hh:mm:ss` of `ms` in `timeZone`, by Intl. */
+function rfc3164Stamp(ms: number, timeZone: string): string {
+  const p = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      month: "short",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+    }).formatToParts(ms).map((x) => [x.type, x.value]),
+  );
+  return `${p.month} ${p.day!.padStart(2, " ")} ${p.hour}:${p.minute}:${p.second}`;
+}
+
+for (
+  const [how, flags, zone] of [
+    ["in the host's local time (TZ=Asia/Kolkata)", [], "Asia/Kolkata"],
+    ["in UTC with --timezone UTC", ["--timezone", "UTC"], "UTC"],
+    ["in an IANA zone with --timezone America/New_York", [
+      "--timezone",
+      "America/New_York",
+    ], "America/New_York"],
+  ] as const
+) {
+  Deno.test(`generate writes RFC 3164 timestamps ${how}, and short host names`, async () => {
+    const sock = await datagrams();
+    const before = Date.now();
+    const g = await start(
+      generateTo(sock.port, { workers: 1, rate: 20, duration: "500ms", extra: [...flags] }),
+      { TZ: "Asia/Kolkata" },
+    ).done();
+    const after = Date.now();
+    sock.close();
+    assert.equal(g.code, 0, g.stderr);
+    assert.ok(sock.got.length > 0 && sock.got.length <= g.summary.sent);
+    // Every second of the run, as the zone's wall clock reads it.
+    const stamps = new Set<string>();
+    for (let t = before - 1000; t <= after + 1000; t += 500) stamps.add(rfc3164Stamp(t, zone));
+    for (const m of sock.got) {
+      const x = /^<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+) /.exec(m);
+      assert.ok(x, m);
+      assert.ok(stamps.has(x[1]!), `${x[1]} not among ${[...stamps].join(", ")}`);
+      assert.match(x[2]!, /^[a-z]+-\d\d$/, "the HOSTNAME without its domain");
+    }
+  });
+}
+
+Deno.test("generate --format rfc5424 keeps the FQDN as HOSTNAME", async () => {
+  const sock = await datagrams();
+  const g = await start(
+    generateTo(sock.port, {
+      workers: 1,
+      rate: 20,
+      duration: "500ms",
+      extra: ["--format", "rfc5424"],
+    }),
+  ).done();
+  sock.close();
+  assert.equal(g.code, 0, g.stderr);
+  assert.ok(sock.got.length > 0);
+  for (const m of sock.got) assert.match(m, /^<\d+>1 \S+Z [a-z]+-\d\d\.prod\.example\.net /);
+});
+
+Deno.test("generate rejects an unknown --timezone with the name", async () => {
+  const g = await start(["generate", "--timezone", "Mars/Olympus", "--no-status"]).done();
+  assert.equal(g.code, 1);
+  assert.match(g.stderr, /timezone.*Mars\/Olympus/);
 });
