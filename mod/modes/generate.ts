@@ -55,7 +55,16 @@ export const generateSpec = f.object({
     default: 100000,
     min: 0,
   }),
-  duration: f.duration({ description: "How long to send; 0s: until stopped", default: "0s" }),
+  duration: f.duration({
+    description: "How long to send, from the first send; 0s: until stopped",
+    default: "0s",
+  }),
+  catch_up: f.duration({
+    description:
+      "Pacing keeps to the run's absolute schedule (sent so far vs rate × time since the first send): after a stall a worker makes up at most this much time's worth of messages, as fast as it can, and gives up the rest",
+    default: "1s",
+    min: "1ms",
+  }),
   protocol: f.enum(["udp", "tcp"] as const, {
     description: "udp, or tcp with RFC 6587 octet counting (reconnects)",
     default: "udp",
@@ -126,6 +135,10 @@ function startWorkers(c: GenerateConfig, onFail: (id: number, e: string) => void
       port: c.port_start + (id % ports),
       protocol: c.protocol,
       rate: c.rate / c.workers,
+      // Worker i's first message is due i / rate after its start: the workers interleave, so
+      // --rate 1 with two workers sends one message a second, not two.
+      phaseMs: c.rate > 0 ? (id * 1000) / c.rate : 0,
+      catchUpMs: c.catch_up,
       durationMs: c.duration,
       format: c.format,
       timeZone: c.timezone,

@@ -1,6 +1,8 @@
 /**
  * One generator worker: writes syslog messages into a preallocated vector and sends them to one
- * target port, paced by a token bucket, until its duration ends or it is told to stop.
+ * target port, paced against the run's absolute schedule (schedule.ts: what was sent vs rate ×
+ * time since the first send, a stall made up by a bounded burst), until its duration (also
+ * counted from the first send) ends or it is told to stop.
  *
  * UDP goes through sendmmsg(2) by FFI (256 messages a call) where libc can be loaded, else
  * through node:dgram. When every message has the same size (`messageSize` set and not exceeded),
@@ -21,7 +23,7 @@ import { type Libc, LINUX, loadLibc } from "../pipeline/libc.ts";
 import { MmsgVector } from "../pipeline/mmsg_vector.ts";
 import { sleep } from "../pipeline/retry.ts";
 import { type SyslogFormat, SyslogWriter } from "./message.ts";
-import { TokenBucket } from "../pipeline/token_bucket.ts";
+import { Schedule } from "./schedule.ts";
 
 /** What a sender is told. */
 export interface SenderInit {
@@ -33,6 +35,10 @@ export interface SenderInit {
   protocol: "udp" | "tcp";
   /** This worker's messages per second; 0: as fast as possible. */
   rate: number;
+  /** When this worker's first message is due after its first send (ms): workers interleave. */
+  phaseMs: number;
+  /** Most time's worth of messages made up after a stall (ms); the rest is given up. */
+  catchUpMs: number;
   /** Stop after this many milliseconds; 0: until stopped. */
   durationMs: number;
   format: SyslogFormat;
@@ -109,43 +115,61 @@ async function resolveHost(host: string): Promise<string> {
   return a;
 }
 
-/** A sender's pacing: its token bucket, deadline and stop flag. */
+/**
+ * A sender's pacing: its {@link Schedule}, deadline and stop flag. The clock starts at the first
+ * take (the first send), so the duration and the schedule count from there: setup owes nothing.
+ */
 class Pace {
-  readonly start = performance.now();
-  readonly deadline: number;
-  readonly #bucket?: TokenBucket;
+  #start = 0;
+  /** Until the first send, setup's start + duration, so a sender that never sends still stops. */
+  #deadline: number;
+  readonly #duration: number;
+  readonly #schedule?: Schedule;
   /** Send at least this many at once when paced (about 2 ms worth), so pacing costs few wakeups. */
   readonly #step: number;
   readonly #batch: number;
   readonly #flags: Int32Array;
+  readonly #stats: Float64Array;
 
-  constructor(init: SenderInit, flags: Int32Array) {
-    this.deadline = init.durationMs > 0 ? this.start + init.durationMs : Infinity;
-    this.#bucket = init.rate > 0
-      ? new TokenBucket(init.rate, Math.max(init.batch, init.rate / 100), () => performance.now())
+  constructor(init: SenderInit, flags: Int32Array, stats: Float64Array) {
+    this.#duration = init.durationMs > 0 ? init.durationMs : Infinity;
+    this.#deadline = performance.now() + this.#duration;
+    this.#schedule = init.rate > 0
+      ? new Schedule(init.rate, () => performance.now(), {
+        phaseMs: init.phaseMs,
+        catchUpMs: init.catchUpMs,
+      })
       : undefined;
-    this.#step = this.#bucket
+    this.#step = this.#schedule
       ? Math.max(1, Math.min(init.batch, Math.ceil(init.rate / 500)))
       : init.batch;
     this.#batch = init.batch;
     this.#flags = flags;
+    this.#stats = stats;
   }
 
   stopped(): boolean {
-    return Atomics.load(this.#flags, STOP) === 1 || performance.now() >= this.deadline;
+    return Atomics.load(this.#flags, STOP) === 1 || performance.now() >= this.#deadline;
   }
 
-  /** How many may go now (0: none yet). */
+  /** How many may go now (0: none yet, or the duration is over); the first call starts the clock. */
   take(): number {
-    return this.#bucket ? this.#bucket.take(this.#batch) : this.#batch;
+    const now = performance.now();
+    if (this.#start === 0) {
+      this.#start = now;
+      this.#deadline = now + this.#duration;
+      this.#stats[STARTED] = performance.timeOrigin + now;
+    }
+    if (now >= this.#deadline) return 0;
+    return this.#schedule ? this.#schedule.take(this.#batch) : this.#batch;
   }
 
   /** Milliseconds until a step's worth may go, at most 100 and not past the deadline. */
   wait(): number {
-    if (!this.#bucket) return 0;
+    if (!this.#schedule) return 0;
     return Math.min(
-      this.#bucket.msUntil(this.#step),
-      Math.max(0, this.deadline - performance.now()),
+      this.#schedule.msUntil(this.#step),
+      Math.max(0, this.#deadline - performance.now()),
       100,
     );
   }
@@ -172,8 +196,7 @@ async function setUp(init: SenderInit): Promise<Setup> {
   const host = await resolveHost(init.host);
   const flags = new Int32Array(init.control, 0, 2);
   const stats = new Float64Array(init.control, 8, COUNTERS);
-  const pace = new Pace(init, flags);
-  stats[STARTED] = performance.timeOrigin + pace.start;
+  const pace = new Pace(init, flags, stats);
   return { init, host, writer, flags, stats, pace };
 }
 

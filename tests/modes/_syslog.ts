@@ -138,7 +138,7 @@ export function assertExact(g: Summary, rec: Summary): void {
     [0, 0, 0],
   );
   for (const w of g.workers) {
-    assert.equal(rec.workers[w.id].distinct, w.sent, `worker ${w.id}`);
+    assert.equal(rec.workers[w.id]?.distinct ?? 0, w.sent, `worker ${w.id}`);
   }
 }
 

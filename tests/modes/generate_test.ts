@@ -322,3 +322,35 @@ Deno.test("generate rejects an unknown --timezone with the name", async () => {
   assert.equal(g.code, 1);
   assert.match(g.stderr, /timezone.*Mars\/Olympus/);
 });
+
+Deno.test("generate --rate 1 --duration 1s sends exactly 1 message (2 workers by default), and it arrives", async () => {
+  const r = await startReceiver(["--idle-timeout", "1s"]);
+  const g = await start([
+    "generate",
+    "--port-start",
+    String(r.port),
+    "--port-end",
+    String(r.port),
+    "--rate",
+    "1",
+    "--duration",
+    "1s",
+    "--status-listen",
+    `127.0.0.1:${freePort()}`,
+  ]).done();
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.summary.sent, 1, JSON.stringify(g.summary));
+  const rec = await r.run.done();
+  assertExact(g.summary, rec.summary);
+});
+
+Deno.test("generate --rate 3 --duration 2s --workers 1 sends rate × duration: 6", async () => {
+  const sock = await datagrams();
+  const g = await start(generateTo(sock.port, { workers: 1, rate: 3, duration: "2s" })).done();
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.summary.sent, 6, JSON.stringify(g.summary));
+  // Datagrams on loopback arrive at once; wait for the last one before closing.
+  for (let i = 0; i < 50 && sock.got.length < 6; i++) await new Promise((r) => setTimeout(r, 20));
+  sock.close();
+  assert.equal(sock.got.length, 6);
+});
