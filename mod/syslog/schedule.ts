@@ -69,9 +69,24 @@ export class Schedule {
 
   /** Messages due now and not yet taken (at most `catchUpMs` worth; 0 before the first take). */
   get owed(): number {
+    return this.owedBefore(Infinity);
+  }
+
+  /**
+   * Messages due now and not yet taken, of those due before `end` (the run's end: none due at
+   * or after it, all due before it, even once it has passed).
+   */
+  owedBefore(end: number): number {
     if (this.#start === undefined) return 0;
-    const elapsed = this.#now() - this.#start - this.#phase;
-    const due = elapsed < 0 ? 0 : Math.floor((elapsed * this.rate) / 1000) + 1;
+    const origin = this.#start + this.#phase;
+    // Message k is due at origin + k / rate: at or before t, floor(...) + 1 of them; before end,
+    // ceil(...).
+    const now = this.#now() - origin;
+    let due = now < 0 ? 0 : Math.floor((now * this.rate) / 1000) + 1;
+    if (end !== Infinity) {
+      const last = end - origin;
+      due = Math.min(due, last <= 0 ? 0 : Math.ceil((last * this.rate) / 1000));
+    }
     let owed = due - this.#givenUp - this.#taken;
     if (owed > this.#cap) {
       this.#givenUp += owed - this.#cap;
@@ -80,10 +95,13 @@ export class Schedule {
     return Math.max(0, owed);
   }
 
-  /** Take up to `max` of the messages due now (the first take starts the clock). */
-  take(max: number): number {
+  /**
+   * Take up to `max` of the messages due now (the first take starts the clock), only of those due
+   * before `end` if given.
+   */
+  take(max: number, end = Infinity): number {
     this.#start ??= this.#now();
-    const n = Math.min(max, this.owed);
+    const n = Math.min(max, this.owedBefore(end));
     this.#taken += n;
     return n;
   }

@@ -148,11 +148,20 @@ class Pace {
     this.#stats = stats;
   }
 
+  /**
+   * Told to stop, or the duration is over and every message due before its end went (a sender
+   * stalled over the end still sends those: rate × duration in all).
+   */
   stopped(): boolean {
-    return Atomics.load(this.#flags, STOP) === 1 || performance.now() >= this.#deadline;
+    if (Atomics.load(this.#flags, STOP) === 1) return true;
+    if (performance.now() < this.#deadline) return false;
+    return !this.#schedule || this.#schedule.owedBefore(this.#deadline) === 0;
   }
 
-  /** How many may go now (0: none yet, or the duration is over); the first call starts the clock. */
+  /**
+   * How many may go now (0: none yet, or the duration is over), of those due before the end;
+   * the first call starts the clock.
+   */
   take(): number {
     const now = performance.now();
     if (this.#start === 0) {
@@ -160,8 +169,8 @@ class Pace {
       this.#deadline = now + this.#duration;
       this.#stats[STARTED] = performance.timeOrigin + now;
     }
-    if (now >= this.#deadline) return 0;
-    return this.#schedule ? this.#schedule.take(this.#batch) : this.#batch;
+    if (this.#schedule) return this.#schedule.take(this.#batch, this.#deadline);
+    return now >= this.#deadline ? 0 : this.#batch;
   }
 
   /** Milliseconds until a step's worth may go, at most 100 and not past the deadline. */

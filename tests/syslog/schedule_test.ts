@@ -96,3 +96,22 @@ Deno.test("Schedule() rejects a rate or catch_up that is not positive", () => {
   assert.throws(() => new Schedule(0, () => 0), /rate must be positive: got 0/);
   assert.throws(() => new Schedule(1, () => 0, { catchUpMs: -1 }), /catchUpMs .*: got -1/);
 });
+
+Deno.test("Schedule() take(max, end) takes what was due before the run's end, even after it: rate × duration in all", () => {
+  const c = clock(0);
+  const s = new Schedule(3, c.now, { catchUpMs: 5000 });
+  let sent = s.take(256, 2000);
+  c.t = 1500;
+  sent += s.take(256, 2000);
+  // Stalled over the end: what was due before it (at 1667 ms) still goes, nothing due at or after it.
+  c.t = 2400;
+  assert.equal(s.owedBefore(2000), 1);
+  sent += s.take(256, 2000);
+  assert.equal(s.owedBefore(2000), 0);
+  assert.equal(sent, 6);
+  // Two interleaved senders at a total of 1/s over 1 s: the second one's first is due at the end.
+  const b = new Schedule(0.5, c.now, { phaseMs: 1000 });
+  assert.equal(b.take(256, c.t + 1000), 0);
+  c.t += 1000;
+  assert.equal(b.take(256, c.t), 0);
+});
