@@ -60,7 +60,8 @@ export interface SenderInit {
 /** Offsets in the control buffer: Int32 flags, then Float64 counters. */
 const STOP = 0, SLEEP = 1;
 const SENT = 0, BYTES = 1, ERRORS = 2, DONE = 3, STARTED = 4, FFI = 5, ENDED = 6, GSO = 7;
-const COUNTERS = 8;
+const GIVEN_UP = 8;
+const COUNTERS = 9;
 
 /** A control block for one sender: a stop flag and its counters. */
 export function senderControl(): SharedArrayBuffer {
@@ -81,6 +82,11 @@ export interface SenderCounters {
   ffi: boolean;
   /** Whether UDP GSO is in use (false before the socket is set up, and after a fallback). */
   gso: boolean;
+  /**
+   * Messages its schedule gave up: owed beyond `catchUpMs` worth after a stall. Never numbered,
+   * so not losses: the sender could not keep up.
+   */
+  givenUp: number;
 }
 
 /** Read a sender's counters. */
@@ -95,6 +101,7 @@ export function readSender(control: SharedArrayBuffer): SenderCounters {
     endedAt: f[ENDED]!,
     ffi: f[FFI] === 1,
     gso: f[GSO] === 1,
+    givenUp: f[GIVEN_UP]!,
   };
 }
 
@@ -169,7 +176,11 @@ class Pace {
       this.#deadline = now + this.#duration;
       this.#stats[STARTED] = performance.timeOrigin + now;
     }
-    if (this.#schedule) return this.#schedule.take(this.#batch, this.#deadline);
+    if (this.#schedule) {
+      const n = this.#schedule.take(this.#batch, this.#deadline);
+      this.#stats[GIVEN_UP] = this.#schedule.givenUp;
+      return n;
+    }
     return now >= this.#deadline ? 0 : this.#batch;
   }
 
