@@ -96,6 +96,14 @@ export class Schedule {
   }
 
   /**
+   * Start the clock at `at` (the clock's time; by default now), unless it started: a caller that
+   * counts the run's end from its own reading of the clock starts the schedule at that reading.
+   */
+  start(at = this.#now()): void {
+    this.#start ??= at;
+  }
+
+  /**
    * Take up to `max` of the messages due now (the first take starts the clock), only of those due
    * before `end` if given.
    */

@@ -131,6 +131,8 @@ class Pace {
   /** Until the first send, setup's start + duration, so a sender that never sends still stops. */
   #deadline: number;
   readonly #duration: number;
+  /** How long past the end a sender may go on sending what was due before it. */
+  readonly #grace: number;
   readonly #schedule?: Schedule;
   /** Send at least this many at once when paced (about 2 ms worth), so pacing costs few wakeups. */
   readonly #step: number;
@@ -141,6 +143,7 @@ class Pace {
   constructor(init: SenderInit, flags: Int32Array, stats: Float64Array) {
     this.#duration = init.durationMs > 0 ? init.durationMs : Infinity;
     this.#deadline = performance.now() + this.#duration;
+    this.#grace = init.catchUpMs;
     this.#schedule = init.rate > 0
       ? new Schedule(init.rate, () => performance.now(), {
         phaseMs: init.phaseMs,
@@ -157,12 +160,16 @@ class Pace {
 
   /**
    * Told to stop, or the duration is over and every message due before its end went (a sender
-   * stalled over the end still sends those: rate × duration in all).
+   * stalled over the end still sends those: rate × duration in all). `pending`: a batch taken
+   * before the end is not all sent yet (the kernel refused part of it for a while): it goes on,
+   * for at most `catchUpMs` past the end.
    */
-  stopped(): boolean {
+  stopped(pending = false): boolean {
     if (Atomics.load(this.#flags, STOP) === 1) return true;
-    if (performance.now() < this.#deadline) return false;
-    return !this.#schedule || this.#schedule.owedBefore(this.#deadline) === 0;
+    const now = performance.now();
+    if (now < this.#deadline) return false;
+    if (now >= this.#deadline + this.#grace) return true;
+    return !pending && (!this.#schedule || this.#schedule.owedBefore(this.#deadline) === 0);
   }
 
   /**
@@ -172,6 +179,8 @@ class Pace {
   take(): number {
     const now = performance.now();
     if (this.#start === 0) {
+      // The schedule and the end count from the same instant: all due before the end go.
+      this.#schedule?.start(now);
       this.#start = now;
       this.#deadline = now + this.#duration;
       this.#stats[STARTED] = performance.timeOrigin + now;
@@ -393,7 +402,7 @@ class FfiUdpSender {
   }
 
   stopped(): boolean {
-    return this.#x.pace.stopped();
+    return this.#x.pace.stopped(this.#done < this.#n);
   }
 
   /**

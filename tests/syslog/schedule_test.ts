@@ -115,3 +115,16 @@ Deno.test("Schedule() take(max, end) takes what was due before the run's end, ev
   c.t += 1000;
   assert.equal(b.take(256, c.t), 0);
 });
+
+Deno.test("Schedule() start(at) starts the clock at a reading taken before: the end counts from the same instant", () => {
+  const c = clock(1000);
+  const s = new Schedule(50_000, c.now, { catchUpMs: 10_000 });
+  s.start(999.9); // the caller's reading, 0.1 ms before the first take
+  const end = 999.9 + 5000;
+  c.t = end + 50;
+  let sent = 0;
+  for (let n = s.take(256, end); n > 0; n = s.take(256, end)) sent += n;
+  assert.equal(sent, 250_000);
+  s.start(2000); // started already: no effect
+  assert.equal(s.startedAt, 999.9);
+});
