@@ -197,6 +197,10 @@ export const generateMode = defineMode({
       description: "Threads the workers run on (default 1; 0: one each, up to the CPU cores)",
     },
     duration: { key: "duration", description: "How long (e.g. 10s, 30m); 0s: until stopped" },
+    "catch-up": {
+      key: "catch_up",
+      description: "Most time's worth of messages made up after a stall (default 1s)",
+    },
     "port-start": { key: "port_start", description: "First target port" },
     "port-end": { key: "port_end", description: "Last target port" },
     protocol: { key: "protocol", description: "udp or tcp" },

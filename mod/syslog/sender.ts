@@ -139,6 +139,8 @@ class Pace {
   readonly #batch: number;
   readonly #flags: Int32Array;
   readonly #stats: Float64Array;
+  /** Taken but not sent (batches cut short), and so given up. */
+  #unsent = 0;
 
   constructor(init: SenderInit, flags: Int32Array, stats: Float64Array) {
     this.#duration = init.durationMs > 0 ? init.durationMs : Infinity;
@@ -172,6 +174,21 @@ class Pace {
     return !pending && (!this.#schedule || this.#schedule.owedBefore(this.#deadline) === 0);
   }
 
+  /** Count `n` taken messages that will not go (a batch cut short) as given up. */
+  giveUp(n: number): void {
+    this.#unsent += n;
+    this.#stats[GIVEN_UP] = (this.#schedule?.givenUp ?? 0) + this.#unsent;
+  }
+
+  /**
+   * The sender stops: unless told to, what was due before the end and did not go (its last
+   * `catchUpMs` ran out) is given up too, so sent + given up = rate × duration.
+   */
+  end(): void {
+    if (!this.#schedule || this.#start === 0 || Atomics.load(this.#flags, STOP) === 1) return;
+    this.giveUp(this.#schedule.take(Infinity, this.#deadline));
+  }
+
   /**
    * How many may go now (0: none yet, or the duration is over), of those due before the end;
    * the first call starts the clock.
@@ -187,7 +204,7 @@ class Pace {
     }
     if (this.#schedule) {
       const n = this.#schedule.take(this.#batch, this.#deadline);
-      this.#stats[GIVEN_UP] = this.#schedule.givenUp;
+      this.#stats[GIVEN_UP] = this.#schedule.givenUp + this.#unsent;
       return n;
     }
     return now >= this.#deadline ? 0 : this.#batch;
@@ -279,6 +296,7 @@ export async function runSenders(inits: SenderInit[]): Promise<SenderFailure[]> 
     } catch (e) {
       failures.push({ id: x.init.id, error: e instanceof Error ? e : new Error(String(e)) });
     } finally {
+      x.pace.end();
       finish(x.stats);
     }
   }));
@@ -499,8 +517,10 @@ class FfiUdpSender {
       this.#seq += this.#done;
       stats[SENT] = this.#seq;
       stats[BYTES]! += sizeOf(this.#vec, this.#done);
+      this.#x.pace.giveUp(this.#n - this.#done);
       this.#n = this.#done;
     }
+    this.#x.pace.end();
     this.#sock.close();
     finish(stats);
   }

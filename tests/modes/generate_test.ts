@@ -355,3 +355,25 @@ Deno.test("generate --rate 3 --duration 2s --workers 1 sends rate × duration: 6
   sock.close();
   assert.equal(sock.got.length, 6);
 });
+
+Deno.test("generate stalled over its end: what did not go by the end of catch_up is given up, so sent + given_up = rate × duration", async () => {
+  const sock = await datagrams();
+  const run = start(
+    generateTo(sock.port, {
+      workers: 1,
+      rate: 1000,
+      duration: "1s",
+      extra: ["--catch-up", "200ms"],
+    }),
+  );
+  await run.logged("generating");
+  // Stall the whole process across the end of its duration (and its 200 ms of grace).
+  await new Promise((r) => setTimeout(r, 300));
+  run.child.kill("SIGSTOP");
+  await new Promise((r) => setTimeout(r, 1500));
+  run.child.kill("SIGCONT");
+  const g = await run.done();
+  sock.close();
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.summary.sent + g.summary.given_up, 1000, JSON.stringify(g.summary));
+});
