@@ -17,6 +17,13 @@
  * receiver when messages were lost (sent but never received), else the sender (as fast as
  * possible: it could not send more), or neither when a paced run sent its target.
  *
+ * `SYSLOG_CONTENTION=1 deno task bench syslog` runs, instead, the pacing comparison under CPU
+ * contention: four busy loops (`sh -c 'while :; do :; done'`) on the cores, then in turn, for
+ * SYSLOG_ROUNDS (3) rounds, `generate --workers 4 --rate 20000 --duration 5s` and
+ * `loggen --dgram -r 5000 -s 300 -I 5 --active-connections=4` (the same total rate) into one
+ * receiver: the share of its target each sent, with the load average before each run
+ * (generate on SYSLOG_THREADS threads if set).
+ *
  * `deno task bench syslog` (needs Debian's syslog-ng-core for loggen). SYSLOG_SECONDS=10,
  * SYSLOG_RATE_FACTOR=1.2, SYSLOG_THREADS (generate's threads for its 2 workers; unset: its
  * default, 1), SYSLOG_MAX=1 (0: skip the as-fast-as-possible run), SYSLOG_DEFAULTS=1 (0: skip
@@ -116,6 +123,7 @@ async function generate(
   seconds: number,
   threads: string | undefined,
   extra = ["--message-size", "300"],
+  workers = 2,
 ) {
   const before = await load1();
   const g = await measured([
@@ -127,7 +135,7 @@ async function generate(
       "--port-end",
       `${port}`,
       "--workers",
-      "2",
+      `${workers}`,
       ...(threads ? ["--threads", threads] : []),
       "--rate",
       `${rate}`,
@@ -199,6 +207,9 @@ export async function syslogBench(
 ): Promise<BenchRow[]> {
   const hasLoggen = await new Deno.Command("sh", { args: ["-c", "command -v loggen"] }).output();
   if (!hasLoggen.success) throw new Error("loggen is missing: apt-get install syslog-ng-core");
+  if (Deno.env.get("SYSLOG_CONTENTION") === "1") {
+    return await contentionBench(Number(Deno.env.get("SYSLOG_ROUNDS") ?? 3));
+  }
   const factor = Number(Deno.env.get("SYSLOG_RATE_FACTOR") ?? 1.2);
   const threads = Deno.env.get("SYSLOG_THREADS") || undefined;
   const max = Deno.env.get("SYSLOG_MAX") !== "0";
@@ -311,4 +322,65 @@ export async function syslogBench(
     rows.push(row);
   }
   return rows;
+}
+
+/**
+ * Pacing under CPU contention: four busy loops, then `rounds` times generate and loggen in turn
+ * at 20,000 msg/s in total over 4 senders for 5 s into one receiver (a port each; its counts
+ * are not used: sequence numbers restart every run). Each sent share of its target is its own
+ * count over rate × 5 s.
+ */
+async function contentionBench(rounds: number): Promise<BenchRow[]> {
+  const port = 30000 + 4 * Math.floor(Math.random() * 5000);
+  const r = await receiver(port);
+  const busy = Array.from(
+    { length: 4 },
+    () => new Deno.Command("sh", { args: ["-c", "while :; do :; done"], stdout: "null" }).spawn(),
+  );
+  const runs: { gen: [number, number][]; loggen: [number, number][] } = { gen: [], loggen: [] };
+  const givenUp: number[] = [];
+  try {
+    await new Promise((res) => setTimeout(res, 2000));
+    for (let i = 0; i < rounds; i++) {
+      const before = await load1();
+      const g = await generate(port, 20_000, 5, Deno.env.get("SYSLOG_THREADS") || undefined, [], 4);
+      runs.gen.push([100 * g.summary.sent / 100_000, before]);
+      givenUp.push(g.summary.given_up);
+      const lBefore = await load1();
+      const l = await measured([
+        "loggen",
+        "--dgram",
+        "-r",
+        "5000",
+        "-s",
+        "300",
+        "-I",
+        "5",
+        "--active-connections=4",
+        "127.0.0.1",
+        `${port + 1}`,
+      ], ROOT);
+      const m = /average rate = [\d.]+ msg\/sec, count=(\d+)/.exec(l.stderr + l.stdout);
+      if (!m) throw new Error(`cannot read loggen's output: ${(l.stderr + l.stdout).slice(-500)}`);
+      runs.loggen.push([100 * Number(m[1]) / 100_000, lBefore]);
+    }
+  } finally {
+    for (const b of busy) b.kill("SIGKILL");
+    await Promise.all(busy.map((b) => b.status));
+    await r.stop();
+  }
+  const row = (name: string, xs: [number, number][]): BenchRow => ({
+    name,
+    mbPerSec: 0,
+    sentPercent: xs.map(([p]) => p.toFixed(2)).join(", "),
+    load1: xs.map(([, l]) => l).join(", "),
+    note: "4 busy loops on the cores; % of rate × 5 s sent, per round (generate: natural " +
+      "sizes, loggen: 300 B); load before each",
+  });
+  const gen = row("generate --workers 4 --rate 20000 --duration 5s (contended)", runs.gen);
+  gen.note += `; given up ${givenUp.join(", ")}`;
+  return [
+    gen,
+    row("loggen --dgram -r 5000 -I 5 --active-connections=4 (contended)", runs.loggen),
+  ];
 }
