@@ -85,7 +85,9 @@ export class Schedule {
     let due = now < 0 ? 0 : Math.floor((now * this.rate) / 1000) + 1;
     if (end !== Infinity) {
       const last = end - origin;
-      due = Math.min(due, last <= 0 ? 0 : Math.ceil((last * this.rate) / 1000));
+      // Less a hair: start + duration − start is not always the duration in floating point, and
+      // a message due at the end itself is not before it.
+      due = Math.min(due, last <= 0 ? 0 : Math.ceil((last * this.rate) / 1000 - 1e-6));
     }
     let owed = due - this.#givenUp - this.#taken;
     if (owed > this.#cap) {

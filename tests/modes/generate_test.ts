@@ -380,3 +380,19 @@ Deno.test("generate stalled over its end: what did not go by the end of catch_up
   assert.equal(g.code, 0, g.stderr);
   assert.equal(g.summary.sent + g.summary.given_up, 1000, JSON.stringify(g.summary));
 });
+
+Deno.test("generate stalled mid-run makes the stall up afterwards: rate × duration sent, and all arrive", async () => {
+  const r = await startReceiver(["--idle-timeout", "1s"]);
+  const run = start(generateTo(r.port, { workers: 2, rate: 2000, duration: "2s" }));
+  await run.logged("generating");
+  await new Promise((res) => setTimeout(res, 500));
+  run.child.kill("SIGSTOP"); // 400 ms without a send: 800 messages owed
+  await new Promise((res) => setTimeout(res, 400));
+  run.child.kill("SIGCONT");
+  const g = await run.done();
+  assert.equal(g.code, 0, g.stderr);
+  // Nothing given up unless a stall went past catch_up (1 s); what was owed went afterwards.
+  assert.equal(g.summary.sent + g.summary.given_up, 4000, JSON.stringify(g.summary));
+  const rec = await r.run.done();
+  assertExact(g.summary, rec.summary);
+});

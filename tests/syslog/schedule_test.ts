@@ -128,3 +128,16 @@ Deno.test("Schedule() start(at) starts the clock at a reading taken before: the 
   s.start(2000); // started already: no effect
   assert.equal(s.startedAt, 999.9);
 });
+
+Deno.test("Schedule() take(max, end) counts no message due at the end itself, whatever the rounding of start + duration", () => {
+  for (const start of [0.1, 2449.493181999063, 16019.009720803768, 3941.1201262830596]) {
+    const c = clock(start);
+    const s = new Schedule(1000, c.now, { catchUpMs: 10_000 });
+    s.start(start);
+    const end = start + 2000; // rounded: end - start may be 2000.0000000002
+    c.t = end + 100;
+    let sent = 0;
+    for (let n = s.take(256, end); n > 0; n = s.take(256, end)) sent += n;
+    assert.equal(sent, 2000, `start ${start}`);
+  }
+});
