@@ -66,7 +66,7 @@ export const tailSourceSpec = f.object({
   }),
   poll_interval: f.duration({
     description:
-      "How often the globs are expanded and every file is checked for growth (file system events wake the agent sooner)",
+      "How often the globs are expanded; every file is stat'ed at each poll without file system events, at every tenth with them (events report growth, renames and truncation sooner)",
     default: "1s",
     min: "10ms",
   }),
@@ -299,6 +299,8 @@ export class TailSource implements Source {
   #dirty = new Set<string>();
   #wake: PromiseWithResolvers<void> | undefined;
   #watcher: Deno.FsWatcher | undefined;
+  /** File system events are arriving: most polls need not stat known files. */
+  #watching = false;
   #modifyTimer: ReturnType<typeof setTimeout> | undefined;
   #scratch = new Uint8Array(64 * 1024);
   readonly #state = { toJSON: () => this.#records() };
@@ -378,13 +380,16 @@ export class TailSource implements Source {
     try {
       // A scan (every poll_interval, or on a directory event) stats every file: the next one
       // is due no sooner than twice its own duration, so thousands of files still leave most of
-      // the time to reading.
+      // the time to reading. While file system events arrive, nine polls in ten stat only the
+      // names not seen before (renames, truncations and growth come as events).
       let nextScan = 0;
+      let polls = 0;
       while (!signal.aborted) {
         if (this.#scanDue || Date.now() >= nextScan) {
+          const full = this.#scanDue || !this.#watching || ++polls % 10 === 0;
           this.#scanDue = false;
           const began = Date.now();
-          await this.#scan();
+          await this.#scan(full);
           const took = Date.now() - began;
           this.#log.debug("scan", { took_ms: took, files: this.#files.length });
           nextScan = Date.now() + Math.max(this.#c.poll_interval - took, 2 * took);
@@ -439,6 +444,7 @@ export class TailSource implements Source {
     }
     try {
       this.#watcher = Deno.watchFs([...dirs], { recursive });
+      this.#watching = true;
     } catch (e) {
       this.#log.info("file system events not available: polling only", {
         dirs: [...dirs],
@@ -466,6 +472,7 @@ export class TailSource implements Source {
         }, this.#c.read_coalesce);
       }
     })().catch((e) => {
+      this.#watching = false;
       this.#log.warn("file system events stopped: polling only", { error: e });
     });
   }
@@ -527,12 +534,22 @@ export class TailSource implements Source {
     return [...out];
   }
 
-  /** Expand the globs and reconcile what is found with what is known. */
-  async #scan(): Promise<void> {
+  /**
+   * Expand the globs and reconcile what is found with what is known; unless `full`, a name that
+   * held a followed file at the last scan is taken to hold it still (events report otherwise).
+   */
+  async #scan(full = true): Promise<void> {
     const now = Date.now();
     const found = new Set<Tracked>();
     const byPath = new Map<string, Tracked>();
     for (const path of await this.#expand()) {
+      const known = full ? undefined : this.#byPath.get(path);
+      if (known?.present && !known.retired && !found.has(known)) {
+        known.seen = now;
+        found.add(known);
+        byPath.set(path, known);
+        continue;
+      }
       let st: Deno.FileInfo;
       try {
         st = await Deno.stat(path);
@@ -778,17 +795,15 @@ export class TailSource implements Source {
 
   /** Update a file's size: through its handle (works once its name is gone), else its path. */
   async #refresh(t: Tracked): Promise<void> {
-    let size: number;
+    let st: Deno.FileInfo;
     try {
-      if (t.handle) size = (await t.handle.stat()).size;
-      else {
-        const st = await Deno.stat(t.path);
-        if (st.ino !== t.ino || st.dev !== t.dev) return;
-        size = st.size;
-      }
+      st = t.handle ? await t.handle.stat() : await Deno.stat(t.path);
     } catch {
       return;
     }
+    if (!t.handle && (st.ino !== t.ino || st.dev !== t.dev)) return;
+    const size = st.size;
+    t.mtime = st.mtime?.getTime() ?? t.mtime; // the units' time, for processing_lag_seconds
     if (size > t.size) t.lastGrowth = Date.now();
     if (size < t.next && t.present && !t.retired) this.#scanDue = true; // truncated
     t.size = size;
