@@ -4,6 +4,12 @@
  *
  * The config is the reference streamer's config.yaml under `stream:` (sections s3, http,
  * processing, otlp) with our keys beside theirs.
+ *
+ * Failures follow the pipeline's one policy (pipeline/failure_policy.ts): a file whose delivery
+ * failed is read again, resuming after its delivered lines, and holds the watermark back; a
+ * corrupt, unreadable or non-gzip file is quarantined (its good gzip members delivered once);
+ * lines an intake refused for good go to `dead_letter.path`. `edge-agent stream requeue ID`
+ * reads a quarantined file again.
  * @module
  */
 
@@ -11,7 +17,8 @@ import { resolve } from "node:path";
 import { f } from "../config/spec.ts";
 import { defineMode } from "./mode.ts";
 import { otlpSpec, runOtlpExport } from "../metrics/otlp.ts";
-import { runPipeline } from "../pipeline/run.ts";
+import { DeadLetter, deadLetterSpec } from "../pipeline/dead_letter.ts";
+import { maxAttemptsField, runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
 import { awsClientConfig, awsFields } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
@@ -100,7 +107,14 @@ export const streamSpec = f.object({
       description: "Process what is there now, then exit (backfills)",
       default: false,
     }),
+    max_attempts: maxAttemptsField,
+    plain: f.enum(["reject", "allow"] as const, {
+      description:
+        "Files are gzip (the reference's layout): reject quarantines a file that is not (reason not_gzip); allow reads it as plain text",
+      default: "reject",
+    }),
   }, { description: "How files are found and read" }),
+  dead_letter: deadLetterSpec,
   otlp: otlpSpec,
   state_file: f.string({
     description:
@@ -129,6 +143,7 @@ export const streamMode = defineMode({
     },
     "state-file": { key: "state_file", description: "State file" },
   },
+  stateFile: (config, configDir) => resolve(configDir, config.state_file),
   async run({ config, configDir, metrics, log, health, signal }) {
     const stateFile = resolve(configDir, config.state_file);
     const p = config.processing;
@@ -173,6 +188,9 @@ export const streamMode = defineMode({
         scanInterval: p.scan_interval,
         delayWindow: p.delay_window,
         once: p.once,
+        // Progress of files in flight is written as it moves (writes coalesce, one at a time),
+        // so a crash re-sends about the batches in flight, not a second of them.
+        checkpointInterval: 0,
         log,
       });
     }
@@ -188,10 +206,14 @@ export const streamMode = defineMode({
       signal,
       processing: { worker_count: p.worker_count, max_line_bytes: p.max_line_bytes },
       batch: config.http,
-      // A file is one unit: a corrupt file fails whole and is retried. Holding each member's
-      // first MiB until its CRC checks out keeps a small corrupt file from delivering anything,
-      // at a quarter of the default hold's memory per file in flight.
-      decode: { holdMemberBytes: 1 << 20 },
+      // A corrupt member is dropped and the decoder resyncs on the next one; the file is then
+      // quarantined with its skipped bytes. Holding each member's first MiB until its CRC checks
+      // out keeps a small corrupt member from delivering anything, at a quarter of the default
+      // hold's memory per file in flight.
+      decode: { holdMemberBytes: 1 << 20, resync: true, plain: p.plain },
+      maxAttempts: p.max_attempts,
+      deadLetter: new DeadLetter(resolve(configDir, config.dead_letter.path)),
+      mode: "stream",
     });
     stopExport.abort();
     await exporting;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 /**
  * Atomically replace `path` with `data`.
@@ -41,4 +41,38 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   } catch {
     // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
   }
+}
+
+/**
+ * Remove the temp files {@link writeFileAtomic} left beside `path` when its writer was killed
+ * mid-write (kill -9): those whose process is gone (Linux: no /proc/<pid>). Without /proc
+ * nothing is removed (a dead writer cannot be told from a live one).
+ *
+ * @returns how many were removed.
+ */
+export async function removeStaleTemps(path: string): Promise<number> {
+  const prefix = `${basename(path)}.tmp-`;
+  const dir = dirname(path);
+  try {
+    await Deno.stat("/proc/self");
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !e.name.startsWith(prefix)) continue;
+      const pid = Number(/^(\d+)-/.exec(e.name.slice(prefix.length))?.[1]);
+      if (!pid || pid === Deno.pid) continue;
+      try {
+        await Deno.stat(`/proc/${pid}`);
+        continue; // its writer still runs
+      } catch {
+        await Deno.remove(join(dir, e.name)).then(() => n++, () => {});
+      }
+    }
+  } catch {
+    // An unreadable directory shows up when the file is read or written.
+  }
+  return n;
 }

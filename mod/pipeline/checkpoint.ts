@@ -17,8 +17,15 @@
  *   "done": { "year=2025/month=10/day=12/1760305292_56442_130_1.gz":
  *             { "at": 1760305353000, "lines": 6554, "consumed": 655360 } },
  *   "offsets": { "blob/a.log": 1048576 },
+ *   "progress": { "year=2025/month=10/day=12/1760305299_1_1_1.gz": 3000 },
+ *   "quarantined": { "bad.gz": { "id": "file:///in/bad.gz", "reason": "corrupt_gzip",
+ *             "message": "...", "offset": 1048576, "at": 1760305353000, "attempts": 1, "lines": 0 } },
  *   "state": { "watermark": 1760305292 } }
  * ```
+ *
+ * `progress` holds, for units in flight, how many items were delivered contiguously from the
+ * start (a restart resumes after them); `quarantined` the units that failed for good (also in
+ * `done`, so they are not read again; `requeue` removes both). Both are optional when read.
  *
  * @example
  * ```ts
@@ -30,10 +37,10 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
-import { writeFileAtomic } from "./atomic_file.ts";
+import { removeStaleTemps, writeFileAtomic } from "./atomic_file.ts";
+import type { QuarantineRecord } from "./types.ts";
 
 /** What is recorded for a delivered unit. */
 export interface UnitDone {
@@ -51,6 +58,8 @@ export interface CheckpointFile {
   updated: string;
   done: Record<string, UnitDone>;
   offsets: Record<string, number>;
+  progress?: Record<string, number>;
+  quarantined?: Record<string, QuarantineRecord>;
   state: Record<string, unknown>;
 }
 
@@ -76,6 +85,8 @@ export class CheckpointStore {
   readonly #writeErrors;
   #done = new Map<string, UnitDone>();
   #offsets = new Map<string, number>();
+  #progress = new Map<string, number>();
+  #quarantined = new Map<string, QuarantineRecord>();
   #state: Record<string, unknown> = {};
   #dirty = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -192,35 +203,46 @@ export class CheckpointStore {
     ) {
       return '"state" must be an object';
     }
+    const progress = new Map<string, number>();
+    if (o.progress !== undefined) {
+      if (o.progress === null || typeof o.progress !== "object" || Array.isArray(o.progress)) {
+        return '"progress" must be an object';
+      }
+      for (const [id, n] of Object.entries(o.progress)) {
+        if (typeof n !== "number" || !(n >= 0)) {
+          return `progress[${JSON.stringify(id)}] must be a number ≥ 0`;
+        }
+        progress.set(id, n);
+      }
+    }
+    const quarantined = new Map<string, QuarantineRecord>();
+    if (o.quarantined !== undefined) {
+      if (
+        o.quarantined === null || typeof o.quarantined !== "object" ||
+        Array.isArray(o.quarantined)
+      ) {
+        return '"quarantined" must be an object';
+      }
+      for (const [id, q] of Object.entries(o.quarantined)) {
+        const r = q as Partial<QuarantineRecord> | null;
+        if (r === null || typeof r !== "object" || typeof r.reason !== "string") {
+          return `quarantined[${JSON.stringify(id)}] must be an object with a reason`;
+        }
+        quarantined.set(id, r as QuarantineRecord);
+      }
+    }
     this.#done = done;
     this.#offsets = offsets;
+    this.#progress = progress;
+    this.#quarantined = quarantined;
     this.#state = { ...(o.state as Record<string, unknown> | undefined) };
     return undefined;
   }
 
-  /** Temp files of writeFileAtomic whose writer is gone (Linux: no /proc/<pid>). */
   async #removeStaleTemps(): Promise<void> {
-    const prefix = `${basename(this.path)}.tmp-`;
-    const dir = dirname(this.path);
-    try {
-      await Deno.stat("/proc/self");
-    } catch {
-      return; // no /proc: cannot tell a dead writer from a live one
-    }
-    try {
-      for await (const e of Deno.readDir(dir)) {
-        if (!e.isFile || !e.name.startsWith(prefix)) continue;
-        const pid = Number(/^(\d+)-/.exec(e.name.slice(prefix.length))?.[1]);
-        if (!pid || pid === Deno.pid) continue;
-        try {
-          await Deno.stat(`/proc/${pid}`);
-          continue; // its writer still runs
-        } catch {
-          await Deno.remove(join(dir, e.name)).catch(() => {});
-        }
-      }
-    } catch {
-      // An unreadable directory shows up when the file is read or written.
+    const n = await removeStaleTemps(this.path);
+    if (n > 0) {
+      this.#log?.info("removed temp files of a killed writer", { state_file: this.path, files: n });
     }
   }
 
@@ -257,12 +279,62 @@ export class CheckpointStore {
       consumed: result.consumed,
     });
     this.#offsets.delete(id);
+    this.#progress.delete(id);
     this.#touch();
   }
 
   /** Forget a unit (it will be read again). */
   forget(id: string): void {
-    if (this.#done.delete(id) || this.#offsets.delete(id)) this.#touch();
+    const a = this.#done.delete(id), b = this.#offsets.delete(id);
+    const c = this.#progress.delete(id), d = this.#quarantined.delete(id);
+    if (a || b || c || d) this.#touch();
+  }
+
+  /**
+   * Record a unit that failed for good: done (not read again) and quarantined (listed, may be
+   * re-queued).
+   */
+  markQuarantined(
+    id: string,
+    record: QuarantineRecord,
+    result: { lines: number; consumed: number },
+  ): void {
+    this.markDone(id, { ...result, at: record.at });
+    this.#quarantined.set(id, record);
+    this.#touch();
+  }
+
+  /** The quarantine record of a unit, if it is quarantined. */
+  getQuarantined(id: string): QuarantineRecord | undefined {
+    return this.#quarantined.get(id);
+  }
+
+  /** The quarantined units, by key. */
+  quarantined(): IterableIterator<[string, QuarantineRecord]> {
+    return this.#quarantined.entries();
+  }
+
+  /**
+   * Re-queue a quarantined unit: it is no longer done nor quarantined, and is read again (whole).
+   *
+   * @returns whether `id` was quarantined.
+   */
+  requeue(id: string): boolean {
+    if (!this.#quarantined.has(id)) return false;
+    this.forget(id);
+    return true;
+  }
+
+  /** Items of an unfinished unit delivered contiguously from its start; 0 when unknown. */
+  getProgress(id: string): number {
+    return this.#progress.get(id) ?? 0;
+  }
+
+  /** Record how many items of an unfinished unit were delivered (see the module doc). */
+  setProgress(id: string, items: number): void {
+    if (this.#progress.get(id) === items) return;
+    this.#progress.set(id, items);
+    this.#touch();
   }
 
   /**
@@ -276,6 +348,7 @@ export class CheckpointStore {
     for (const [id, d] of this.#done) {
       if (predicate(id, d)) {
         this.#done.delete(id);
+        this.#quarantined.delete(id);
         n++;
       }
     }
@@ -320,6 +393,8 @@ export class CheckpointStore {
       updated: new Date(this.#now()).toISOString(),
       done: Object.fromEntries(this.#done),
       offsets: Object.fromEntries(this.#offsets),
+      ...(this.#progress.size > 0 && { progress: Object.fromEntries(this.#progress) }),
+      ...(this.#quarantined.size > 0 && { quarantined: Object.fromEntries(this.#quarantined) }),
       state: { ...this.#state },
     };
   }

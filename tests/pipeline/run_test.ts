@@ -125,7 +125,7 @@ Deno.test("runPipeline() keeps order within a unit", async () => {
   assert.deepEqual(sink.lines, a);
 });
 
-Deno.test("runPipeline() nacks a corrupt unit, counts it, and delivers the others", async () => {
+Deno.test("runPipeline() gives up on a corrupt unit for good (nack, not retryable, when the source cannot quarantine), counts it, and delivers the others", async () => {
   const bad = gz(["x", "y"]);
   bad[bad.length - 6]! ^= 0xff;
   const source = memorySource({
@@ -139,7 +139,10 @@ Deno.test("runPipeline() nacks a corrupt unit, counts it, and delivers the other
   assert.deepEqual([...source.acked.keys()], ["good"]);
   assert.match(source.nacked.get("bad")!, /corrupt gzip member at byte 0: CRC32 mismatch/);
   assert.match(source.nacked.get("truncated")!, /truncated gzip member at byte 0/);
-  assert.equal(metrics.counter("mem_files_errored_total", "").get(), 2);
+  assert.equal(metrics.counter("mem_files_errored_total", "").get(), 0);
+  const q = metrics.counter("mem_units_quarantined_total", "");
+  assert.equal(q.get({ reason: "corrupt_gzip" }), 1);
+  assert.equal(q.get({ reason: "truncated_gzip" }), 1);
   assert.ok(sink.lines.includes("g1") && sink.lines.includes("g2"));
 });
 
