@@ -26,6 +26,7 @@ import { f, type Infer } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
+import { NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { Source, Unit } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
@@ -96,6 +97,42 @@ export interface FoundFile {
   /** Ms since epoch: the name's timestamp, else the modification time. */
   time: number;
   size: number;
+}
+
+/**
+ * A file's bytes as a byte stream (readable into the caller's buffers). A read that fails
+ * (EIO, EACCES) would fail the same way next time: it errors the stream with a
+ * {@link NonRecoverableError} (reason `unreadable`) naming the file and byte offset.
+ */
+function readFile(f: Deno.FsFile, path: string): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 64 * 1024,
+    async pull(c) {
+      const req = c.byobRequest!;
+      const v = req.view!;
+      let n: number | null;
+      try {
+        n = await f.read(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      } catch (e) {
+        f.close();
+        throw new NonRecoverableError(
+          `cannot read ${path} at byte ${offset}: ${(e as Error).message}`,
+          { cause: e, reason: "unreadable" },
+        );
+      }
+      if (n === null) {
+        f.close();
+        c.close();
+        req.respond(0);
+        return;
+      }
+      offset += n;
+      req.respond(n);
+    },
+    cancel: () => f.close(),
+  });
 }
 
 /** Yields the files of a directory tree as units. */
@@ -303,11 +340,17 @@ export class FileSource implements Source {
       ...(resume > 0 && { resumeItems: resume }),
       progress: (items) => this.#store.setProgress(file.rel, items),
       open: async () => {
+        let f: Deno.FsFile;
         try {
-          return (await Deno.open(file.path, { read: true })).readable;
+          f = await Deno.open(file.path, { read: true });
         } catch (e) {
-          throw new Error(`cannot open ${file.path}: ${(e as Error).message}`, { cause: e });
+          const gone = e instanceof Deno.errors.NotFound;
+          throw new NonRecoverableError(`cannot open ${file.path}: ${(e as Error).message}`, {
+            cause: e,
+            reason: gone ? "gone" : "unreadable",
+          });
         }
+        return readFile(f, file.path);
       },
       ack: (result) => {
         this.#inflight.delete(file.rel);
