@@ -149,3 +149,117 @@ serviceTest(
     await Deno.remove(dir, { recursive: true });
   },
 );
+
+Deno.test(
+  "stream: corrupt, non-gzip and unreadable files and refused lines are quarantined once and never retried; good members delivered once (issue #15, failure 4)",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const day = join(dir, "in", "year=2025", "month=1", "day=9");
+    await Deno.mkdir(day, { recursive: true });
+    const once: string[] = []; // must arrive exactly once
+    const file = async (name: string, bytes: Uint8Array) =>
+      await Deno.writeFile(join(day, name), bytes);
+    const good = lines("good", 50);
+    once.push(...good);
+    await file("1736400000_1_1_1.gz", gz(good));
+    // A complete member, then a truncated one.
+    const t1 = lines("trunc-ok", 40);
+    once.push(...t1);
+    const t2 = gz(lines("trunc-lost", 40));
+    await file("1736400001_1_1_2.gz", cat(gz(t1), t2.subarray(0, t2.length - 20)));
+    // Members 1 and 3 good, member 2 with a bad CRC: resync delivers 1 and 3.
+    const c1 = lines("crc-1", 30), c3 = lines("crc-3", 30);
+    once.push(...c1, ...c3);
+    const bad = gz(lines("crc-lost", 30));
+    bad[bad.length - 6]! ^= 0xff;
+    await file("1736400002_1_1_3.gz", cat(gz(c1), bad, gz(c3)));
+    // Garbage right after the gzip magic.
+    await file(
+      "1736400003_1_1_4.gz",
+      cat(new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), enc("garbage".repeat(50))),
+    );
+    // Not gzip at all.
+    await file("1736400004_1_1_5.gz", enc(lines("plain", 5).join("\n") + "\n"));
+    // Unreadable: reading /proc/self/mem at offset 0 fails (EIO), also for root.
+    await Deno.symlink("/proc/self/mem", join(day, "1736400005_1_1_6.gz"));
+    // A file with one line the intake refuses (400) and one line too large for it (413).
+    const r = lines("refused-file", 60);
+    r[10] = `{"f":"REJECT-ME"}`;
+    r[40] = `{"f":"HUGE","pad":"${"x".repeat(200_000)}"}`;
+    await file("1736400006_1_1_7.gz", gz(r));
+
+    const intake = startIntake((ls, body) => {
+      if (body.length > 100_000) return 413;
+      if (ls.some((l) => l.includes("REJECT-ME"))) return 400;
+      return 204;
+    });
+    const stop = new AbortController();
+    const agent = runStream(
+      {
+        source: "file",
+        file: { path: join(dir, "in") },
+        http: {
+          endpoints: [intake.url],
+          batch_lines: 10,
+          flush_interval: "20ms",
+          retry: { max_retries: 1, initial_backoff: "10ms", max_backoff: "20ms" },
+        },
+        processing: { scan_interval: "200ms", delay_window: "0s", worker_count: 2 },
+        state_file: `${dir}/state.json`,
+        dead_letter: { path: `${dir}/dead.ndjson` },
+      },
+      dir,
+      stop.signal,
+    );
+    const q = agent.metrics.counter("file_units_quarantined_total", "");
+    await until(() => q.total() >= 6, 20_000);
+    // Many more scans: nothing is read again.
+    await new Promise((r) => setTimeout(r, 2000));
+    stop.abort();
+    await agent.done;
+    await intake.close();
+
+    assert.equal(q.get({ reason: "truncated_gzip" }), 1);
+    assert.equal(q.get({ reason: "corrupt_gzip" }), 2);
+    assert.equal(q.get({ reason: "not_gzip" }), 1);
+    assert.equal(q.get({ reason: "unreadable" }), 1);
+    // The refused file: "rejected" (400), or "too_large" when the sink tells the 413's line apart.
+    assert.equal(q.get({ reason: "rejected" }) + q.get({ reason: "too_large" }), 1);
+    assert.equal(q.total(), 6, JSON.stringify(q.snapshot()));
+    const quarantineLogs = agent.logs.filter((l) =>
+      l.msg === "unit quarantined: not read again until re-queued"
+    );
+    assert.equal(quarantineLogs.length, 6);
+    for (const l of quarantineLogs) {
+      assert.ok(typeof l.unit === "string" && typeof l.reason === "string");
+    }
+    const crcLog = quarantineLogs.find((l) => String(l.unit).endsWith("_3.gz"))!;
+    assert.equal(crcLog.offset, gz(c1).length);
+    assert.equal(crcLog.bytes_skipped, bad.length);
+    const seen = tally(intake.got);
+    for (const l of once) assert.equal(seen.get(l), 1, l);
+    for (const l of intake.got) assert.ok(!/trunc-lost|crc-lost|plain/.test(l), l);
+    // The refused file: its other lines delivered, each once; the two refused lines in the dead
+    // letter, each once; the file completed (the refused lines are not sent again).
+    const dead = (await Deno.readTextFile(`${dir}/dead.ndjson`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const deadItems = tally(dead.map((d) => d.item));
+    assert.equal(deadItems.get(r[10]!), 1);
+    assert.equal(deadItems.get(r[40]!), 1);
+    for (const d of dead) {
+      assert.match(d.unit, /^file:\/\/.*_7\.gz$/);
+      assert.ok(typeof d.reason === "string" && d.reason.length > 0);
+    }
+    for (const l of r) {
+      assert.equal((seen.get(l) ?? 0) + (deadItems.get(l) ?? 0), 1, l.slice(0, 40));
+    }
+    assert.equal(agent.metrics.counter("file_files_errored_total", "").get(), 0);
+    assert.ok(agent.metrics.counter("file_bytes_skipped_total", "").get() >= bad.length);
+    // The state lists every quarantined file; /status too.
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/state.json`));
+    assert.equal(Object.keys(state.quarantined).length, 6);
+    assert.equal(agent.health.quarantined().length, 6);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
