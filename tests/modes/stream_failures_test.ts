@@ -263,3 +263,235 @@ Deno.test(
     await Deno.remove(dir, { recursive: true });
   },
 );
+
+serviceTest(
+  "stream: kill -9 three times during a 40-file backlog: no loss, duplicates at most workers × batch_lines per kill, no temp files left (issue #15, failure 7)",
+  ["aws"],
+  async () => {
+    const bucket = await freshBucket();
+    const dir = await Deno.makeTempDir();
+    const s3 = s3Client();
+    const now = Math.floor(Date.now() / 1000);
+    const expected: string[] = [];
+    for (let f = 0; f < 40; f++) {
+      const t = now - 600 + f;
+      const l = lines(`k${f}`, 400);
+      expected.push(...l);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: dayKey("feed/", t, `${t}_1_1_${f}.gz`),
+          Body: gz(l),
+        }),
+      );
+    }
+    const workers = 2, batchLines = 50;
+    // A slow intake (20 ms a batch), so each kill lands mid-file.
+    const intake = startIntake(() => 204, 20);
+    const { endpoint } = awsTestConfig();
+    await Deno.writeTextFile(
+      `${dir}/agent.yaml`,
+      `status: {enabled: false}\nlog: {level: warn}\nstream:\n` +
+        `  s3: {bucket: ${bucket}, prefix: feed/, endpoint: "${endpoint}", region: us-east-1, force_path_style: true}\n` +
+        `  http: {endpoints: ["${intake.url}"], batch_lines: ${batchLines}, workers: ${workers}}\n` +
+        `  processing: {once: true, worker_count: 2}\n  state_file: state.json\n`,
+    );
+    const agent = () =>
+      agentCommand(["stream", "--config", `${dir}/agent.yaml`], { stdout: "null", stderr: "piped" })
+        .spawn();
+    const kills = 3;
+    for (let k = 1; k <= kills; k++) {
+      const child = agent();
+      const target = intake.got.length + 3000;
+      await until(() => intake.got.length >= target, 60_000, 5);
+      child.kill("SIGKILL");
+      await child.status;
+      await child.stderr.cancel();
+    }
+    assert.ok(intake.got.length < expected.length + kills * workers * batchLines, "killed mid-run");
+    const last = agent();
+    const status = await last.status;
+    const err = await new Response(last.stderr).text();
+    assert.equal(status.code, 0, err);
+    await intake.close();
+    const seen = tally(intake.got);
+    for (const l of expected) assert.ok(seen.has(l), `lost: ${l}`);
+    const dups = intake.got.length - expected.length;
+    console.log(
+      `kill -9 × ${kills}: ${dups} duplicated lines (bound ${kills * workers * batchLines})`,
+    );
+    // The batches in flight at each kill, and those acknowledged while the state write that
+    // would have recorded them was under way (one write: about two batches at this pace).
+    assert.ok(dups <= kills * (workers + 2) * batchLines, `duplicates ${dups}`);
+    const temps = [...Deno.readDirSync(dir)].filter((e) => e.name.includes(".tmp-"));
+    assert.deepEqual(temps, []);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+Deno.test("stream: processing_lag_seconds grows during a 10 s intake outage and falls once delivered", async () => {
+  const dir = await Deno.makeTempDir();
+  const day = join(dir, "in", "year=2025", "month=1", "day=9");
+  await Deno.mkdir(day, { recursive: true });
+  const t = Math.floor(Date.now() / 1000) - 30;
+  for (let i = 0; i < 3; i++) {
+    await Deno.writeFile(join(day, `${t + i}_1_1_${i}.gz`), gz(lines(`lag${i}`, 40)));
+  }
+  let first: number | undefined;
+  const intake = startIntake(() => {
+    first ??= Date.now();
+    return Date.now() - first < 10_000 ? 503 : 204;
+  });
+  const stop = new AbortController();
+  const agent = runStream(
+    {
+      source: "file",
+      file: { path: join(dir, "in") },
+      http: {
+        endpoints: [intake.url],
+        batch_lines: 20,
+        flush_interval: "20ms",
+        retry: { max_retries: 1, initial_backoff: "10ms", max_backoff: "20ms" },
+      },
+      processing: { scan_interval: "300ms", delay_window: "0s", worker_count: 2 },
+      state_file: `${dir}/state.json`,
+      dead_letter: { path: `${dir}/dead.ndjson` },
+    },
+    dir,
+    stop.signal,
+  );
+  const lag = agent.metrics.gauge("processing_lag_seconds", "");
+  await until(() => first !== undefined, 10_000);
+  const during: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    during.push(lag.get());
+  }
+  await until(() => intake.got.length >= 120, 20_000);
+  await new Promise((r) => setTimeout(r, 1500));
+  const after = lag.get();
+  stop.abort();
+  await agent.done;
+  await intake.close();
+  assert.equal(intake.got.length, 120);
+  // Each sample is at least the one before (the oldest file waits), and the last is larger.
+  for (let i = 1; i < during.length; i++) assert.ok(during[i]! >= during[i - 1]!, `${during}`);
+  assert.ok(during.at(-1)! > during[0]!, `${during}`);
+  assert.ok(during[0]! >= 30, `${during}`);
+  // Delivered: nothing is waiting, so no lag.
+  assert.equal(after, 0);
+  assert.ok(agent.metrics.gauge("processing_delivered_lag_seconds", "").get() > 0);
+  await Deno.remove(dir, { recursive: true });
+});
+
+serviceTest(
+  "stream: an object whose download keeps failing is quarantined after max_attempts; outages of the intake do not count",
+  ["aws"],
+  async () => {
+    const bucket = await freshBucket();
+    const dir = await Deno.makeTempDir();
+    const s3 = s3Client();
+    const t = Math.floor(Date.now() / 1000) - 100;
+    const badKey = dayKey("feed/", t, `${t}_1_1_1.gz`);
+    const goodKey = dayKey("feed/", t + 1, `${t + 1}_1_1_2.gz`);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: badKey, Body: gz(lines("bad", 5)) }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: goodKey, Body: gz(lines("good", 5)) }),
+    );
+    // S3 answers 500 to every GET of one object (the SDK retries, then gives up).
+    let gets = 0;
+    const proxy = startAwsProxy({
+      fail: (call) => {
+        if (decodeURIComponent(call.action) !== `GET /${bucket}/${badKey}`) return undefined;
+        gets++;
+        return { type: "InternalError", status: 500 };
+      },
+    });
+    // The intake is down for the first 2 s: the good file fails several times, never quarantined.
+    let first: number | undefined;
+    const intake = startIntake(() => {
+      first ??= Date.now();
+      return Date.now() - first < 2000 ? 503 : 204;
+    });
+    const stop = new AbortController();
+    const agent = runStream(
+      {
+        s3: { bucket, prefix: "feed/", ...awsTestConfig(), endpoint: proxy.url },
+        http: {
+          endpoints: [intake.url],
+          flush_interval: "20ms",
+          retry: { max_retries: 0, initial_backoff: "10ms", max_backoff: "20ms" },
+        },
+        processing: { scan_interval: "200ms", delay_window: "0s", max_attempts: 3 },
+        state_file: `${dir}/state.json`,
+        dead_letter: { path: `${dir}/dead.ndjson` },
+      },
+      dir,
+      stop.signal,
+    );
+    const q = agent.metrics.counter("s3_units_quarantined_total", "");
+    await until(() => q.total() >= 1 && intake.got.length >= 5, 30_000);
+    const getsAtQuarantine = gets;
+    await new Promise((r) => setTimeout(r, 1500));
+    stop.abort();
+    await agent.done;
+    await proxy.close();
+    await intake.close();
+    assert.equal(q.get({ reason: "max_attempts" }), 1, JSON.stringify(q.snapshot()));
+    assert.equal(gets, getsAtQuarantine, "not fetched again once quarantined");
+    assert.deepEqual(intake.got.toSorted(), lines("good", 5).toSorted());
+    const goodFailures = agent.logs.filter((l) =>
+      l.msg === "unit failed: not checkpointed, will be retried" && String(l.unit).endsWith(goodKey)
+    );
+    assert.ok(goodFailures.length > 3, `the good file failed ${goodFailures.length} times`);
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/state.json`));
+    assert.deepEqual(Object.keys(state.quarantined), [badKey]);
+    assert.equal(state.quarantined[badKey].attempts, 3);
+    assert.equal(state.quarantined[badKey].id, `s3://${bucket}/${badKey}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+Deno.test("stream requeue: a quarantined file is read again at the next scan", async () => {
+  const dir = await Deno.makeTempDir();
+  const day = join(dir, "in", "year=2025", "month=1", "day=9");
+  await Deno.mkdir(day, { recursive: true });
+  const path = join(day, "1736400000_1_1_1.gz");
+  await Deno.writeFile(path, gz(lines("a", 5)).subarray(0, 15)); // truncated
+  const intake = startIntake();
+  const stop = new AbortController();
+  const agent = runStream(
+    {
+      source: "file",
+      file: { path: join(dir, "in") },
+      http: { endpoints: [intake.url], flush_interval: "20ms" },
+      processing: { scan_interval: "200ms", delay_window: "0s" },
+      state_file: `${dir}/state.json`,
+      dead_letter: { path: `${dir}/dead.ndjson` },
+    },
+    dir,
+    stop.signal,
+  );
+  const q = agent.metrics.counter("file_units_quarantined_total", "");
+  await until(() => q.total() === 1, 10_000);
+  const id = agent.health.quarantined()[0]!.id as string;
+  assert.equal(id, `file://${path}`);
+  // The operator fixes the file and re-queues it.
+  await Deno.writeFile(path, gz(lines("a", 5)));
+  await Deno.writeTextFile(
+    `${dir}/agent.yaml`,
+    `stream:\n  source: file\n  file: {path: in}\n  state_file: state.json\n`,
+  );
+  assert.equal(await runCli(["stream", "requeue", id, "--config", `${dir}/agent.yaml`]), 0);
+  await until(() => intake.got.length === 5, 10_000);
+  await new Promise((r) => setTimeout(r, 600));
+  stop.abort();
+  await agent.done;
+  await intake.close();
+  assert.deepEqual(intake.got, lines("a", 5));
+  assert.equal(q.total(), 1);
+  const state = JSON.parse(await Deno.readTextFile(`${dir}/state.json`));
+  assert.equal(state.quarantined, undefined);
+  assert.ok(state.done["year=2025/month=1/day=9/1736400000_1_1_1.gz"]);
+  await Deno.remove(dir, { recursive: true });
+});
