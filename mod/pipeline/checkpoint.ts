@@ -8,7 +8,7 @@
  * `close()`) writes at once on shutdown. So a crash can forget the last second of acks: those
  * units are read and delivered again. We prefer a duplicate line to a lost one.
  *
- * A missing file is a fresh start. A file that cannot be parsed is an error naming the path:
+ * A missing file is a fresh start (a missing directory is created). A file that cannot be parsed is an error naming the path:
  * silently starting over would re-send (or, with a watermark, skip) a whole history.
  *
  * File format (version 1):
@@ -39,6 +39,7 @@
 
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { dirname } from "node:path";
 import { removeStaleTemps, writeFileAtomic } from "./atomic_file.ts";
 import type { QuarantineRecord } from "./types.ts";
 
@@ -125,6 +126,7 @@ export class CheckpointStore {
    * @throws {Error} naming the path when the file cannot be read or is not a valid checkpoint.
    */
   async load(): Promise<void> {
+    await this.#makeDir();
     await this.#removeStaleTemps();
     let text: string;
     try {
@@ -237,6 +239,18 @@ export class CheckpointStore {
     this.#quarantined = quarantined;
     this.#state = { ...(o.state as Record<string, unknown> | undefined) };
     return undefined;
+  }
+
+  /** A missing state directory is created (else every write would fail after delivery). */
+  async #makeDir(): Promise<void> {
+    try {
+      await Deno.mkdir(dirname(this.path), { recursive: true });
+    } catch (e) {
+      throw new Error(
+        `cannot create the directory of checkpoint file ${this.path}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
   }
 
   async #removeStaleTemps(): Promise<void> {

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../log/logger.ts";
 import { removeStaleTemps, writeFileAtomic } from "../pipeline/atomic_file.ts";
@@ -134,6 +135,14 @@ export class S3ScanSource implements Source {
 
   /** Load the state file, or start at now − delay_window when there is none. */
   async load(): Promise<void> {
+    try {
+      await Deno.mkdir(dirname(this.#o.stateFile), { recursive: true });
+    } catch (e) {
+      throw new Error(
+        `cannot create the directory of state file ${this.#o.stateFile}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
     const removed = await removeStaleTemps(this.#o.stateFile);
     if (removed > 0) {
       this.#o.log.info("removed temp files of a killed writer", {

@@ -254,3 +254,13 @@ Deno.test("CheckpointStore keeps progress of units in flight and quarantine reco
   assert.equal(file.quarantined, undefined);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("CheckpointStore.load() creates a missing state directory, so the first write does not fail after delivery", async () => {
+  const dir = await Deno.makeTempDir();
+  const s = new CheckpointStore(`${dir}/not/yet/state.json`, { flushInterval: 0 });
+  await s.load();
+  s.markDone("a", { lines: 1, consumed: 1 });
+  await s.close();
+  assert.ok(JSON.parse(await Deno.readTextFile(`${dir}/not/yet/state.json`)).done.a);
+  await Deno.remove(dir, { recursive: true });
+});
