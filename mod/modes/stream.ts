@@ -210,7 +210,7 @@ export const streamMode = defineMode({
       // quarantined with its skipped bytes. Holding each member's first MiB until its CRC checks
       // out keeps a small corrupt member from delivering anything, at a quarter of the default
       // hold's memory per file in flight.
-      decode: { holdMemberBytes: 1 << 20, resync: true, plain: p.plain },
+      decode: { holdMemberBytes: 1 << 20, resync: true, resyncWindow: 256 << 10, plain: p.plain },
       maxAttempts: p.max_attempts,
       deadLetter: new DeadLetter(resolve(configDir, config.dead_letter.path)),
       mode: "stream",

@@ -174,6 +174,7 @@ class UnitTracker {
   #settled: Promise<Outcome>;
   #resolve!: (v: Outcome) => void;
   #settle: () => Promise<Outcome>;
+  #settling = false;
   readonly abort = new AbortController();
 
   constructor(unit: Unit, settle: (t: UnitTracker) => Promise<Outcome>) {
@@ -230,6 +231,7 @@ class UnitTracker {
   }
 
   done(consumed: number, truncated: number): void {
+    if (this.inputDone) return;
     this.inputDone = true;
     this.consumed = consumed;
     this.truncated = truncated;
@@ -250,8 +252,8 @@ class UnitTracker {
   }
 
   #maybeSettle(): void {
-    if (!this.inputDone || this.pending > 0) return;
-    this.inputDone = false; // settle once
+    if (!this.inputDone || this.pending > 0 || this.#settling) return;
+    this.#settling = true;
     this.#settle().then(this.#resolve, () => this.#resolve("nacked"));
   }
 }

@@ -373,6 +373,7 @@ Deno.test("stream: processing_lag_seconds grows during a 10 s intake outage and 
   stop.abort();
   await agent.done;
   await intake.close();
+  console.log(`processing_lag_seconds during the outage: ${during.join(", ")}; after: ${after}`);
   assert.equal(intake.got.length, 120);
   // Each sample is at least the one before (the oldest file waits), and the last is larger.
   for (let i = 1; i < during.length; i++) assert.ok(during[i]! >= during[i - 1]!, `${during}`);
