@@ -188,9 +188,6 @@ export const streamMode = defineMode({
         scanInterval: p.scan_interval,
         delayWindow: p.delay_window,
         once: p.once,
-        // Progress of files in flight is written as it moves (writes coalesce, one at a time),
-        // so a crash re-sends about the batches in flight, not a second of them.
-        checkpointInterval: 0,
         log,
       });
     }

@@ -44,32 +44,38 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
 }
 
 /**
- * Remove the temp files {@link writeFileAtomic} left beside `path` when its writer was killed
- * mid-write (kill -9): those whose process is gone (Linux: no /proc/<pid>). Without /proc
- * nothing is removed (a dead writer cannot be told from a live one).
+ * Remove the temp files {@link writeFileAtomic} (or a progress file) left beside `path` when its
+ * writer was killed mid-write (kill -9). A temp file of another process is stale when that
+ * process is gone (Linux: no /proc/<pid>); where /proc cannot be read (the agent's permission set
+ * refuses it), when it is older than `minAgeMs`: a live writer's temp file lives for the
+ * milliseconds of one write. Call it at start and again at close (by then a temp file a killed
+ * predecessor left a moment before the start is old enough).
  *
  * @returns how many were removed.
  */
-export async function removeStaleTemps(path: string): Promise<number> {
+export async function removeStaleTemps(path: string, minAgeMs = 2000): Promise<number> {
   const prefix = `${basename(path)}.tmp-`;
   const dir = dirname(path);
-  try {
-    await Deno.stat("/proc/self");
-  } catch {
-    return 0;
-  }
   let n = 0;
   try {
     for await (const e of Deno.readDir(dir)) {
       if (!e.isFile || !e.name.startsWith(prefix)) continue;
       const pid = Number(/^(\d+)-/.exec(e.name.slice(prefix.length))?.[1]);
       if (!pid || pid === Deno.pid) continue;
+      const file = join(dir, e.name);
+      let stale: boolean;
       try {
         await Deno.stat(`/proc/${pid}`);
-        continue; // its writer still runs
-      } catch {
-        await Deno.remove(join(dir, e.name)).then(() => n++, () => {});
+        stale = false; // its writer still runs
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) stale = true;
+        else {
+          // /proc not readable here: judge by age.
+          const mtime = (await Deno.stat(file).catch(() => undefined))?.mtime?.getTime();
+          stale = mtime !== undefined && Date.now() - mtime > minAgeMs;
+        }
       }
+      if (stale) await Deno.remove(file).then(() => n++, () => {});
     }
   } catch {
     // An unreadable directory shows up when the file is read or written.

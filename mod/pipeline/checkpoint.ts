@@ -17,15 +17,15 @@
  *   "done": { "year=2025/month=10/day=12/1760305292_56442_130_1.gz":
  *             { "at": 1760305353000, "lines": 6554, "consumed": 655360 } },
  *   "offsets": { "blob/a.log": 1048576 },
- *   "progress": { "year=2025/month=10/day=12/1760305299_1_1_1.gz": 3000 },
  *   "quarantined": { "bad.gz": { "id": "file:///in/bad.gz", "reason": "corrupt_gzip",
  *             "message": "...", "offset": 1048576, "at": 1760305353000, "attempts": 1, "lines": 0 } },
  *   "state": { "watermark": 1760305292 } }
  * ```
  *
- * `progress` holds, for units in flight, how many items were delivered contiguously from the
- * start (a restart resumes after them); `quarantined` the units that failed for good (also in
- * `done`, so they are not read again; `requeue` removes both). Both are optional when read.
+ * `quarantined` holds the units that failed for good (also in `done`, so they are not read
+ * again; `requeue` removes both); optional when read. How far units in flight were delivered is
+ * kept beside it, in `<path>.progress` (see progress_file.ts): it changes with every batch, so it
+ * is written as it changes and without fsync, which this file could not afford.
  *
  * @example
  * ```ts
@@ -41,6 +41,7 @@ import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { dirname } from "node:path";
 import { removeStaleTemps, writeFileAtomic } from "./atomic_file.ts";
+import { ProgressFile } from "./progress_file.ts";
 import type { QuarantineRecord } from "./types.ts";
 
 /** What is recorded for a delivered unit. */
@@ -59,7 +60,6 @@ export interface CheckpointFile {
   updated: string;
   done: Record<string, UnitDone>;
   offsets: Record<string, number>;
-  progress?: Record<string, number>;
   quarantined?: Record<string, QuarantineRecord>;
   state: Record<string, unknown>;
 }
@@ -86,7 +86,7 @@ export class CheckpointStore {
   readonly #writeErrors;
   #done = new Map<string, UnitDone>();
   #offsets = new Map<string, number>();
-  #progress = new Map<string, number>();
+  readonly #progress: ProgressFile;
   #quarantined = new Map<string, QuarantineRecord>();
   #state: Record<string, unknown> = {};
   #dirty = false;
@@ -113,6 +113,7 @@ export class CheckpointStore {
     this.#flushInterval = flushInterval;
     this.#log = log;
     this.#now = now;
+    this.#progress = new ProgressFile(`${path}.progress`, log);
     this.#writeErrors = metrics?.counter(
       "checkpoint_write_errors_total",
       "Failed checkpoint file writes (retried at the next flush)",
@@ -128,6 +129,7 @@ export class CheckpointStore {
   async load(): Promise<void> {
     await this.#makeDir();
     await this.#removeStaleTemps();
+    await this.#progress.load();
     let text: string;
     try {
       text = await Deno.readTextFile(this.path);
@@ -157,6 +159,7 @@ export class CheckpointStore {
         `checkpoint file ${this.path} is not a valid checkpoint: ${problem}; move it away to start fresh (every unit is then read again)`,
       );
     }
+    for (const id of this.#progress.ids()) if (this.#done.has(id)) this.#progress.delete(id);
   }
 
   /** Adopt a parsed file; returns what is wrong with it, if anything. */
@@ -205,18 +208,6 @@ export class CheckpointStore {
     ) {
       return '"state" must be an object';
     }
-    const progress = new Map<string, number>();
-    if (o.progress !== undefined) {
-      if (o.progress === null || typeof o.progress !== "object" || Array.isArray(o.progress)) {
-        return '"progress" must be an object';
-      }
-      for (const [id, n] of Object.entries(o.progress)) {
-        if (typeof n !== "number" || !(n >= 0)) {
-          return `progress[${JSON.stringify(id)}] must be a number ≥ 0`;
-        }
-        progress.set(id, n);
-      }
-    }
     const quarantined = new Map<string, QuarantineRecord>();
     if (o.quarantined !== undefined) {
       if (
@@ -235,7 +226,6 @@ export class CheckpointStore {
     }
     this.#done = done;
     this.#offsets = offsets;
-    this.#progress = progress;
     this.#quarantined = quarantined;
     this.#state = { ...(o.state as Record<string, unknown> | undefined) };
     return undefined;
@@ -254,7 +244,7 @@ export class CheckpointStore {
   }
 
   async #removeStaleTemps(): Promise<void> {
-    const n = await removeStaleTemps(this.path);
+    const n = await removeStaleTemps(this.path) + await removeStaleTemps(this.#progress.path);
     if (n > 0) {
       this.#log?.info("removed temp files of a killed writer", { state_file: this.path, files: n });
     }
@@ -293,15 +283,16 @@ export class CheckpointStore {
       consumed: result.consumed,
     });
     this.#offsets.delete(id);
-    this.#progress.delete(id);
+    // Its progress goes once this is written (a crash before then resumes after the progress).
     this.#touch();
   }
 
   /** Forget a unit (it will be read again). */
   forget(id: string): void {
     const a = this.#done.delete(id), b = this.#offsets.delete(id);
-    const c = this.#progress.delete(id), d = this.#quarantined.delete(id);
-    if (a || b || c || d) this.#touch();
+    const d = this.#quarantined.delete(id);
+    this.#progress.delete(id);
+    if (a || b || d) this.#touch();
   }
 
   /**
@@ -341,14 +332,12 @@ export class CheckpointStore {
 
   /** Items of an unfinished unit delivered contiguously from its start; 0 when unknown. */
   getProgress(id: string): number {
-    return this.#progress.get(id) ?? 0;
+    return this.#progress.get(id);
   }
 
   /** Record how many items of an unfinished unit were delivered (see the module doc). */
   setProgress(id: string, items: number): void {
-    if (this.#progress.get(id) === items) return;
     this.#progress.set(id, items);
-    this.#touch();
   }
 
   /**
@@ -363,6 +352,7 @@ export class CheckpointStore {
       if (predicate(id, d)) {
         this.#done.delete(id);
         this.#quarantined.delete(id);
+        this.#progress.delete(id);
         n++;
       }
     }
@@ -407,7 +397,6 @@ export class CheckpointStore {
       updated: new Date(this.#now()).toISOString(),
       done: Object.fromEntries(this.#done),
       offsets: Object.fromEntries(this.#offsets),
-      ...(this.#progress.size > 0 && { progress: Object.fromEntries(this.#progress) }),
       ...(this.#quarantined.size > 0 && { quarantined: Object.fromEntries(this.#quarantined) }),
       state: { ...this.#state },
     };
@@ -438,9 +427,12 @@ export class CheckpointStore {
     if (!this.#dirty) return;
     this.#dirty = false;
     const text = JSON.stringify(this.snapshot(), null, 1) + "\n";
+    const recorded = this.#progress.ids().filter((id) => this.#done.has(id));
     this.#writing = writeFileAtomic(this.path, text);
     try {
       await this.#writing;
+      // Units now recorded as done need no progress any more.
+      for (const id of recorded) if (this.#done.has(id)) this.#progress.delete(id);
       if (this.#failing) {
         this.#failing = false;
         this.#log?.info("checkpoint written again", { state_file: this.path });
@@ -475,6 +467,7 @@ export class CheckpointStore {
       this.#timer = undefined;
     }
     await this.#write();
+    await this.#progress.flush();
   }
 
   /**
@@ -492,6 +485,8 @@ export class CheckpointStore {
       do await this.#write(); while (this.#dirty);
     } finally {
       this.#closed = true;
+      await this.#progress.flush();
+      await this.#removeStaleTemps();
     }
   }
 }

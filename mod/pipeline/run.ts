@@ -482,7 +482,7 @@ export async function runPipeline<T = Uint8Array>(
     stats.unitsQuarantined++;
     attempts.delete(unit.id);
     health?.recordQuarantine(record);
-    log.error("unit quarantined: not read again until re-queued", {
+    const fields = {
       unit: unit.id,
       reason,
       ...(offset !== undefined && { offset }),
@@ -491,11 +491,17 @@ export async function runPipeline<T = Uint8Array>(
       ...(result.skipped !== undefined && { bytes_skipped: result.skipped }),
       ...(result.rejected !== undefined && { items_dead_lettered: result.rejected }),
       attempts: tries,
-      requeue: `edge-agent ${opts.mode ?? "<mode>"} requeue ${unit.id}`,
-    });
+    };
+    if (unit.quarantine) {
+      log.error("unit quarantined: not read again until re-queued", {
+        ...fields,
+        requeue: `edge-agent ${opts.mode ?? "<mode>"} requeue ${unit.id}`,
+      });
+    } else log.error("unit failed for good: its source is told not to retry it", fields);
     if (unit.quarantine) await unit.quarantine(record, result);
-    else if (t.failure) await unit.nack(new NonRecoverableError(message, { reason }));
-    else await unit.ack(result);
+    else if (t.failure) {
+      await unit.nack(new NonRecoverableError(message, { reason, cause: t.failure }));
+    } else await unit.ack(result);
     return "quarantined";
   };
 

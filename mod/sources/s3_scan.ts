@@ -11,7 +11,8 @@
  * The watermark never passes a file that is neither delivered nor quarantined: a file whose
  * attempt failed (a destination down) holds it back until it is delivered, so it is listed
  * again at every scan however long the outage lasts. Files in flight keep how many of their
- * lines were delivered (`progress`), so a retry or a restart resumes after them. A file that
+ * lines were delivered (in `<state_file>.progress`, see progress_file.ts), so a retry or a restart
+ * resumes after them. A file that
  * failed for good is quarantined (`quarantined` in the state), not read again until
  * `edge-agent stream requeue s3://bucket/key`.
  *
@@ -25,6 +26,7 @@ import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../log/logger.ts";
 import { removeStaleTemps, writeFileAtomic } from "../pipeline/atomic_file.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
+import { ProgressFile } from "../pipeline/progress_file.ts";
 import { sleep } from "../pipeline/retry.ts";
 import type { QuarantineRecord, Source, Unit, UnitResult } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
@@ -64,8 +66,6 @@ export interface ScanState {
    * `done`) was read, dropped once the watermark is `lateness` past it.
    */
   done_through?: number;
-  /** Files in flight: lines delivered contiguously from the start (a retry resumes there). */
-  progress?: Record<string, number>;
   /** Files that failed for good, by key (also in `done` while within `lateness`). */
   quarantined?: Record<string, QuarantineRecord & { time: number }>;
 }
@@ -104,7 +104,7 @@ export class S3ScanSource implements Source {
   #inflight = new Map<string, number>();
   /** Failed, to be read again: they hold the watermark back so that it never passes them. */
   #failed = new Map<string, number>();
-  #progress = new Map<string, number>();
+  #progress: ProgressFile;
   #quarantined = new Map<string, QuarantineRecord & { time: number }>();
   /** Re-queued files, read at the next scan whatever their time. */
   #requeued = new Map<string, number>();
@@ -126,6 +126,7 @@ export class S3ScanSource implements Source {
       onSkipped: undefined,
       ...o,
     };
+    this.#progress = new ProgressFile(`${o.stateFile}.progress`, o.log);
   }
 
   /** The watermark (unix seconds): every file at or below it, minus `lateness`, is done. */
@@ -143,13 +144,14 @@ export class S3ScanSource implements Source {
         { cause: e },
       );
     }
-    const removed = await removeStaleTemps(this.#o.stateFile);
+    const removed = await this.#removeStaleTemps();
     if (removed > 0) {
       this.#o.log.info("removed temp files of a killed writer", {
         state_file: this.#o.stateFile,
         files: removed,
       });
     }
+    await this.#progress.load();
     let text: string | undefined;
     try {
       text = await Deno.readTextFile(this.#o.stateFile);
@@ -180,12 +182,20 @@ export class S3ScanSource implements Source {
     }
     this.#watermark = state.last_processed_timestamp;
     for (const [k, t] of Object.entries(state.done ?? {})) this.#done.set(k, t);
-    for (const [k, n] of Object.entries(state.progress ?? {})) this.#progress.set(k, n);
     for (const [k, q] of Object.entries(state.quarantined ?? {})) this.#quarantined.set(k, q);
     // The reference kept no done set: what it checkpointed was delivered.
     this.#doneThrough = state.done === undefined
       ? state.last_processed_timestamp
       : state.done_through;
+    for (const k of this.#progress.ids()) {
+      if (this.#done.has(k) || this.#quarantined.has(k)) this.#progress.delete(k);
+    }
+  }
+
+  /** Delivered or quarantined, and not being read again. */
+  #finished(key: string): boolean {
+    return (this.#done.has(key) || this.#quarantined.has(key)) && !this.#inflight.has(key) &&
+      !this.#failed.has(key) && !this.#requeued.has(key);
   }
 
   /** The oldest file listed and not yet delivered or quarantined (ms since epoch). */
@@ -208,11 +218,13 @@ export class S3ScanSource implements Source {
         last_processed_time: new Date(this.#watermark * 1000).toISOString().replace(".000", ""),
         done: Object.fromEntries(this.#done),
         ...(this.#doneThrough !== undefined && { done_through: this.#doneThrough }),
-        ...(this.#progress.size > 0 && { progress: Object.fromEntries(this.#progress) }),
         ...(this.#quarantined.size > 0 &&
           { quarantined: Object.fromEntries(this.#quarantined) }),
       };
+      // Files finished now need no progress once this write has recorded them.
+      const finished = this.#progress.ids().filter((k) => this.#finished(k));
       await writeFileAtomic(this.#o.stateFile, JSON.stringify(state, null, 1) + "\n");
+      for (const k of finished) if (this.#finished(k)) this.#progress.delete(k);
     });
     return this.#saving;
   }
@@ -348,22 +360,15 @@ export class S3ScanSource implements Source {
       ...(size !== undefined && { size }),
       ...(resume > 0 && { resumeItems: resume }),
       open: (signal) => openS3Object(client, bucket, key, signal),
-      progress: (items) => {
-        this.#progress.set(key, items);
-        this.save().catch((e) =>
-          this.#o.log.error("state write failed", { state_file: this.#o.stateFile, error: e })
-        );
-      },
+      progress: (items) => this.#progress.set(key, items),
       ack: async (_r: UnitResult) => {
         this.#inflight.delete(key);
-        this.#progress.delete(key);
         this.#done.set(key, time);
         this.#advance();
         await this.save();
       },
       quarantine: async (record: QuarantineRecord) => {
         this.#inflight.delete(key);
-        this.#progress.delete(key);
         this.#done.set(key, time);
         this.#quarantined.set(key, { ...record, time });
         for (const k of this.#quarantined.keys()) {
@@ -390,7 +395,11 @@ export class S3ScanSource implements Source {
     for (const t of this.#failed.values()) if (t - 1 < newest) newest = t - 1;
     if (newest > this.#watermark) this.#watermark = newest;
     const floor = this.#watermark - Math.floor(this.#o.lateness / 1000);
-    for (const [k, t] of this.#done) if (t <= floor) this.#done.delete(k);
+    for (const [k, t] of this.#done) {
+      if (t > floor) continue;
+      this.#done.delete(k);
+      this.#progress.delete(k);
+    }
     if (this.#doneThrough !== undefined && this.#doneThrough <= floor) {
       this.#doneThrough = undefined;
     }
@@ -398,5 +407,13 @@ export class S3ScanSource implements Source {
 
   async close(): Promise<void> {
     await this.#saving;
+    await this.#progress.flush();
+    await this.#removeStaleTemps();
+  }
+
+  /** Temp files a killed agent left beside the state and progress files. */
+  async #removeStaleTemps(): Promise<number> {
+    return await removeStaleTemps(this.#o.stateFile) +
+      await removeStaleTemps(this.#progress.path);
   }
 }
