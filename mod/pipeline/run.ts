@@ -341,6 +341,8 @@ export async function runPipeline<T = Uint8Array>(
   /** Unit-level failed attempts by unit id (destination outages are not counted). */
   const attempts = new Map<string, number>();
   const trackers = new Set<UnitTracker>();
+  /** When each failing unit was last warned about. */
+  const warned = new Map<string, number>();
 
   // Lag: the oldest unit not yet acked, the source's waiting ones included.
   const updateLag = () => {
@@ -660,6 +662,10 @@ export async function runPipeline<T = Uint8Array>(
     if (outcome === "nacked") {
       stats.unitsFailed++;
       m.errored.inc();
+      // One warning per unit a minute: an outage retries every unit at every scan.
+      const now = Date.now();
+      if (now - (warned.get(unit.id) ?? -Infinity) < 60_000) return;
+      warned.set(unit.id, now);
       log.warn("unit failed: not checkpointed, will be retried", {
         unit: unit.id,
         error: t.failure,
@@ -669,6 +675,7 @@ export async function runPipeline<T = Uint8Array>(
       });
       return;
     }
+    warned.delete(unit.id);
     if (outcome === "acked") stats.units++;
     stats.lines += t.items - t.rejected;
     stats.bytes += t.bytes;
