@@ -500,3 +500,16 @@ Deno.test("stream requeue: a quarantined file is read again at the next scan", a
   assert.ok(state.done["year=2025/month=1/day=9/1736400000_1_1_1.gz"]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("stream requeue without an id is a usage error naming the form", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    `${dir}/agent.yaml`,
+    `stream:\n  source: file\n  state_file: state.json\n`,
+  );
+  await assert.rejects(
+    () => runCli(["stream", "requeue", "--config", `${dir}/agent.yaml`]),
+    /usage: edge-agent stream requeue ID/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
