@@ -687,9 +687,19 @@ export async function runPipeline<T = Uint8Array>(
     updateLag();
   };
 
+  // /status lists the units quarantined before this run too (the source's state is loaded by
+  // the time it yields a unit or ends).
+  let listed = false;
+  const listQuarantined = () => {
+    if (listed || !health) return;
+    listed = true;
+    const known = source.quarantined?.() ?? [];
+    for (const r of known.toSorted((a, b) => a.at - b.at)) health.recordQuarantine(r);
+  };
   health?.set(`source:${src}`, true);
   try {
     for await (const unit of source.units(signal)) {
+      listQuarantined();
       const p = readUnit(unit).finally(() => running.delete(p));
       running.add(p);
       while (running.size >= processing.worker_count) await Promise.race(running);
@@ -701,6 +711,7 @@ export async function runPipeline<T = Uint8Array>(
   } finally {
     // Drain: no more units come; flush the open batch so the last units can be acked, wait for
     // units still reading (each flushes on its end now), then for the last deliveries.
+    listQuarantined();
     sourceDone = true;
     await batcher.flush();
     await Promise.all(running);

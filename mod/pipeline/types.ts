@@ -107,6 +107,8 @@ export interface Source {
    * `processing_lag_seconds`; undefined when there is none.
    */
   oldestPending?(): number | undefined;
+  /** The units its state records as quarantined (for /status), once its state is loaded. */
+  quarantined?(): QuarantineRecord[];
   /** Release connections. */
   close?(): Promise<void>;
 }

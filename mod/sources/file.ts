@@ -28,7 +28,7 @@ import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
 import { sleep } from "../pipeline/retry.ts";
-import type { Source, Unit } from "../pipeline/types.ts";
+import type { QuarantineRecord, Source, Unit } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
 
 /** The `file:` source config section. */
@@ -319,6 +319,11 @@ export class FileSource implements Source {
       if (this.#store.requeue(rel)) this.#log.info("re-queued: will be read again", { unit: id });
       else this.#log.warn("requeue: not quarantined here, nothing to do", { unit: id });
     }
+  }
+
+  /** The files quarantined, as recorded in the checkpoint. */
+  quarantined(): QuarantineRecord[] {
+    return [...this.#store.quarantined()].map(([, r]) => r);
   }
 
   /** The oldest file handed out or failed and not yet done (ms since epoch). */

@@ -20,6 +20,7 @@ import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
 import { sleep } from "../pipeline/retry.ts";
+import type { QuarantineRecord } from "../pipeline/types.ts";
 import { openS3Object, type S3ObjectSource, type S3ObjectUnit } from "./s3_object.ts";
 
 /** Options for {@link S3BucketScanSource}. */
@@ -191,6 +192,11 @@ export class S3BucketScanSource implements S3ObjectSource {
         return Promise.resolve();
       },
     };
+  }
+
+  /** The objects quarantined, as recorded in the checkpoint. */
+  quarantined(): QuarantineRecord[] {
+    return [...this.#store.quarantined()].map(([, r]) => r);
   }
 
   /** The oldest object listed and not yet delivered or quarantined (ms since epoch). */

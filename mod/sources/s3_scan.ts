@@ -192,6 +192,11 @@ export class S3ScanSource implements Source {
     }
   }
 
+  /** The files quarantined, as recorded in the state. */
+  quarantined(): QuarantineRecord[] {
+    return [...this.#quarantined.values()].map(({ time: _, ...r }) => r);
+  }
+
   /** Delivered or quarantined, and not being read again. */
   #finished(key: string): boolean {
     return (this.#done.has(key) || this.#quarantined.has(key)) && !this.#inflight.has(key) &&

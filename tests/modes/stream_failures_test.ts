@@ -260,6 +260,28 @@ Deno.test(
     const state = JSON.parse(await Deno.readTextFile(`${dir}/state.json`));
     assert.equal(Object.keys(state.quarantined).length, 6);
     assert.equal(agent.health.quarantined().length, 6);
+    // A restart reads none of them again and lists them in /status.
+    const again = startIntake();
+    const stop2 = new AbortController();
+    const second = runStream(
+      {
+        source: "file",
+        file: { path: join(dir, "in") },
+        http: { endpoints: [again.url], flush_interval: "20ms" },
+        processing: { scan_interval: "200ms", delay_window: "0s" },
+        state_file: `${dir}/state.json`,
+        dead_letter: { path: `${dir}/dead.ndjson` },
+      },
+      dir,
+      stop2.signal,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    stop2.abort();
+    await second.done;
+    await again.close();
+    assert.deepEqual(again.got, []);
+    assert.equal(second.metrics.counter("file_units_quarantined_total", "").total(), 0);
+    assert.equal(second.health.quarantined().length, 6);
     await Deno.remove(dir, { recursive: true });
   },
 );
