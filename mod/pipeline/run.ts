@@ -520,7 +520,8 @@ export async function runPipeline<T = Uint8Array>(
       if (v.kind === "permanent") {
         return await quarantine(t, v.reason, errorChain(t.failure), v.offset, tries);
       }
-      if (tries >= maxAttempts) {
+      // A source that cannot record a quarantine (SQS, Kafka) keeps its own redelivery limits.
+      if (tries >= maxAttempts && unit.quarantine) {
         return await quarantine(
           t,
           "max_attempts",
