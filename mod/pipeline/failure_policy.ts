@@ -6,19 +6,22 @@
  *   resuming after the items already delivered. It is never skipped: a source's watermark never
  *   passes a unit that is neither acked nor quarantined. Destination outages do not count as
  *   attempts against the unit; a failure of the unit's own reading does, and after
- *   `max_attempts` of those the unit is quarantined (reason `max_attempts`).
+ *   `max_attempts` of those the unit is quarantined (reason `max_attempts`) when its source
+ *   records quarantines (scans of S3 or a directory); SQS and Kafka units keep their own
+ *   redelivery limits.
  * - **Permanent** (corrupt or unreadable input, content the destination refused for good): the
  *   unit is quarantined: one record in the source's state, one error log naming unit, offset and
  *   reason, `<source>_units_quarantined_total{reason}`, listed in /status, not read again until
  *   `edge-agent <mode> requeue ID`. Items a sink refused go to the dead letter (dead_letter.ts)
- *   and the rest of the unit is delivered.
+ *   and the rest of the unit is delivered. A source that cannot record a quarantine is nacked
+ *   with a {@link NonRecoverableError} instead (an SQS source then deletes the message).
  *
  * We prefer a duplicate line to a lost one, and a quarantined unit to one retried forever.
  * @module
  */
 
 import { DecodeError } from "./gzip.ts";
-import { nonRecoverable } from "./non_recoverable_error.ts";
+import { nonRecoverable, type NonRecoverableError } from "./non_recoverable_error.ts";
 
 /** Attempts (unit-level failures) before a unit is quarantined, unless configured. */
 export const DEFAULT_MAX_ATTEMPTS = 5;
