@@ -14,14 +14,14 @@
  *   reason, `<source>_units_quarantined_total{reason}`, listed in /status, not read again until
  *   `edge-agent <mode> requeue ID`. Items a sink refused go to the dead letter (dead_letter.ts)
  *   and the rest of the unit is delivered. A source that cannot record a quarantine is nacked
- *   with a {@link NonRecoverableError} instead (an SQS source then deletes the message).
+ *   with a NonRecoverableError instead (an SQS source then deletes the message).
  *
  * We prefer a duplicate line to a lost one, and a quarantined unit to one retried forever.
  * @module
  */
 
 import { DecodeError } from "./gzip.ts";
-import { nonRecoverable, type NonRecoverableError } from "./non_recoverable_error.ts";
+import { nonRecoverable } from "./non_recoverable_error.ts";
 
 /** Attempts (unit-level failures) before a unit is quarantined, unless configured. */
 export const DEFAULT_MAX_ATTEMPTS = 5;
