@@ -49,6 +49,7 @@ import type { Logger } from "../log/logger.ts";
 import { Registry } from "../metrics/registry.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { MultilineStream } from "../pipeline/multiline_stream.ts";
+import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
 import { globBase, globToRegExp } from "./file_glob.ts";
 import type { Source, Unit } from "../pipeline/types.ts";
 
@@ -972,9 +973,15 @@ export class TailSource implements Source {
         this.#poke();
         return Promise.resolve();
       },
-      nack: () => {
+      nack: (e) => {
         release();
-        if (t.gen === gen) {
+        if (t.compressed && nonRecoverable(e)) {
+          // A gzip file that cannot be read (corrupt, not gzip) is not tried again.
+          this.#log.error("gzip file cannot be read: not tried again", { path: t.path, error: e });
+          t.done = true;
+          t.pending = [];
+          if (!t.busy) this.#close(t);
+        } else if (t.gen === gen) {
           // Read again from the first range not delivered; later ranges may be sent twice.
           t.gen++;
           t.pending = [];
