@@ -12,6 +12,7 @@ import { ConfigError, formatIssue, loadConfig } from "./mod/config/load.ts";
 import { renderExample } from "./mod/config/example.ts";
 import { type Field, maskSecrets, type ObjectField } from "./mod/config/spec.ts";
 import { errorChain, Logger } from "./mod/log/logger.ts";
+import { redactText } from "./mod/log/redact.ts";
 import { Registry } from "./mod/metrics/registry.ts";
 import type { AgentSections, FlagSpec, Mode, StatusHooks } from "./mod/modes/mode.ts";
 import {
@@ -235,7 +236,7 @@ export async function run(
         const config = await loadConfig(spec, configPath);
         out(`${configPath}: ok\n`);
         if (args.flags.has("show")) {
-          out(JSON.stringify(maskSecrets(spec, config), null, 2) + "\n");
+          out(redactText(JSON.stringify(maskSecrets(spec, config), null, 2)) + "\n");
         }
         return EXIT.ok;
       } catch (e) {
@@ -409,7 +410,7 @@ if (import.meta.main) {
       for (const i of e.issues) console.error(formatIssue(e.file, i));
       code = EXIT.failure;
     } else {
-      console.error(`edge-agent: ${errorChain(e)}`);
+      console.error(`edge-agent: ${redactText(errorChain(e))}`);
       code = EXIT.failure;
     }
   }

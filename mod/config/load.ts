@@ -13,6 +13,7 @@ import {
   type Node as YamlNode,
   parseDocument,
 } from "yaml";
+import { redactText } from "../log/redact.ts";
 import type { Ctx, Field, Input, Issue, Pos } from "./spec.ts";
 
 /** A config that failed to load or validate; `issues` holds every problem. */
@@ -33,7 +34,7 @@ export class ConfigError extends Error {
 /** `file:line:col: path: message` (position left out when unknown). */
 export function formatIssue(file: string, i: Issue): string {
   const where = i.pos ? `${file}:${i.pos.line}:${i.pos.col}` : file;
-  return `${where}: ${i.path || "(top level)"}: ${i.message}`;
+  return redactText(`${where}: ${i.path || "(top level)"}: ${i.message}`);
 }
 
 /** Where `${VAR}` and `${credential:NAME}` look up their values. */

@@ -1,8 +1,11 @@
 /**
  * Structured logging: one JSON object (or one text line) per event on stderr. Secret-looking
- * fields are masked, errors are printed with their `cause` chain.
+ * fields are masked, URLs in messages and fields lose their userinfo and secret query parameters
+ * (redact.ts: the one place log output is redacted), errors are printed with their `cause` chain.
  * @module
  */
+
+import { redactText, redactValue } from "./redact.ts";
 
 /** Log levels, least to most severe. */
 export type Level = "debug" | "info" | "warn" | "error";
@@ -45,8 +48,8 @@ function clean(fields: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
     if (SECRET_KEY.test(k) && v !== null && v !== "") out[k] = "***";
-    else if (v instanceof Error) out[k] = errorChain(v);
-    else out[k] = v;
+    else if (v instanceof Error) out[k] = redactText(errorChain(v));
+    else out[k] = redactValue(v);
   }
   return out;
 }
@@ -102,6 +105,7 @@ export class Logger {
 
   #log(level: Level, msg: string, fields?: Record<string, unknown>): void {
     if (RANK[level] < this.#level) return;
+    msg = redactText(msg);
     const all = clean({ ...this.#fields, ...fields });
     if (level === "error") this.#onError?.(msg, all);
     const ts = new Date().toISOString();

@@ -6,6 +6,7 @@
 
 import { f, type Infer } from "../config/spec.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { redactText } from "../log/redact.ts";
 import type { Health } from "./health.ts";
 
 /** Where the status endpoint listens unless configured. */
@@ -36,11 +37,17 @@ export interface StatusHandlerOptions {
   routes?: (req: Request) => Response | Promise<Response> | undefined;
 }
 
+/**
+ * Every standard answer's body goes out through here: URLs in it lose their userinfo and secret
+ * query parameters (an endpoint's credentials quoted by an error in `last_errors` or a readiness
+ * reason).
+ */
+function answer(body: string, contentType: string, status = 200): Response {
+  return new Response(redactText(body), { status, headers: { "content-type": contentType } });
+}
+
 function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body, null, 2) + "\n", {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
+  return answer(JSON.stringify(body, null, 2) + "\n", "application/json; charset=utf-8", status);
 }
 
 /**
@@ -60,15 +67,13 @@ export function statusHandler(
     }
     switch (pathname) {
       case "/healthz":
-        return new Response("ok\n", { headers: { "content-type": "text/plain" } });
+        return answer("ok\n", "text/plain");
       case "/readyz":
         return health.ready
-          ? new Response("ready\n", { headers: { "content-type": "text/plain" } })
+          ? answer("ready\n", "text/plain")
           : json({ ready: false, reasons: health.reasons() }, 503);
       case "/metrics":
-        return new Response(registry.render(), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
+        return answer(registry.render(), "text/plain; version=0.0.4; charset=utf-8");
       case "/status": {
         const lag = registry.all().find((m) => m.name === "processing_lag_seconds");
         return json({
