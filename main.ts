@@ -13,6 +13,7 @@ import { renderExample } from "./mod/config/example.ts";
 import { type Field, maskSecrets, type ObjectField } from "./mod/config/spec.ts";
 import { errorChain, Logger } from "./mod/log/logger.ts";
 import { redactText } from "./mod/log/redact.ts";
+import { registerProcessMetrics } from "./mod/metrics/process_metrics.ts";
 import { Registry } from "./mod/metrics/registry.ts";
 import type { AgentSections, FlagSpec, Mode, StatusHooks } from "./mod/modes/mode.ts";
 import {
@@ -307,6 +308,11 @@ async function runMode(
     }));
 
   const metrics = new Registry();
+  registerProcessMetrics(metrics, {
+    version: VERSION,
+    deno: DENO_VERSION,
+    commit: GIT_COMMIT === "dev" ? "unknown" : GIT_COMMIT,
+  });
   const hooks: StatusHooks = {};
   const controller = new AbortController();
   const serverAbort = new AbortController();
