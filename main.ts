@@ -316,7 +316,7 @@ async function runMode(
   const hooks: StatusHooks = {};
   const controller = new AbortController();
   const serverAbort = new AbortController();
-  let server: Deno.HttpServer | undefined;
+  let server: ReturnType<typeof serveStatus> | undefined;
   if (agent.status.enabled && !args.flags.has("no-status")) {
     if (mode.statusListen && agent.status.listen === STATUS_DEFAULT_LISTEN) {
       agent.status.listen = mode.statusListen;

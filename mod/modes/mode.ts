@@ -25,7 +25,13 @@ export interface FlagSpec {
 
 /** The shared, non-mode sections of the config. */
 export interface AgentSections {
-  status: { enabled: boolean; listen: string };
+  status: {
+    enabled: boolean;
+    listen: string;
+    header_timeout?: number;
+    request_timeout?: number;
+    max_connections?: number;
+  };
   log: { level: "debug" | "info" | "warn" | "error"; format: "json" | "text" };
   shutdown_timeout: number;
 }

@@ -1,12 +1,14 @@
 /**
  * The embedded status endpoint: /healthz, /readyz, /metrics, /status. The handler is a plain
- * `(req: Request) => Response`, served by Deno.serve on 127.0.0.1:8686 by default.
+ * `(req: Request) => Response`, served by Deno.serve behind a guard (header and request timeouts, a
+ * connection cap: guarded_server.ts) on 127.0.0.1:8686 by default.
  * @module
  */
 
 import { f, type Infer } from "../config/spec.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { redactText } from "../log/redact.ts";
+import { type GuardedServer, serveGuarded } from "./guarded_server.ts";
 import type { Health } from "./health.ts";
 
 /** Where the status endpoint listens unless configured. */
@@ -20,6 +22,22 @@ export const statusSpec = f.object({
       "host:port to listen on. Keep 127.0.0.1 unless a probe from outside the host needs it",
     default: STATUS_DEFAULT_LISTEN,
     pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+  }),
+  header_timeout: f.duration({
+    description: "A connection whose request head has not arrived by then is closed",
+    default: "10s",
+    min: "100ms",
+  }),
+  request_timeout: f.duration({
+    description: "A request not answered by then is cut (WebSockets excepted)",
+    default: "30s",
+    min: "100ms",
+  }),
+  max_connections: f.int({
+    description: "Connections open at once; more are answered 503 and closed",
+    default: 100,
+    min: 1,
+    max: 10_000,
   }),
 }, { description: "Embedded HTTP status endpoint (/healthz, /readyz, /metrics, /status)" });
 
@@ -95,23 +113,27 @@ export function statusHandler(
 }
 
 /**
- * Serve the status endpoint on `listen` (host:port).
+ * Serve the status endpoint on `listen` (host:port), behind the guard of guarded_server.ts
+ * (header and request timeouts, a connection cap).
  *
- * @returns the server; `shutdown()` it when done.
+ * @returns the server; `shutdown()` it, or abort `signal`, when done.
  */
 export function serveStatus(
-  config: Infer<typeof statusSpec>,
+  config: Pick<Infer<typeof statusSpec>, "listen"> & Partial<Infer<typeof statusSpec>>,
   handler: (req: Request) => Response | Promise<Response>,
   signal?: AbortSignal,
-): Deno.HttpServer<Deno.NetAddr> {
+): GuardedServer {
   const i = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, i).replace(/^\[|\]$/g, "");
   const port = Number(config.listen.slice(i + 1));
-  return Deno.serve({
+  return serveGuarded({
     hostname,
     port,
+    ...(config.header_timeout !== undefined && { headerTimeout: config.header_timeout }),
+    ...(config.request_timeout !== undefined && { requestTimeout: config.request_timeout }),
+    ...(config.max_connections !== undefined && { maxConnections: config.max_connections }),
     ...(signal && { signal }),
-    onListen: () => {},
-    onError: (e) => new Response(`internal error: ${(e as Error).message}\n`, { status: 500 }),
+    onError: (e) =>
+      new Response(`internal error: ${redactText((e as Error).message)}\n`, { status: 500 }),
   }, handler);
 }
