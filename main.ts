@@ -12,6 +12,8 @@ import { ConfigError, formatIssue, loadConfig } from "./mod/config/load.ts";
 import { renderExample } from "./mod/config/example.ts";
 import { type Field, maskSecrets, type ObjectField } from "./mod/config/spec.ts";
 import { errorChain, Logger } from "./mod/log/logger.ts";
+import { printFailure } from "./mod/log/failure.ts";
+import { routeProcessWarnings } from "./mod/log/process_warnings.ts";
 import { redactText } from "./mod/log/redact.ts";
 import { registerProcessMetrics } from "./mod/metrics/process_metrics.ts";
 import { Registry } from "./mod/metrics/registry.ts";
@@ -40,6 +42,12 @@ export const EXIT = {
 
 // deno-lint-ignore no-explicit-any
 type AnyMode = Mode<Field<any>>;
+
+/** How the entry point prints a failure (see mod/log/failure.ts); set once a mode is chosen. */
+const failure: { format: "json" | "text"; fields: Record<string, unknown> } = {
+  format: "text",
+  fields: {},
+};
 
 class UsageError extends Error {
   override name = "UsageError";
@@ -263,6 +271,9 @@ export async function run(
     out(modeHelp(mode));
     return EXIT.ok;
   }
+  // From here on a failure is printed in the log's format (JSON unless told otherwise).
+  failure.format = args.flags.get("log-format") === "text" ? "text" : "json";
+  failure.fields = { mode: mode.name };
 
   const overrides = overridesFrom(
     args.flags,
@@ -273,6 +284,7 @@ export async function run(
   const config = await loadConfig(spec, configPath, { overrides }) as
     & AgentSections
     & Record<string, unknown>;
+  failure.format = config.log.format;
   return await runMode(mode, config, config[mode.name], configPath, args);
 }
 
@@ -291,6 +303,7 @@ async function runMode(
     fields: { mode: mode.name },
     onError: (msg, fields) => health.recordError(msg, fields),
   });
+  routeProcessWarnings(log);
   // A mode run without its section gets the section's defaults (required keys are reported).
   const section = sectionIn ??
     (await loadConfig(mode.spec, undefined, {}).catch((e) => {
@@ -413,10 +426,10 @@ if (import.meta.main) {
       console.error(`edge-agent: ${e.message}`);
       code = EXIT.usage;
     } else if (e instanceof ConfigError) {
-      for (const i of e.issues) console.error(formatIssue(e.file, i));
+      printFailure(e.issues.map((i) => formatIssue(e.file, i)), failure.format, failure.fields);
       code = EXIT.failure;
     } else {
-      console.error(`edge-agent: ${redactText(errorChain(e))}`);
+      printFailure([`edge-agent: ${errorChain(e)}`], failure.format, failure.fields);
       code = EXIT.failure;
     }
   }

@@ -43,10 +43,16 @@ export function errorChain(e: unknown): string {
   return parts.filter((p, i) => i === 0 || !parts[i - 1]!.includes(p)).join(": ");
 }
 
+/** `unitsFailed` → `units_failed`: log fields are snake_case, whatever object they came from. */
+function snake(key: string): string {
+  return /[A-Z]/.test(key) ? key.replace(/(?<=[a-z0-9])([A-Z])/g, "_$1").toLowerCase() : key;
+}
+
 function clean(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) {
+  for (const [key, v] of Object.entries(fields)) {
     if (v === undefined) continue;
+    const k = snake(key);
     if (SECRET_KEY.test(k) && v !== null && v !== "") out[k] = "***";
     else if (v instanceof Error) out[k] = redactText(errorChain(v));
     else out[k] = redactValue(v);

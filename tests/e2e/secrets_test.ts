@@ -84,6 +84,8 @@ shutdown_timeout: 1s
     }
   }
   assert.deepEqual(leaks, []);
+  // Every stderr line is JSON (log.format json, the default).
+  for (const line of outputs.stderr!.split("\n").filter(Boolean)) JSON.parse(line);
   // The agent did print the endpoints and their errors (else this test proves nothing).
   assert.match(outputs.stderr, /out of rotation/);
   assert.match(outputs["/status"]!, /last_errors/);
