@@ -57,7 +57,8 @@ export const streamSpec = f.object({
   }, { description: "S3 source (source: s3)" }),
   file: f.object({
     path: f.string({
-      description: "Directory treated like a bucket (source: file)",
+      description:
+        "Directory laid out like the bucket (source: file): only files under year=*/month=*/day=*/ are read",
       default: "/var/log/edge-agent/incoming",
     }),
   }, { description: "Local directory source (source: file)" }),
@@ -169,6 +170,9 @@ export const streamMode = defineMode({
     } else {
       source = new FileSource({
         root: resolve(configDir, config.file.path),
+        // The bucket's layout, nothing else (a stray manifest.json at the root is not data).
+        pattern: "year=*/month=*/day=*/*",
+        metrics,
         stateFile,
         scanInterval: p.scan_interval,
         delayWindow: p.delay_window,

@@ -114,6 +114,7 @@ class UnitTracker {
   #inputDone = false;
   #consumed = 0;
   #truncated = 0;
+  #truncatedAt: number | undefined;
   #settled: Promise<"acked" | "nacked">;
   #resolve!: (v: "acked" | "nacked") => void;
   readonly abort = new AbortController();
@@ -143,10 +144,11 @@ class UnitTracker {
     this.abort.abort(e);
   }
 
-  inputDone(consumed: number, truncated: number): void {
+  inputDone(consumed: number, truncated: number, truncatedAt?: number): void {
     this.#inputDone = true;
     this.#consumed = consumed;
     this.#truncated = truncated;
+    this.#truncatedAt = truncatedAt;
     this.#maybeSettle();
   }
 
@@ -163,6 +165,7 @@ class UnitTracker {
         bytes: this.bytes,
         consumed: this.#consumed,
         truncated: this.#truncated,
+        ...(this.#truncatedAt !== undefined && { truncatedAt: this.#truncatedAt }),
       }).then(() => this.#resolve("acked"), (e) => {
         this.failure = new Error(`ack of ${this.unit.id} failed`, { cause: e });
         this.#resolve("nacked");
@@ -333,7 +336,7 @@ export async function runPipeline<T = Uint8Array>(
       m.truncated.inc(truncated);
       stats.compressedBytes += counted;
       stats.truncated += truncated;
-      t.inputDone(decoder.consumed, truncated);
+      t.inputDone(decoder.consumed, truncated, framer?.firstTruncatedAt);
       if (sourceDone) await batcher.flush();
     } catch (e) {
       const err = t.failure ?? (e instanceof Error ? e : new Error(String(e)));

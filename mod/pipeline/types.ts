@@ -20,6 +20,8 @@ export interface UnitResult {
   consumed: number;
   /** Lines cut at `max_line_bytes`. */
   truncated: number;
+  /** Where the first cut line starts, in decoded bytes (when a line was cut). */
+  truncatedAt?: number;
 }
 
 /** A unit of work from a source. */
