@@ -17,7 +17,7 @@ import { awsFields } from "../sources/aws.ts";
 import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 import type { S3ObjectSource } from "../sources/s3_object.ts";
 import { defineMode } from "./mode.ts";
-import { withRouteEnv } from "./route_env.ts";
+import { routeEnvHelp, withRouteEnv } from "./route_env.ts";
 
 /**
  * The `route:` config section (the reference's settings, as keys; its environment variables
@@ -156,7 +156,8 @@ export const routeMode = defineMode({
     },
   },
   usage:
-    "input manual reads the event files given as arguments (or stdin): route --input manual events.json",
+    "input manual reads the event files given as arguments (or stdin): route --input manual events.json\n" +
+    routeEnvHelp(),
   async run({ config, configDir, metrics, log, health, signal, args }) {
     const { buildRoute } = await import("./route_build.ts");
     const r = await buildRoute(config, metrics, log);

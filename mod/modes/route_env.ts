@@ -46,6 +46,14 @@ export const ROUTE_ENV: readonly RouteEnvVar[] = [
   },
 ];
 
+/** The mapping, for `route --help`. */
+export function routeEnvHelp(): string {
+  const w = Math.max(...ROUTE_ENV.map((v) => v.variable.length));
+  return `Environment variables (the reference's; the config file and flags win over them):\n${
+    ROUTE_ENV.map((v) => `  ${v.variable.padEnd(w)}  route.${v.key}`).join("\n")
+  }\n`;
+}
+
 /** A mapping node's children, made editable (a copy: the caller's tree is not changed). */
 function mapping(input: Input | undefined): Input {
   const value = input?.value;

@@ -84,6 +84,12 @@ Deno.test("withRouteEnv(): a bad value is reported naming its variable", () => {
   );
 });
 
+Deno.test("edge-agent route --help documents the variables and their keys", async () => {
+  const out = await agentCommand(["route", "--help"], { stdout: "piped" }).output();
+  const help = new TextDecoder().decode(out.stdout);
+  for (const v of ROUTE_ENV) assert.match(help, new RegExp(`${v.variable}\\s+route\\.${v.key}`));
+});
+
 serviceTest("edge-agent route runs from the reference's environment variables alone", [
   "aws",
 ], async () => {
