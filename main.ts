@@ -304,6 +304,15 @@ async function runMode(
     onError: (msg, fields) => health.recordError(msg, fields),
   });
   routeProcessWarnings(log);
+  // An error nothing caught ends the process as Deno would, but as a log line (JSON with json).
+  const uncaught = (e: Event) => {
+    e.preventDefault();
+    const error = e instanceof PromiseRejectionEvent ? e.reason : (e as ErrorEvent).error;
+    log.error("uncaught error: exiting", { error: error instanceof Error ? error : String(error) });
+    Deno.exit(EXIT.failure);
+  };
+  globalThis.addEventListener("unhandledrejection", uncaught);
+  globalThis.addEventListener("error", uncaught);
   // A mode run without its section gets the section's defaults (required keys are reported).
   const section = sectionIn ??
     (await loadConfig(mode.spec, undefined, {}).catch((e) => {
@@ -394,6 +403,8 @@ async function runMode(
   } finally {
     clearTimeout(drainTimer);
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    globalThis.removeEventListener("unhandledrejection", uncaught);
+    globalThis.removeEventListener("error", uncaught);
     serverAbort.abort();
     await server?.finished;
   }

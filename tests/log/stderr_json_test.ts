@@ -2,7 +2,7 @@
 // logs, a process warning from an npm package, and the failure that stops it.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { agentCommand, ROOT } from "../_agent.ts";
+import { agentArgs, agentCommand, ROOT } from "../_agent.ts";
 
 function assertJsonLines(stderr: string): Record<string, unknown>[] {
   const lines = stderr.split("\n").filter((l) => l !== "");
@@ -77,4 +77,19 @@ Deno.test("routeProcessWarnings(): an npm package's process warning is a JSON lo
     ["warn", "Warning"],
   ]);
   assert.equal(lines[1]!.code, "X1");
+});
+
+Deno.test("an error nothing caught ends a mode run with exit 1 and a JSON log line", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: agentArgs(["crash", "--no-status"], [], "tests/testdata/crash_agent.ts"),
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  const last = assertJsonLines(stderr).at(-1)!;
+  assert.equal(last.msg, "uncaught error: exiting");
+  assert.match(String(last.error), /boom at http:\/\/\*\*\*@127\.0\.0\.1:1\/x\?token=\*\*\*/);
+  assert.doesNotMatch(stderr, /pw-crash|tok-crash/);
 });
