@@ -35,7 +35,7 @@ Deno.test("an endpoint's userinfo and secret query parameters appear in no outpu
   source: file
   file: { path: ${join(dir, "bucket")} }
   state_file: state.json
-  processing: { delay_window: 0s, scan_interval: 1s }
+  processing: { delay_window: 0s, scan_interval: 1s, plain: allow }
   http:
     endpoints: [${urls.map((u) => JSON.stringify(u)).join(", ")}]
     flush_interval: 10ms

@@ -67,7 +67,7 @@ Deno.test("/metrics of a running agent: process metrics, and no series changes i
   source: file
   file: { path: ${join(dir, "bucket")} }
   state_file: state.json
-  processing: { delay_window: 0s, scan_interval: 1s }
+  processing: { delay_window: 0s, scan_interval: 1s, plain: allow }
   http:
     endpoints: ["http://127.0.0.1:${failing.addr.port}/in"]
     flush_interval: 10ms

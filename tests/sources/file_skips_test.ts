@@ -81,7 +81,7 @@ Deno.test("stream (file source) sends only the layout's files, and logs a file's
     source: "file",
     file: { path: join(root, "bucket") },
     http: { endpoints: [r.url], flush_interval: "20ms" },
-    processing: { once: true, delay_window: "0s", max_line_bytes: 100 },
+    processing: { once: true, delay_window: "0s", max_line_bytes: 100, plain: "allow" },
     state_file: "state.json",
   });
   const ctx = modeContext(config, root);
