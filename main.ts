@@ -8,7 +8,7 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { ConfigError, formatIssue, loadConfig } from "./mod/config/load.ts";
+import { ConfigError, formatIssue, loadConfig, type NestRule } from "./mod/config/load.ts";
 import { renderExample } from "./mod/config/example.ts";
 import { type Field, maskSecrets, type ObjectField } from "./mod/config/spec.ts";
 import { errorChain, Logger } from "./mod/log/logger.ts";
@@ -316,7 +316,7 @@ export async function run(
     case "validate": {
       if (configPath === undefined) throw new UsageError("validate needs --config FILE");
       try {
-        const config = await loadConfig(spec, configPath);
+        const config = await loadConfig(spec, configPath, { nest: referenceLayouts(modes) });
         out(`${configPath}: ok\n`);
         if (args.flags.has("show")) {
           out(redactText(JSON.stringify(maskSecrets(spec, config), null, 2)) + "\n");
@@ -356,6 +356,7 @@ export async function run(
     new Set(["config", "help", "no-status"]),
   );
   const config = await loadConfig(spec, configPath, {
+    nest: referenceLayouts([mode]),
     overrides: overrides.values,
     overrideFlags: overrides.flags,
   }) as
@@ -364,6 +365,13 @@ export async function run(
   failure.format = config.log.format;
   if (args.positionals[0] === "requeue") return await requeue(mode, config, configPath, args, out);
   return await runMode(mode, config, config[mode.name], configPath, args);
+}
+
+/** The reference designs' config layouts the modes accept as their section (monitor's). */
+function referenceLayouts(modes: readonly (AnyMode | PlannedMode)[]): NestRule[] {
+  return modes.flatMap((m) =>
+    "referenceLayout" in m && m.referenceLayout ? [{ section: m.name, ...m.referenceLayout }] : []
+  );
 }
 
 /** `edge-agent <mode> requeue ID...`: quarantined units to be read again. */

@@ -85,6 +85,11 @@ export interface Mode<S extends AnyField = AnyField> {
    * quarantine units).
    */
   stateFile?(config: Infer<S>, configDir: string): string;
+  /**
+   * The reference design's own config layout, read as this mode's section when the file's top
+   * level has `marker` and no section of this mode's name (see LoadOptions.nest).
+   */
+  referenceLayout?: { marker: string; keys: readonly string[] };
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

@@ -362,6 +362,8 @@ function closedEvent(
 /** Mode `monitor`. */
 export const monitorMode = defineMode({
   name: "monitor",
+  // The reference's config file (kafka:, global:, environments: at the top) runs unchanged.
+  referenceLayout: { marker: "environments", keys: ["kafka", "global", "environments"] },
   summary: "Azure append blobs → blob events (observed, listed, closed) in Kafka",
   spec: monitorSpec,
   flags: {

@@ -1,5 +1,6 @@
 // The reference blob monitor's own config (its README's "Configuration Example", verbatim in
-// tests/testdata/reference/blob_monitor_config.yaml) validates and runs under `monitor:`.
+// tests/testdata/reference/blob_monitor_config.yaml) validates and runs as the whole file, and
+// under `monitor:`.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { validateText } from "../../mod/config/load.ts";
@@ -38,6 +39,11 @@ Deno.test("monitor: the reference's config validates; global: and plain seconds 
   await Deno.writeTextFile(file, underMonitor(REFERENCE));
   const r = await cli(["validate", "--config", file]);
   assert.equal(r.code, 0, r.stderr);
+  // The reference's file as it is: kafka:, global: and environments: at the top.
+  const verbatim = join(dir, "reference.yaml");
+  await Deno.writeTextFile(verbatim, REFERENCE);
+  const rv = await cli(["validate", "--config", verbatim]);
+  assert.equal(rv.code, 0, rv.stderr);
 
   const parsed = validateText(agentSpec(), underMonitor(REFERENCE), "x") as unknown as {
     monitor: MonitorConfig;
@@ -127,8 +133,9 @@ serviceTest(
       join(dir, ".commerce-logs-pipeline", "config.yaml"),
       `subscriptions:\n  cp2:\n    environments:\n      D1:\n        storage_account:\n          account_name: devstoreaccount1\n          access_key: "${key}"\n`,
     );
+    // The reference's file as it is, not wrapped in a monitor: section.
     const file = join(dir, "agent.yaml");
-    await Deno.writeTextFile(file, underMonitor(REFERENCE));
+    await Deno.writeTextFile(file, REFERENCE);
     const r = await cli(
       ["monitor", "--config", file, "--once", "--state-file", join(dir, "s.json"), "--no-status"],
       {
