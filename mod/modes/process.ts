@@ -330,16 +330,13 @@ export const processMode = defineMode({
         const parser = parserFor(a.engine!, a.file!);
         const lines = new LineStream({ maxLineBytes: c.processing.max_line_bytes });
         const label = { engine: a.engine! };
+        // The parser's record is ours: its source fields are added in place (no copy).
         const encode = (out: StreamRecord[], r: LogRecord) => {
           if (r.parse_error) parseErrors.inc();
-          const rec = {
-            ...(typeof r.timestamp === "number" && { _timestamp: r.timestamp }),
-            ...r,
-            instance: a.instance,
-            engine: a.engine,
-            log_file: a.file,
-          };
-          out.push({ stream: a.stream!, json: enc.encode(JSON.stringify(rec)) });
+          r.instance = a.instance;
+          r.engine = a.engine;
+          r.log_file = a.file;
+          out.push({ stream: a.stream!, json: enc.encode(JSON.stringify(r)) });
         };
         // Lines → records in one step per chunk of lines (no stream hop per line).
         const toRecords = new TransformStream<Uint8Array[], StreamRecord[]>({

@@ -4,7 +4,7 @@
  */
 import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
-import { mysqlTimeMs } from "./mysql_time.ts";
+import { mysqlTimeUs } from "./mysql_time.ts";
 import type { LogRecord } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
@@ -25,14 +25,16 @@ const ENTRY =
 
 /**
  * Parses MySQL general log lines (`2024-05-01T12:00:00.123456Z\t   12 Query\tSELECT 1`, tabs or
- * spaces) into `{timestamp, thread_id, command, argument}`. 5.6 lines that leave the time out
- * (same second as the line before) get the previous line's `timestamp`. Lines that match no entry
+ * spaces) into `{_timestamp, log_time, thread_id, command, argument}` (`_timestamp` in
+ * microseconds, `log_time` the time as written). 5.6 lines that leave the time out (same second as
+ * the line before) get the previous line's time. Lines that match no entry
  * continue the previous record's `argument` (a multi-line query) with `"\n"`; with no previous
  * record they become `{message, parse_error: true}`. File headers are skipped and counted in
  * {@linkcode MysqlGeneralParser.headerLines}.
  */
 export class MysqlGeneralParser extends FoldingParser {
   #lastTimestamp: number | undefined;
+  #lastTime: string | undefined;
 
   /**
    * @param options see {@linkcode MysqlGeneralParserOptions}
@@ -49,11 +51,15 @@ export class MysqlGeneralParser extends FoldingParser {
     const out: LogRecord[] = [];
     const folder = this.folder;
     const m = ENTRY.exec(text);
-    const timestamp = m?.[1] === undefined ? this.#lastTimestamp : mysqlTimeMs(m[1]);
+    const timestamp = m?.[1] === undefined ? this.#lastTimestamp : mysqlTimeUs(m[1]);
     if (m !== null && (m[1] === undefined || timestamp !== undefined)) {
       this.#lastTimestamp = timestamp;
+      if (m[1] !== undefined) this.#lastTime = m[1];
       const record: LogRecord = {};
-      if (timestamp !== undefined) record.timestamp = timestamp;
+      if (timestamp !== undefined) {
+        record._timestamp = timestamp;
+        record.log_time = this.#lastTime;
+      }
       record.thread_id = Number(m[2]);
       record.command = m[3];
       record.argument = m[4];

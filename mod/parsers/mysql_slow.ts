@@ -4,7 +4,7 @@
  */
 import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
-import { mysqlTimeMs } from "./mysql_time.ts";
+import { mysqlTimeUs } from "./mysql_time.ts";
 import type { LogRecord } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
@@ -30,8 +30,8 @@ type Phase = "meta" | "preamble" | "query";
 
 /**
  * Parses MySQL slow-query log blocks into one record each:
- * `{timestamp, user, host, ip, id, query_time, lock_time, rows_sent, rows_examined, database?,
- * query}`. A block is
+ * `{_timestamp, log_time, user, host, ip, id, query_time, lock_time, rows_sent, rows_examined,
+ * database?, query}` (`_timestamp` in microseconds, `log_time` the `# Time:` text). A block is
  * ```text
  * # Time: 2024-05-01T12:00:00.123456Z
  * # User@Host: app[app] @ ip-10-0-0-5.ec2.internal [10.0.0.5]  Id:    42
@@ -44,7 +44,7 @@ type Phase = "meta" | "preamble" | "query";
  * Every `Key: value` pair of the `#` lines becomes a lower-cased field (numbers as numbers), so
  * `log_slow_extra` (Thread_id, Errno, Bytes_sent, ...) and MariaDB/Percona extras are kept.
  * `user` is the authenticated user in brackets; `priv_user` is added when the account differs.
- * `# Time:` gives `timestamp`; without it (5.6 writes it once per second) `SET timestamp=`.
+ * `# Time:` gives `_timestamp`; without it (5.6 writes it once per second) `SET timestamp=`.
  * `query` is the text as logged (several lines joined with `"\n"`, final `;` kept).
  * MySQL writes `use db;` only when the database changes, so `database` carries over to the
  * following blocks of the same input.
@@ -76,8 +76,15 @@ export class MysqlSlowParser extends FoldingParser {
     const inQuery = this.#phase === "query";
 
     if (text.startsWith("# Time: ")) {
-      const timestamp = mysqlTimeMs(TIME.exec(text)?.[1] ?? "");
-      this.#begin(out, timestamp === undefined ? { time: text.slice(8).trim() } : { timestamp });
+      const time = TIME.exec(text)?.[1] ?? "";
+      const timestamp = mysqlTimeUs(time);
+      this.#begin(
+        out,
+        timestamp === undefined ? { time: text.slice(8).trim() } : {
+          _timestamp: timestamp,
+          log_time: time,
+        },
+      );
       return out;
     }
     if (text.startsWith("# User@Host: ")) {
@@ -116,7 +123,7 @@ export class MysqlSlowParser extends FoldingParser {
       if (set !== null) {
         const seconds = Number(set[1]);
         pending.set_timestamp = seconds;
-        if (pending.timestamp === undefined) pending.timestamp = Math.floor(seconds * 1000);
+        if (pending._timestamp === undefined) pending._timestamp = Math.round(seconds * 1e6);
         this.#phase = "preamble";
         return out;
       }

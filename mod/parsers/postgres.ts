@@ -2,7 +2,7 @@
  * PostgreSQL stderr logs written with the RDS / Aurora default `log_line_prefix` `%t:%r:%u@%d:[%p]:`.
  * @module
  */
-import { civilTimeMs } from "./civil_time.ts";
+import { civilTimeUs } from "./civil_time.ts";
 import { lineText } from "./line_text.ts";
 import type { LogRecord } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
@@ -33,7 +33,8 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
 
 /**
  * Parses PostgreSQL stderr log lines with the RDS default prefix `%t:%r:%u@%d:[%p]:` into
- * records `{timestamp, client_host, client_port, user, database, pid, severity, message}`
+ * records `{_timestamp, log_time, client_host, client_port, user, database, pid, severity,
+ * message}` (`_timestamp` in microseconds, `log_time` the `%t` text as written)
  * (empty prefix parts such as `::@:[123]:` leave their fields out; `duration_ms` is added for
  * `duration: N ms` messages).
  *
@@ -46,7 +47,7 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
  * Unparsable lines (a malformed prefix, or text with no record before it) become
  * `{message, parse_error: true}`: never dropped. Timestamps in zones other than UTC/GMT or a
  * numeric offset (`+03`, `-0530`) cannot be resolved: such records keep the raw time in
- * `log_time` and have no `timestamp`.
+ * `log_time` and have no `_timestamp`.
  *
  * @example
  * ```ts
@@ -55,7 +56,7 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
  * const enc = new TextEncoder();
  * p.push(enc.encode("2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:ERROR:  boom"));
  * p.push(enc.encode("2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:STATEMENT:  SELECT 1"));
- * p.flush(); // [{ timestamp: 1714564800000, ..., severity: "ERROR", message: "boom", statement: "SELECT 1" }]
+ * p.flush(); // [{ _timestamp: 1714564800000000, log_time: "2024-05-01 12:00:00 UTC", ..., severity: "ERROR", message: "boom", statement: "SELECT 1" }]
  * ```
  */
 export class PostgresParser extends FoldingParser {
@@ -114,7 +115,7 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   if (colon < 0) return undefined;
   const record: LogRecord = {};
   const offset = zoneOffset(m[8]);
-  const timestamp = offset === undefined ? undefined : civilTimeMs(
+  const timestamp = offset === undefined ? undefined : civilTimeUs(
     Number(m[1]),
     Number(m[2]),
     Number(m[3]),
@@ -124,13 +125,12 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
     m[7] ?? "",
     offset,
   );
-  if (timestamp !== undefined) record.timestamp = timestamp;
-  else {
-    // a zone abbreviation we cannot resolve (e.g. CEST): keep the time as written
-    record.log_time = `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]}${m[7] ? "." + m[7] : ""} ${
-      m[8]
-    }`;
-  }
+  // a zone abbreviation we cannot resolve (e.g. CEST) leaves only the time as written
+  if (timestamp !== undefined) record._timestamp = timestamp;
+  record.log_time = m.input.slice(
+    0,
+    19 + (m[7] === undefined ? 0 : m[7].length + 1) + (m[8] === undefined ? 0 : m[8].length + 1),
+  );
   const client = middle.slice(0, colon);
   if (client.length > 0) {
     const c = CLIENT.exec(client);

@@ -4,8 +4,10 @@
  */
 
 /**
- * One structured log record. Parsers set `timestamp` (milliseconds since the epoch, an integer)
- * when the input carries one; every other field depends on the format.
+ * One structured log record; its fields depend on the format. The database log parsers
+ * (PostgreSQL, MySQL) set `_timestamp`, microseconds since the epoch (an integer: OpenObserve's
+ * unit, and MySQL writes microseconds), and `log_time`, the time as the line wrote it, when the
+ * line carries one.
  */
 export type LogRecord = Record<string, unknown>;
 

@@ -107,7 +107,7 @@ async function processUntil(
 }
 
 const strip = (records: Record<string, unknown>[]) =>
-  records.map(({ instance: _i, engine: _e, log_file: _f, _timestamp: _t, ...r }) => r);
+  records.map(({ instance: _i, engine: _e, log_file: _f, ...r }) => r);
 
 serviceTest(
   "process: change events → file portions from RDS → parsed records in OpenObserve; then only new bytes; bad events skipped",
@@ -155,6 +155,12 @@ serviceTest(
       );
       assert.deepEqual(strip(oo.streams.get("aurora_mysql_my1")!), myWant);
       assert.equal(myWant[0]!.query_time, 2.5);
+      // OpenObserve takes _timestamp in microseconds: MySQL's six digits arrive whole.
+      const slow = oo.streams.get("aurora_mysql_my1")![0]!;
+      assert.equal(slow._timestamp, Date.UTC(2026, 10, 23, 10, 0, 3) * 1000 + 123456);
+      assert.equal(slow.log_time, "2026-11-23T10:00:03.123456Z");
+      assert.equal(pg.at(-1)!._timestamp, Date.UTC(2026, 10, 23, 10, 0, 5) * 1000);
+      assert.equal(pg.at(-1)!.log_time, "2026-11-23 10:00:05 UTC");
       assert.match(run.metrics, /^process_events_invalid_total 1$/m);
       assert.ok(fake.cuts > 0);
       assert.match(run.metrics, new RegExp(`^rds_portions_cut_total ${fake.cuts}$`, "m"));
