@@ -4,7 +4,7 @@
  */
 import { lineText } from "./line_text.ts";
 import { mysqlTimeUs } from "./mysql_time.ts";
-import type { LogRecord } from "./record.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlErrorParser}. */
@@ -14,6 +14,8 @@ export interface MysqlErrorParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode MysqlErrorParser.context}. */
+  context?: ParserContext;
 }
 
 // time, thread id (decimal, or hex for 5.6 InnoDB lines), [severity], [MY-code] [subsystem], message
@@ -36,8 +38,8 @@ export class MysqlErrorParser extends FoldingParser {
    * @param options see {@linkcode MysqlErrorParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: MysqlErrorParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: MysqlErrorParserOptions = {}) {
+    super(maxRecordChars, context);
   }
 
   /** Feed one line; returns the record it completed, if any. */

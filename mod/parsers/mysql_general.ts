@@ -5,7 +5,7 @@
 import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
 import { mysqlTimeUs } from "./mysql_time.ts";
-import type { LogRecord } from "./record.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlGeneralParser}. */
@@ -16,6 +16,8 @@ export interface MysqlGeneralParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode MysqlGeneralParser.context}. */
+  context?: ParserContext;
 }
 
 // `time<TAB>%5u command<TAB>argument`; 5.6 writes `<TAB><TAB>` instead of a time repeated within
@@ -40,8 +42,20 @@ export class MysqlGeneralParser extends FoldingParser {
    * @param options see {@linkcode MysqlGeneralParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: MysqlGeneralParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: MysqlGeneralParserOptions = {}) {
+    super(maxRecordChars, context);
+    if (context === undefined) return;
+    if (typeof context.last_timestamp === "number") this.#lastTimestamp = context.last_timestamp;
+    if (typeof context.last_time === "string") this.#lastTime = context.last_time;
+  }
+
+  /** The record being read and the last time written (5.6 leaves repeats out), for a later read. */
+  override context(): ParserContext {
+    return {
+      ...super.context(),
+      ...(this.#lastTimestamp !== undefined && { last_timestamp: this.#lastTimestamp }),
+      ...(this.#lastTime !== undefined && { last_time: this.#lastTime }),
+    };
   }
 
   /** Feed one line; returns the record it completed, if any. */

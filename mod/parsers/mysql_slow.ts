@@ -5,7 +5,7 @@
 import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
 import { mysqlTimeUs } from "./mysql_time.ts";
-import type { LogRecord } from "./record.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlSlowParser}. */
@@ -16,6 +16,8 @@ export interface MysqlSlowParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode MysqlSlowParser.context}. */
+  context?: ParserContext;
 }
 
 const TIME = /^# Time: (.+?)\s*$/;
@@ -47,7 +49,8 @@ type Phase = "meta" | "preamble" | "query";
  * `# Time:` gives `_timestamp`; without it (5.6 writes it once per second) `SET timestamp=`.
  * `query` is the text as logged (several lines joined with `"\n"`, final `;` kept).
  * MySQL writes `use db;` only when the database changes, so `database` carries over to the
- * following blocks of the same input.
+ * following blocks of the same input, and to a later read of the same file through
+ * {@linkcode MysqlSlowParser.context}.
  *
  * A block ends at the next `# Time:` or `# User@Host:` line, a file header (skipped, counted in
  * {@linkcode MysqlSlowParser.headerLines}) or the end of input. Lines outside any block become
@@ -62,8 +65,25 @@ export class MysqlSlowParser extends FoldingParser {
    * @param options see {@linkcode MysqlSlowParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: MysqlSlowParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: MysqlSlowParserOptions = {}) {
+    super(maxRecordChars, context);
+    if (context === undefined) return;
+    if (typeof context.database === "string") this.#database = context.database;
+    if (context.phase === "preamble" || context.phase === "query") this.#phase = context.phase;
+    this.#sawUserHost = context.saw_user_host === true;
+  }
+
+  /**
+   * The block being read and the current database (MySQL writes `use db;` only when it
+   * changes), for the next read of the same file.
+   */
+  override context(): ParserContext {
+    return {
+      ...super.context(),
+      ...(this.#database !== undefined && { database: this.#database }),
+      ...(this.#phase !== "meta" && { phase: this.#phase }),
+      ...(this.#sawUserHost && { saw_user_host: true }),
+    };
   }
 
   /** Feed one line; returns the block it completed, if any. */

@@ -4,7 +4,7 @@
  */
 import { civilTimeUs } from "./civil_time.ts";
 import { lineText } from "./line_text.ts";
-import type { LogRecord } from "./record.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode PostgresParser}. */
@@ -16,6 +16,8 @@ export interface PostgresParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode PostgresParser.context}. */
+  context?: ParserContext;
 }
 
 // %t (or %m) : %r : %u@%d : [%p] : SEVERITY:  message
@@ -64,8 +66,8 @@ export class PostgresParser extends FoldingParser {
    * @param options see {@linkcode PostgresParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: PostgresParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: PostgresParserOptions = {}) {
+    super(maxRecordChars, context);
   }
 
   /** Feed one line; returns the record it completed, if any. */

@@ -12,6 +12,14 @@
 export type LogRecord = Record<string, unknown>;
 
 /**
+ * What a parser carries from one read of a file to the next (a JSON object): the record it is
+ * still folding, and state that spans records, such as the MySQL slow log's current database.
+ * `process` keeps it in the tracking table beside the file's marker and seeds the next read's
+ * parser with it, so a file read in many portions parses as if read in one go.
+ */
+export type ParserContext = Record<string, unknown>;
+
+/**
  * A parser fed one line at a time (a `Uint8Array` without its `\n`; a trailing `\r` is tolerated).
  * Multi-line formats hold the record being built until a line shows it is complete, so `push`
  * may return nothing for a line and `flush` returns what is still pending at the end of the input.
@@ -22,4 +30,9 @@ export interface LineParser {
   push(line: Uint8Array): LogRecord[];
   /** End of input: returns the records still pending. The parser may be reused afterwards. */
   flush(): LogRecord[];
+  /**
+   * What carries over to the input's next lines (see {@linkcode ParserContext}): a parser
+   * constructed with it continues where this one is now. Only for parsers of files read in parts.
+   */
+  context?(): ParserContext;
 }
