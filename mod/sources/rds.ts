@@ -88,6 +88,34 @@ export interface PortionProgress {
   linesCut: number;
 }
 
+/** One answer of DownloadDBLogFilePortion: whole lines, and where the next one starts. */
+export interface Portion {
+  /** The lines, UTF-8, each with its newline. */
+  data: Uint8Array;
+  /** Where the next portion starts. */
+  marker: string;
+  /** RDS has more of the file after it (AdditionalDataPending). */
+  more: boolean;
+  /** RDS answered that the file (or its instance) no longer exists: `data` is empty. */
+  gone: boolean;
+  /** Lines longer than one portion (1 MB), kept as RDS cut them. */
+  linesCut: number;
+}
+
+/** Reads one log file portion by portion: {@linkcode Rds.reader}. */
+export interface PortionReader {
+  /**
+   * The portion at `marker` ("0": the file's start). RDS answers at most 1 MB a call: a portion
+   * whose lines are longer is cut there, ends with "[Your log message was truncated]", and its
+   * marker points past the lines asked for, so the rest of them would be lost. Each call asks for
+   * `lines_per_call` lines at most and for fewer when the last ones were long (aiming at 90% of
+   * the limit); a cut portion is asked again from the same marker with fewer lines, down to one.
+   * A single line longer than 1 MB cannot be read whole through this API: it is kept as RDS cut
+   * it and counted in `linesCut`.
+   */
+  read(marker: string, signal: AbortSignal): Promise<Portion>;
+}
+
 /** The text RDS puts where it cut a portion at its 1 MB limit. */
 const CUT = /\n? ?\[Your log message was truncated\]\n?$/;
 /** RDS's limit on one portion; `portion()` aims below it. */
@@ -228,16 +256,19 @@ export class Rds {
   }
 
   /**
-   * A log file from `marker` ("0": its start) as a byte stream, portion by portion;
-   * `progress.marker` is where the next read continues once the stream is done.
-   *
-   * RDS answers at most 1 MB a call: a portion whose lines are longer is cut there, ends with
-   * "[Your log message was truncated]", and its marker points past the lines asked for, so the
-   * rest of them would be lost. Each portion asks for `lines_per_call` lines at most and for
-   * fewer when the last ones were long (aiming at 90% of the limit); a cut portion is asked again
-   * from the same marker with fewer lines, down to one. A single line longer than 1 MB cannot be
-   * read whole through this API: it is kept as RDS cut it and counted in `progress.linesCut`.
-   * A file (or instance) that no longer exists ends the stream with `progress.gone` set.
+   * A reader of one log file, portion by portion (see {@linkcode PortionReader.read}); it
+   * remembers how long the file's lines were, to ask for fewer of them when they are long.
+   */
+  reader(instance: string, file: string): PortionReader {
+    const max = "lines_per_call" in this.#c ? this.#c.lines_per_call : 10000;
+    const state = { lines: max, limit: PORTION_LIMIT, max };
+    return { read: (marker, signal) => this.#read(state, instance, file, marker, signal) };
+  }
+
+  /**
+   * A log file from `marker` ("0": its start) as one byte stream, portion by portion;
+   * `progress.marker` is where the next read continues once the stream is done. See
+   * {@linkcode PortionReader.read}.
    */
   portion(
     instance: string,
@@ -246,72 +277,88 @@ export class Rds {
     signal: AbortSignal,
   ): { body: ReadableStream<Uint8Array>; progress: PortionProgress } {
     const progress: PortionProgress = { marker, gone: false, linesCut: 0 };
-    const enc = new TextEncoder();
-    const max = "lines_per_call" in this.#c ? this.#c.lines_per_call : 10000;
-    let lines = max;
-    let limit = PORTION_LIMIT;
+    const reader = this.reader(instance, file);
     let done = false;
     const body = new ReadableStream<Uint8Array>({
       pull: async (ctrl) => {
         if (done) return ctrl.close();
-        for (;;) {
-          let r;
-          try {
-            r = await this.#call(
-              "DownloadDBLogFilePortion",
-              () =>
-                this.#client.send(
-                  new this.#sdk.DownloadDBLogFilePortionCommand({
-                    DBInstanceIdentifier: instance,
-                    LogFileName: file,
-                    Marker: progress.marker,
-                    NumberOfLines: lines,
-                  }),
-                  { abortSignal: signal },
-                ),
-              signal,
-            );
-          } catch (e) {
-            if (!isGone(e)) throw e;
-            progress.gone = true;
-            done = true;
-            return ctrl.close();
-          }
-          let data = r.LogFileData ?? "";
-          const cut = CUT.exec(data);
-          if (cut) {
-            data = data.slice(0, cut.index);
-            const whole = countLines(data, false);
-            limit = Math.min(limit, enc.encode(data).byteLength);
-            if (lines > 1) {
-              // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
-              this.#m.cut.inc();
-              lines = Math.max(1, Math.min(lines - 1, Math.floor(whole * 0.9)));
-              continue;
-            }
-            progress.linesCut++;
-            this.#log.warn("a log line longer than an RDS portion (1 MB) is kept cut", {
-              instance,
-              file,
-              marker: progress.marker,
-            });
-            data += "\n";
-          } else if (data.length > 0) {
-            const n = countLines(data, true);
-            const perLine = enc.encode(data).byteLength / n;
-            lines = Math.max(1, Math.min(max, Math.floor(limit * 0.9 / perLine)));
-          }
-          if (data) ctrl.enqueue(enc.encode(data));
-          if (r.Marker) progress.marker = r.Marker;
-          if (!r.AdditionalDataPending) {
-            done = true;
-            ctrl.close();
-          }
-          return;
+        const p = await reader.read(progress.marker, signal);
+        progress.marker = p.marker;
+        progress.gone = p.gone;
+        progress.linesCut += p.linesCut;
+        if (p.data.byteLength) ctrl.enqueue(p.data);
+        if (!p.more) {
+          done = true;
+          ctrl.close();
         }
       },
     }, { highWaterMark: 0 });
     return { body, progress };
+  }
+
+  async #read(
+    state: { lines: number; limit: number; max: number },
+    instance: string,
+    file: string,
+    marker: string,
+    signal: AbortSignal,
+  ): Promise<Portion> {
+    const enc = new TextEncoder();
+    let linesCut = 0;
+    for (;;) {
+      let r;
+      try {
+        r = await this.#call(
+          "DownloadDBLogFilePortion",
+          () =>
+            this.#client.send(
+              new this.#sdk.DownloadDBLogFilePortionCommand({
+                DBInstanceIdentifier: instance,
+                LogFileName: file,
+                Marker: marker,
+                NumberOfLines: state.lines,
+              }),
+              { abortSignal: signal },
+            ),
+          signal,
+        );
+      } catch (e) {
+        if (!isGone(e)) throw e;
+        return { data: new Uint8Array(0), marker, more: false, gone: true, linesCut };
+      }
+      let data = r.LogFileData ?? "";
+      const cut = CUT.exec(data);
+      if (cut) {
+        data = data.slice(0, cut.index);
+        const whole = countLines(data, false);
+        state.limit = Math.min(state.limit, enc.encode(data).byteLength);
+        if (state.lines > 1) {
+          // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
+          this.#m.cut.inc();
+          state.lines = Math.max(1, Math.min(state.lines - 1, Math.floor(whole * 0.9)));
+          continue;
+        }
+        linesCut++;
+        this.#log.warn("a log line longer than an RDS portion (1 MB) is kept cut", {
+          instance,
+          file,
+          marker,
+        });
+        data += "\n";
+      }
+      const bytes = enc.encode(data);
+      if (!cut && data.length > 0) {
+        const perLine = bytes.byteLength / countLines(data, true);
+        state.lines = Math.max(1, Math.min(state.max, Math.floor(state.limit * 0.9 / perLine)));
+      }
+      return {
+        data: bytes,
+        marker: r.Marker || marker,
+        more: r.AdditionalDataPending === true,
+        gone: false,
+        linesCut,
+      };
+    }
   }
 }
 

@@ -71,12 +71,13 @@ function processConfig(
 
 /**
  * Run `process` until OpenObserve holds `want` records in all (or, given a test of its
- * /metrics text, until that holds), then stop it with SIGTERM.
+ * /metrics text, until that holds), then stop it with SIGTERM (or `signal`).
  */
 async function processUntil(
   config: Record<string, unknown>,
   oo: FakeOpenObserve,
   want: number | ((metrics: string) => boolean),
+  { signal = "SIGTERM" as Deno.Signal, settle = 700 } = {},
 ) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/agent.yaml`, JSON.stringify(config));
@@ -98,9 +99,9 @@ async function processUntil(
   const deadline = Date.now() + 30_000;
   while (!await done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   // Let the acks land (tracking progress, Kafka commit) before stopping.
-  await new Promise((r) => setTimeout(r, 700));
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  child.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, settle));
+  const metrics = await metricsNow();
+  child.kill(signal);
   const status = await child.status;
   await Deno.remove(dir, { recursive: true });
   return { code: status.code, stderr: await stderr, metrics };
@@ -290,3 +291,106 @@ serviceTest(
     }
   },
 );
+
+serviceTest(
+  "process: a MySQL slow log that grows keeps its database (MySQL writes use db; once) across portions and reads",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds();
+    const oo = new FakeOpenObserve();
+    const block = (n: number, use = "") =>
+      [
+        `# Time: 2026-11-23T10:00:0${n}.00000${n}Z`,
+        "# User@Host: app[app] @  [10.0.0.7]  Id:    12",
+        "# Query_time: 1.000000  Lock_time: 0.000000 Rows_sent: 1  Rows_examined: 10",
+        ...(use ? [use] : []),
+        `SET timestamp=179542800${n};`,
+        `SELECT ${n};`,
+      ].join("\n") + "\n";
+    try {
+      fake.addInstance("my2", "mysql");
+      fake.append("my2", MY_FILE, block(1, "use shop;") + block(2));
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic();
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      // Portions of 4 lines: a block is split across portions, and the file across reads.
+      const config = processConfig(fake.url, table, topic, oo, {
+        rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 200, lines_per_call: 4 },
+      });
+      assert.equal((await processUntil(config, oo, 2)).code, 0);
+      fake.append("my2", MY_FILE, block(3) + block(4));
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      const again = await processUntil(config, oo, 4);
+      assert.equal(again.code, 0, again.stderr);
+      const got = oo.streams.get("mysql_my2")!;
+      assert.deepEqual(got.map((r) => r.query), [
+        "SELECT 1;",
+        "SELECT 2;",
+        "SELECT 3;",
+        "SELECT 4;",
+      ]);
+      assert.deepEqual(got.map((r) => r.database), ["shop", "shop", "shop", "shop"]);
+    } finally {
+      await fake.close();
+      await oo.close();
+    }
+  },
+);
+
+for (const killAt of [1_000, 3_000]) {
+  serviceTest(
+    `process: kill -9 at ${killAt} of 15,000 entries re-sends at most the batches in flight`,
+    ["aws", "kafka"],
+    async () => {
+      const fake = new FakeRds();
+      const oo = new FakeOpenObserve();
+      const entries = 15_000;
+      try {
+        fake.addInstance("pg9", "aurora-postgresql");
+        let text = "";
+        for (let i = 0; i < entries; i++) {
+          text += `2026-11-23 10:00:00 UTC::@:[1]:LOG:  entry ${i}\n`;
+        }
+        fake.append("pg9", PG_FILE, text);
+        const table = await freshTable({ name: "instance", type: "S" }, {
+          name: "file",
+          type: "S",
+        });
+        const topic = await freshTopic();
+        assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+        // 20 portions of 100 lines a second (2,000 entries/s): the kill lands mid-file.
+        const batch = { batch_lines: 100, workers: 2, flush_interval: "100ms" };
+        const lines = 100;
+        const config = processConfig(fake.url, table, topic, oo, {
+          rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 20, lines_per_call: lines },
+          batch,
+        });
+        const killed = await processUntil(config, oo, killAt, { signal: "SIGKILL", settle: 0 });
+        assert.notEqual(killed.code, 0);
+        const before = oo.streams.get("aurora_postgresql_pg9")!.length;
+        assert.ok(before < entries, `killed before the end: ${before}`);
+        // The restarted member joins a new group (the killed one's session would hold the
+        // partition for session_timeout): the event is read again, from the saved marker.
+        const restart = processConfig(fake.url, table, topic, oo, {
+          rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 200, lines_per_call: lines },
+          batch,
+        });
+        const seen = () => new Set(oo.streams.get("aurora_postgresql_pg9")!.map((r) => r.message));
+        const run = await processUntil(restart, oo, () => seen().size === entries);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(seen().size, entries, "nothing lost");
+        const duplicates = oo.streams.get("aurora_postgresql_pg9")!.length - entries;
+        // In flight at the kill: the open batch and `workers` batches being posted, the
+        // portion being read and the oldest portion not yet acknowledged.
+        const bound = (batch.workers + 1) * batch.batch_lines + 2 * lines;
+        console.log(
+          `kill -9 at ${before} of ${entries}: ${duplicates} duplicates (bound ${bound})`,
+        );
+        assert.ok(duplicates <= bound, `${duplicates} duplicates, more than ${bound} in flight`);
+      } finally {
+        await fake.close();
+        await oo.close();
+      }
+    },
+  );
+}
