@@ -17,6 +17,7 @@ import { isRetryable, retry, sleep } from "../pipeline/retry.ts";
 import { TokenBucket } from "../pipeline/token_bucket.ts";
 import { awsClientConfig, awsFields } from "./aws.ts";
 import { awsErrorName } from "./aws_errors.ts";
+import { takeXmlText } from "./rds_log_data.ts";
 
 /** The engines whose logs the parsers know. */
 export const ENGINES = ["aurora-postgresql", "aurora-mysql", "postgres", "mysql"] as const;
@@ -303,35 +304,49 @@ export class Rds {
     marker: string,
     signal: AbortSignal,
   ): Promise<Portion> {
-    const enc = new TextEncoder();
     let linesCut = 0;
     for (;;) {
       let r;
+      let raw: Uint8Array | undefined;
       try {
         r = await this.#call(
           "DownloadDBLogFilePortion",
-          () =>
-            this.#client.send(
-              new this.#sdk.DownloadDBLogFilePortionCommand({
-                DBInstanceIdentifier: instance,
-                LogFileName: file,
-                Marker: marker,
-                NumberOfLines: state.lines,
-              }),
-              { abortSignal: signal },
-            ),
+          () => {
+            const cmd = new this.#sdk.DownloadDBLogFilePortionCommand({
+              DBInstanceIdentifier: instance,
+              LogFileName: file,
+              Marker: marker,
+              NumberOfLines: state.lines,
+            });
+            // Between the transport and the SDK's deserializer: the log text is taken out of
+            // the answer as bytes (see rds_log_data.ts); the SDK reads what is left.
+            cmd.middlewareStack.add(
+              (next) => async (args) => {
+                const out = await next(args);
+                const res = out.response as { statusCode?: number; body?: unknown };
+                if (res.statusCode !== 200 || !(res.body instanceof ReadableStream)) return out;
+                const xml = new Uint8Array(await new Response(res.body).arrayBuffer());
+                const taken = takeXmlText(xml, "LogFileData");
+                raw = taken?.text ?? new Uint8Array(0);
+                res.body = taken?.rest ?? xml;
+                return out;
+              },
+              { step: "deserialize", priority: "low", name: "edgeAgentLogFileData" },
+            );
+            return this.#client.send(cmd, { abortSignal: signal });
+          },
           signal,
         );
       } catch (e) {
         if (!isGone(e)) throw e;
         return { data: new Uint8Array(0), marker, more: false, gone: true, linesCut };
       }
-      let data = r.LogFileData ?? "";
-      const cut = CUT.exec(data);
-      if (cut) {
-        data = data.slice(0, cut.index);
+      let data = raw ?? new TextEncoder().encode(r.LogFileData ?? "");
+      const cut = cutAt(data);
+      if (cut >= 0) {
+        data = data.subarray(0, cut);
         const whole = countLines(data, false);
-        state.limit = Math.min(state.limit, enc.encode(data).byteLength);
+        state.limit = Math.min(state.limit, data.byteLength);
         if (state.lines > 1) {
           // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
           this.#m.cut.inc();
@@ -344,15 +359,16 @@ export class Rds {
           file,
           marker,
         });
-        data += "\n";
-      }
-      const bytes = enc.encode(data);
-      if (!cut && data.length > 0) {
-        const perLine = bytes.byteLength / countLines(data, true);
+        const line = new Uint8Array(data.byteLength + 1);
+        line.set(data);
+        line[data.byteLength] = 10;
+        data = line;
+      } else if (data.byteLength > 0) {
+        const perLine = data.byteLength / countLines(data, true);
         state.lines = Math.max(1, Math.min(state.max, Math.floor(state.limit * 0.9 / perLine)));
       }
       return {
-        data: bytes,
+        data,
         marker: r.Marker || marker,
         more: r.AdditionalDataPending === true,
         gone: false,
@@ -362,11 +378,20 @@ export class Rds {
   }
 }
 
-/** Lines in `text`: its newlines, plus a last unterminated line when `partial`. */
-function countLines(text: string, partial: boolean): number {
+/** Where the text RDS puts at a cut (see CUT) begins in `data`, or -1. */
+function cutAt(data: Uint8Array): number {
+  const tailFrom = Math.max(0, data.byteLength - 64);
+  const tail = new TextDecoder().decode(data.subarray(tailFrom));
+  const m = CUT.exec(tail);
+  if (m === null) return -1;
+  return data.byteLength - new TextEncoder().encode(tail.slice(m.index)).byteLength;
+}
+
+/** Lines in `data`: its newlines, plus a last unterminated line when `partial`. */
+function countLines(data: Uint8Array, partial: boolean): number {
   let n = 0;
-  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
-  return partial && text.length > 0 && !text.endsWith("\n") ? n + 1 : n;
+  for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, i + 1)) n++;
+  return partial && data.byteLength > 0 && data[data.byteLength - 1] !== 10 ? n + 1 : n;
 }
 
 /** RDS said the log file or its instance does not exist (any more). */
