@@ -93,6 +93,9 @@ export function parserFor(engine: string, file: string, context?: ParserContext)
  */
 const MAX_CONTEXT_CHARS = 64 << 10;
 
+/** Lines parsed and encoded in one go (see the frame). */
+const LINES_AT_ONCE = 256;
+
 /** A context saved as JSON; none when it is missing or unreadable (a fresh parser). */
 function parseContext(json: string | undefined): ParserContext | undefined {
   if (json === undefined) return undefined;
@@ -137,6 +140,11 @@ export interface PortionFrame {
   readonly last: boolean;
   /** The frame is done with the portion's lines: the parser's context after them (JSON). */
   inputDone(context: string): void;
+}
+
+/** `data` in views of `size` bytes (a portion framed a slice at a time, not in one go). */
+function* slices(data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let o = 0; o < data.byteLength; o += size) yield data.subarray(o, o + size);
 }
 
 /** A settable promise. */
@@ -368,7 +376,7 @@ class LogFileSource implements Source {
             portion.gone = p.gone;
             portion.linesCut = p.linesCut;
             portion.bytes = p.data.byteLength;
-            return ReadableStream.from([p.data]);
+            return ReadableStream.from(slices(p.data, 64 << 10));
           },
           ack: async (r) => {
             acks[n] = true;
@@ -485,6 +493,29 @@ class LogFileSource implements Source {
 
 const enc = new TextEncoder();
 
+/**
+ * Records as JSON in one buffer: one encoding call for all of them, each record a view of it
+ * (not an allocation and a call per record).
+ */
+export function encodeRecords(records: LogRecord[], stream: string): StreamRecord[] {
+  const texts = records.map((r) => JSON.stringify(r));
+  const all = texts.join("");
+  const bytes = enc.encode(all);
+  const out: StreamRecord[] = new Array(texts.length);
+  if (bytes.length === all.length) {
+    // ASCII only: a record's bytes are as many as its characters.
+    let o = 0;
+    for (let i = 0; i < texts.length; i++) {
+      const n = texts[i]!.length;
+      out[i] = { stream, json: bytes.subarray(o, o + n) };
+      o += n;
+    }
+  } else {
+    for (let i = 0; i < texts.length; i++) out[i] = { stream, json: enc.encode(texts[i]!) };
+  }
+  return out;
+}
+
 export const processMode = defineMode({
   name: "process",
   summary: "Database log events → parsed records → OpenObserve",
@@ -522,21 +553,19 @@ export const processMode = defineMode({
         const parser = portion.parser;
         const lines = new LineStream({ maxLineBytes: c.processing.max_line_bytes });
         const label = { engine: a.engine! };
-        // The parser's record is ours: its source fields are added in place (no copy).
-        const encode = (out: StreamRecord[], r: LogRecord) => {
-          if (r.parse_error) parseErrors.inc();
-          r.instance = a.instance;
-          r.engine = a.engine;
-          r.log_file = a.file;
-          out.push({ stream: a.stream!, json: enc.encode(JSON.stringify(r)) });
-        };
         const emit = (
           records: LogRecord[],
           ctrl: TransformStreamDefaultController<StreamRecord[]>,
         ) => {
           if (!records.length) return;
-          const out: StreamRecord[] = [];
-          for (const r of records) encode(out, r);
+          // The parser's records are ours: their source fields are added in place (no copy).
+          for (const r of records) {
+            if (r.parse_error) parseErrors.inc();
+            r.instance = a.instance;
+            r.engine = a.engine;
+            r.log_file = a.file;
+          }
+          const out = encodeRecords(records, a.stream!);
           records.length = 0;
           recordsTotal.inc(out.length, label);
           ctrl.enqueue(out);
@@ -545,9 +574,15 @@ export const processMode = defineMode({
         // carries on into the file's next portion; it is flushed at the event's last one.
         const toRecords = new TransformStream<Uint8Array[], StreamRecord[]>({
           transform: (chunk, ctrl) => {
+            // A few hundred lines at a time: their records are encoded and gone before the
+            // next ones are made, so they die young (a whole portion's records at once outlived
+            // the young generation and were copied and promoted).
             const records: LogRecord[] = [];
-            for (const line of chunk) for (const r of parser.push(line)) records.push(r);
-            emit(records, ctrl);
+            for (let i = 0; i < chunk.length; i += LINES_AT_ONCE) {
+              const end = Math.min(chunk.length, i + LINES_AT_ONCE);
+              for (let j = i; j < end; j++) for (const r of parser.push(chunk[j]!)) records.push(r);
+              emit(records, ctrl);
+            }
           },
           flush: (ctrl) => {
             if (portion.last) emit(parser.flush(), ctrl);

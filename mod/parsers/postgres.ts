@@ -27,7 +27,7 @@ const PREFIX =
 // continuation of the previous one.
 const LOOKS_PREFIXED = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/;
 const NUMERIC_ZONE = /^([+-])(\d{2}):?(\d{2})?$/;
-const CLIENT = /^(.*)\((\d+)\)$/;
+const PORT = /^\d+$/;
 const DURATION = /^duration: (\d+(?:\.\d+)?) ms/;
 
 /** Severities whose line belongs to the record before it, stored under the lower-cased name. */
@@ -135,10 +135,12 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   );
   const client = middle.slice(0, colon);
   if (client.length > 0) {
-    const c = CLIENT.exec(client);
-    if (c !== null) {
-      record.client_host = c[1];
-      record.client_port = Number(c[2]);
+    // host(port)
+    const open = client.endsWith(")") ? client.lastIndexOf("(") : -1;
+    const port = open < 0 ? "" : client.slice(open + 1, -1);
+    if (port.length > 0 && PORT.test(port)) {
+      record.client_host = client.slice(0, open);
+      record.client_port = Number(port);
     } else {
       record.client_host = client;
     }
@@ -151,7 +153,7 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   record.severity = m[11];
   const message = m[12]!;
   record.message = message;
-  const d = DURATION.exec(message);
+  const d = message.startsWith("duration: ") ? DURATION.exec(message) : null;
   if (d !== null) record.duration_ms = Number(d[1]);
   return record;
 }

@@ -363,8 +363,9 @@ export class Rds {
         line.set(data);
         line[data.byteLength] = 10;
         data = line;
-      } else if (data.byteLength > 0) {
-        const perLine = data.byteLength / countLines(data, true);
+      } else if (data.byteLength > 0 && r.AdditionalDataPending) {
+        // More to come: RDS answered all the lines asked for (the last portion needs no tuning).
+        const perLine = data.byteLength / state.lines;
         state.lines = Math.max(1, Math.min(state.max, Math.floor(state.limit * 0.9 / perLine)));
       }
       return {

@@ -92,12 +92,11 @@ function entity(b: Uint8Array, from: number, to: number): number | undefined {
     }
     return v <= 0x10ffff ? v : undefined;
   }
-  const word = String.fromCharCode(...b.subarray(from, to));
-  if (n === 3 && word === "amp") return 0x26;
-  if (n === 2 && word === "lt") return 0x3c;
-  if (n === 2 && word === "gt") return 0x3e;
-  if (n === 4 && word === "quot") return 0x22;
-  if (n === 4 && word === "apos") return 0x27;
+  const at = (i: number) => b[from + i];
+  if (n === 4 && c === 0x71 && at(1) === 0x75 && at(2) === 0x6f && at(3) === 0x74) return 0x22; // quot
+  if (n === 3 && c === 0x61 && at(1) === 0x6d && at(2) === 0x70) return 0x26; // amp
+  if (n === 2 && at(1) === 0x74) return c === 0x6c ? 0x3c : c === 0x67 ? 0x3e : undefined; // lt gt
+  if (n === 4 && c === 0x61 && at(1) === 0x70 && at(2) === 0x6f && at(3) === 0x73) return 0x27; // apos
   return undefined;
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { encodeRecords } from "../../mod/modes/process.ts";
 import { MysqlParser } from "../../mod/parsers/mysql.ts";
 import { PostgresParser } from "../../mod/parsers/postgres.ts";
 import type { LineParser } from "../../mod/parsers/record.ts";
@@ -394,3 +395,12 @@ for (const killAt of [1_000, 3_000]) {
     },
   );
 }
+
+Deno.test("encodeRecords() makes each record's JSON a view of one buffer, UTF-8 included", () => {
+  const records = [{ a: 1 }, { message: "héllo 😀" }, { b: "x" }];
+  for (const set of [[records[0]!, records[2]!], records]) {
+    const out = encodeRecords(set, "s");
+    assert.deepEqual(out.map((r) => JSON.parse(new TextDecoder().decode(r.json))), set);
+    assert.ok(out.every((r) => r.stream === "s"));
+  }
+});
