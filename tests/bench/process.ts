@@ -125,6 +125,8 @@ async function agentRun(fake: FakeRds, oo: FakeOpenObserve, text: string, record
     peakRssMB: Math.round(peak * 1024 / 1e6),
     cpuSecondsPerGB: Number((cpu / gb).toFixed(1)),
     startupCpuSeconds: Number((startup ?? 0).toFixed(2)),
+    // From the first record on: without module loading, clients and the group join.
+    cpuSecondsPerGBAfterStart: Number(((cpu - (startup ?? 0)) / gb).toFixed(1)),
     load1: Number(load1.toFixed(2)),
     note: `${(gb * 1e3).toFixed(0)} MB, ${records} records (a third multi-line), ${
       (fake.calls.get("DownloadDBLogFilePortion") ?? 0) - calls
@@ -159,10 +161,14 @@ async function peerRun(file: string, text: string, records: number): Promise<Ben
 }
 
 /**
- * Run the bench: `PROCESS_RUNS` (3) runs of the agent, each followed by one of the Python peer,
- * with the 1-minute load average beside each figure (the machine is shared).
+ * Run the bench: `PROCESS_RUNS` (3) runs of the agent over `PROCESS_MB` (40) MB, each followed by
+ * one of the Python peer, with the 1-minute load average beside each figure (the machine is
+ * shared). `PROCESS_THREADS=1` prints the agent's CPU seconds by thread; `PROCESS_STDOUT=1` shows
+ * the agent's stdout (with `SEMI=2,--trace-gc`: its garbage collections).
  */
-export async function processBench({ mb = 40 } = {}): Promise<BenchRow[]> {
+export async function processBench(
+  { mb = Number(Deno.env.get("PROCESS_MB") ?? 40) } = {},
+): Promise<BenchRow[]> {
   const why = unavailableReason("aws") ?? unavailableReason("kafka");
   if (why) throw new Error(`process benchmark needs the test services: ${why}`);
   const fake = new FakeRds(); // RDS's portions: up to 10000 lines, cut at 1 MiB
