@@ -30,8 +30,8 @@ import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { MysqlParser } from "../parsers/mysql.ts";
 import { PostgresParser } from "../parsers/postgres.ts";
-import type { LineParser, LogRecord, ParserContext } from "../parsers/record.ts";
-import { LineStream } from "../pipeline/line_stream.ts";
+import type { LogRecord, ParserContext } from "../parsers/record.ts";
+import { TextLines } from "../parsers/text_lines.ts";
 import { batchSpec, processingSpec, runPipeline } from "../pipeline/run.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import {
@@ -80,7 +80,11 @@ export const processSpec = f.object({
 type ProcessConfig = Infer<typeof processSpec>;
 
 /** A parser for an engine's log file, continuing from `context` (a previous read's). */
-export function parserFor(engine: string, file: string, context?: ParserContext): LineParser {
+export function parserFor(
+  engine: string,
+  file: string,
+  context?: ParserContext,
+): PostgresParser | MysqlParser {
   if (engine.includes("postgres")) return new PostgresParser({ context });
   return new MysqlParser({ kind: MysqlParser.kindOf(file) ?? "auto", context });
 }
@@ -135,7 +139,7 @@ export function parseLogEvent(value: Uint8Array): LogFileChanged | string {
 /** What the frame of a portion's unit needs: the file's parser, shared by its portions. */
 export interface PortionFrame {
   /** Parses the file's lines, portion after portion (one at a time). */
-  readonly parser: LineParser;
+  readonly parser: PostgresParser | MysqlParser;
   /** The portion is the event's last: the frame flushes the parser at its end. */
   readonly last: boolean;
   /** The frame is done with the portion's lines: the parser's context after them (JSON). */
@@ -531,6 +535,8 @@ export const processMode = defineMode({
     }, { log, metrics });
     const rds = c.source === "rds" ? await Rds.open(c.rds, log, metrics) : undefined;
     const tracking = await LogTracking.open(c.tracking_table, c.dynamodb);
+    // The pipeline counts the cuts of its own framer; this mode frames text itself.
+    const linesTruncated = metrics.counter("lines_truncated_total", "Lines cut at max_line_bytes");
     const parseErrors = metrics.counter(
       "process_parse_errors_total",
       "Lines kept as message with parse_error: true",
@@ -551,7 +557,7 @@ export const processMode = defineMode({
         const a = unit.attributes!;
         const portion = source.frameOf(unit);
         const parser = portion.parser;
-        const lines = new LineStream({ maxLineBytes: c.processing.max_line_bytes });
+        const lines = new TextLines({ maxLineBytes: c.processing.max_line_bytes });
         const label = { engine: a.engine! };
         const emit = (
           records: LogRecord[],
@@ -570,21 +576,26 @@ export const processMode = defineMode({
           recordsTotal.inc(out.length, label);
           ctrl.enqueue(out);
         };
-        // Lines → records in one step per chunk of lines (no stream hop per line). The parser
-        // carries on into the file's next portion; it is flushed at the event's last one.
-        const toRecords = new TransformStream<Uint8Array[], StreamRecord[]>({
-          transform: (chunk, ctrl) => {
-            // A few hundred lines at a time: their records are encoded and gone before the
-            // next ones are made, so they die young (a whole portion's records at once outlived
-            // the young generation and were copied and promoted).
-            const records: LogRecord[] = [];
-            for (let i = 0; i < chunk.length; i += LINES_AT_ONCE) {
-              const end = Math.min(chunk.length, i + LINES_AT_ONCE);
-              for (let j = i; j < end; j++) for (const r of parser.push(chunk[j]!)) records.push(r);
-              emit(records, ctrl);
+        // A few hundred lines at a time: their records are encoded and gone before the next
+        // ones are made, so they die young (a whole portion's records at once outlived the
+        // young generation and were copied and promoted).
+        const parse = (text: string[], ctrl: TransformStreamDefaultController<StreamRecord[]>) => {
+          const records: LogRecord[] = [];
+          for (let i = 0; i < text.length; i += LINES_AT_ONCE) {
+            const end = Math.min(text.length, i + LINES_AT_ONCE);
+            for (let j = i; j < end; j++) {
+              for (const r of parser.pushText(text[j]!)) records.push(r);
             }
-          },
+            emit(records, ctrl);
+          }
+        };
+        // Bytes → text lines (a chunk decoded at once) → records, in one step per chunk. The
+        // parser carries on into the file's next portion; it is flushed at the event's last one.
+        return new TransformStream<Uint8Array, StreamRecord[]>({
+          transform: (chunk, ctrl) => parse(lines.split(chunk), ctrl),
           flush: (ctrl) => {
+            parse(lines.end(), ctrl);
+            if (lines.linesTruncated) linesTruncated.inc(lines.linesTruncated);
             if (portion.last) emit(parser.flush(), ctrl);
             let context = JSON.stringify(parser.context?.() ?? {});
             if (context.length > MAX_CONTEXT_CHARS) {
@@ -594,7 +605,6 @@ export const processMode = defineMode({
             portion.inputDone(context);
           },
         });
-        return { writable: lines.writable, readable: lines.readable.pipeThrough(toRecords) };
       },
     });
   },

@@ -58,7 +58,7 @@ const ERROR = new RegExp(
 export class MysqlParser implements LineParser {
   #options: { maxRecordChars: number };
   #inner: Inner | undefined;
-  #held: Uint8Array[] = [];
+  #held: string[] = [];
   #detectLines: number;
 
   /**
@@ -86,8 +86,7 @@ export class MysqlParser implements LineParser {
       if (known === "error" || known === "slow" || known === "general") {
         this.#inner = this.#create(known, context);
       } else if (Array.isArray(context?.held)) {
-        const enc = new TextEncoder();
-        this.#held = context.held.filter((l) => typeof l === "string").map((l) => enc.encode(l));
+        this.#held = context.held.filter((l) => typeof l === "string");
       }
     }
   }
@@ -98,7 +97,7 @@ export class MysqlParser implements LineParser {
    */
   context(): ParserContext {
     const inner = this.#inner;
-    if (inner === undefined) return this.#held.length ? { held: this.#held.map(lineText) } : {};
+    if (inner === undefined) return this.#held.length ? { held: [...this.#held] } : {};
     return { kind: this.kind, ...inner.context() };
   }
 
@@ -147,13 +146,17 @@ export class MysqlParser implements LineParser {
 
   /** Feed one line; returns the records it completed. */
   push(line: Uint8Array): LogRecord[] {
-    if (this.#inner !== undefined) return this.#inner.push(line);
-    const text = lineText(line);
+    return this.pushText(lineText(line));
+  }
+
+  /** Feed one line (text without its newline); returns the records it completed. */
+  pushText(text: string): LogRecord[] {
+    if (this.#inner !== undefined) return this.#inner.pushText(text);
     let kind: MysqlLogKind | undefined;
     if (SLOW.test(text)) kind = "slow";
     else if (GENERAL.test(text)) kind = "general";
     else if (ERROR.test(text)) kind = "error";
-    this.#held.push(line);
+    this.#held.push(text);
     if (kind === undefined && this.#held.length < this.#detectLines) return [];
     return this.#replay(kind ?? "error");
   }
@@ -169,7 +172,7 @@ export class MysqlParser implements LineParser {
     const inner = this.#create(kind);
     this.#inner = inner;
     const out: LogRecord[] = [];
-    for (const held of this.#held) out.push(...inner.push(held));
+    for (const held of this.#held) out.push(...inner.pushText(held));
     this.#held = [];
     return out;
   }

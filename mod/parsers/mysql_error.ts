@@ -2,7 +2,6 @@
  * MySQL / Aurora MySQL error logs.
  * @module
  */
-import { lineText } from "./line_text.ts";
 import { mysqlTimeUs } from "./mysql_time.ts";
 import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
@@ -42,10 +41,9 @@ export class MysqlErrorParser extends FoldingParser {
     super(maxRecordChars, context);
   }
 
-  /** Feed one line; returns the record it completed, if any. */
-  push(line: Uint8Array): LogRecord[] {
+  /** Feed one line (text without its newline); returns the record it completed, if any. */
+  pushText(text: string): LogRecord[] {
     this.linesSeen++;
-    const text = lineText(line);
     const out: LogRecord[] = [];
     const folder = this.folder;
     const m = ENTRY.exec(text);

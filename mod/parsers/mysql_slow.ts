@@ -2,7 +2,6 @@
  * MySQL / Aurora MySQL slow-query logs.
  * @module
  */
-import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
 import { mysqlTimeUs } from "./mysql_time.ts";
 import type { LogRecord, ParserContext } from "./record.ts";
@@ -86,10 +85,9 @@ export class MysqlSlowParser extends FoldingParser {
     };
   }
 
-  /** Feed one line; returns the block it completed, if any. */
-  push(line: Uint8Array): LogRecord[] {
+  /** Feed one line (text without its newline); returns the block it completed, if any. */
+  pushText(text: string): LogRecord[] {
     this.linesSeen++;
-    const text = lineText(line);
     const out: LogRecord[] = [];
     const folder = this.folder;
     const pending = folder.pending;

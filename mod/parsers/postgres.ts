@@ -3,7 +3,6 @@
  * @module
  */
 import { civilTimeUs } from "./civil_time.ts";
-import { lineText } from "./line_text.ts";
 import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
@@ -70,10 +69,9 @@ export class PostgresParser extends FoldingParser {
     super(maxRecordChars, context);
   }
 
-  /** Feed one line; returns the record it completed, if any. */
-  push(line: Uint8Array): LogRecord[] {
+  /** Feed one line (text without its newline); returns the record it completed, if any. */
+  pushText(text: string): LogRecord[] {
     this.linesSeen++;
-    const text = lineText(line);
     const out: LogRecord[] = [];
     const folder = this.folder;
     const m = PREFIX.exec(text);

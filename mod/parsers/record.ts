@@ -28,6 +28,11 @@ export type ParserContext = Record<string, unknown>;
 export interface LineParser {
   /** Feed one line; returns the records completed by it (often none or one). */
   push(line: Uint8Array): LogRecord[];
+  /**
+   * Feed one line already decoded (no `\n`, no trailing `\r`): what `push` does after decoding.
+   * Framers that decode a whole chunk at once use it.
+   */
+  pushText?(text: string): LogRecord[];
   /** End of input: returns the records still pending. The parser may be reused afterwards. */
   flush(): LogRecord[];
   /**

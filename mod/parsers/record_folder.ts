@@ -2,6 +2,7 @@
  * The record being built by a multi-line parser, with the counters every parser exposes.
  * @module
  */
+import { lineText } from "./line_text.ts";
 import type { LineParser, LogRecord, ParserContext } from "./record.ts";
 
 /**
@@ -147,6 +148,11 @@ export abstract class FoldingParser implements LineParser {
     return this.headersSkipped;
   }
 
-  abstract push(line: Uint8Array): LogRecord[];
+  /** Feed one line; returns the records it completed. */
+  push(line: Uint8Array): LogRecord[] {
+    return this.pushText(lineText(line));
+  }
+
+  abstract pushText(text: string): LogRecord[];
   abstract flush(): LogRecord[];
 }
