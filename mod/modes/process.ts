@@ -26,7 +26,7 @@
  */
 
 import { f, type Infer, parseValue } from "../config/spec.ts";
-import type { Logger } from "../log/logger.ts";
+import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { MysqlParser } from "../parsers/mysql.ts";
 import { PostgresParser } from "../parsers/postgres.ts";
@@ -381,7 +381,9 @@ class LogFileSource implements Source {
           open: async (sig) => {
             if (this.#s3) return await this.#openS3(e, start.processed, sig);
             const p = await reader!.read(start.marker, sig);
-            portion.last = !p.more || p.gone;
+            // (an empty answer that does not move the marker ends the read too, not a loop)
+            portion.last = !p.more || p.gone ||
+              (p.data.byteLength === 0 && p.marker === start.marker);
             portion.marker = p.marker;
             portion.gone = p.gone;
             portion.linesCut = p.linesCut;
@@ -391,7 +393,9 @@ class LogFileSource implements Source {
           ack: async (r) => {
             acks[n] = true;
             acked.resolve(r);
-            if (!await mySave) throw new Error(`progress of ${lane} not saved`);
+            if (!await mySave && !conflict) {
+              throw new Error(`progress of ${lane} not saved: ${errorChain(failure)}`);
+            }
           },
           nack: (err) => {
             failure ??= err;
@@ -414,14 +418,21 @@ class LogFileSource implements Source {
           const context = await input.promise;
           if (context instanceof Error) return false;
           const processed = start.processed + r.consumed;
-          const stored = await this.#tracking.saveProgress(
-            e.instance,
-            e.file,
-            portion.marker,
-            processed,
-            from,
-            context === "{}" ? undefined : context,
-          );
+          let stored;
+          try {
+            stored = await this.#tracking.saveProgress(
+              e.instance,
+              e.file,
+              portion.marker,
+              processed,
+              from,
+              context === "{}" ? undefined : context,
+            );
+          } catch (err) {
+            // The table is unreachable: the event is read again later, from the last save.
+            failure ??= new Error(`cannot save the progress of ${lane}`, { cause: err });
+            return false;
+          }
           if (!stored) {
             conflict = true;
             this.#m.conflicts.inc();
