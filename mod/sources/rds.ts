@@ -91,7 +91,10 @@ export interface PortionProgress {
 
 /** One answer of DownloadDBLogFilePortion: whole lines, and where the next one starts. */
 export interface Portion {
-  /** The lines, UTF-8, each with its newline. */
+  /**
+   * The lines, UTF-8, each with its newline: a view of the reader's buffer, valid until its next
+   * `read` (a 1 MB answer is not allocated anew per call).
+   */
   data: Uint8Array;
   /** Where the next portion starts. */
   marker: string;
@@ -262,7 +265,7 @@ export class Rds {
    */
   reader(instance: string, file: string): PortionReader {
     const max = "lines_per_call" in this.#c ? this.#c.lines_per_call : 10000;
-    const state = { lines: max, limit: PORTION_LIMIT, max };
+    const state: ReaderState = { lines: max, limit: PORTION_LIMIT, max };
     return { read: (marker, signal) => this.#read(state, instance, file, marker, signal) };
   }
 
@@ -287,7 +290,7 @@ export class Rds {
         progress.marker = p.marker;
         progress.gone = p.gone;
         progress.linesCut += p.linesCut;
-        if (p.data.byteLength) ctrl.enqueue(p.data);
+        if (p.data.byteLength) ctrl.enqueue(p.data.slice()); // the reader reuses its buffer
         if (!p.more) {
           done = true;
           ctrl.close();
@@ -298,7 +301,7 @@ export class Rds {
   }
 
   async #read(
-    state: { lines: number; limit: number; max: number },
+    state: ReaderState,
     instance: string,
     file: string,
     marker: string,
@@ -325,7 +328,7 @@ export class Rds {
                 const out = await next(args);
                 const res = out.response as { statusCode?: number; body?: unknown };
                 if (res.statusCode !== 200 || !(res.body instanceof ReadableStream)) return out;
-                const xml = new Uint8Array(await new Response(res.body).arrayBuffer());
+                const xml = await readInto(res.body as ReadableStream<Uint8Array>, state);
                 const taken = takeXmlText(xml, "LogFileData");
                 raw = taken?.text ?? new Uint8Array(0);
                 res.body = taken?.rest ?? xml;
@@ -377,6 +380,32 @@ export class Rds {
       };
     }
   }
+}
+
+/** A reader's state: how many lines to ask for, and the buffer its answers are read into. */
+interface ReaderState {
+  lines: number;
+  limit: number;
+  max: number;
+  /** Reused for every answer: the previous portion is consumed before the next is asked for. */
+  buffer?: Uint8Array;
+}
+
+/** An answer's body in the reader's buffer (grown when too small): a view of it. */
+async function readInto(body: ReadableStream<Uint8Array>, state: ReaderState): Promise<Uint8Array> {
+  let buf = state.buffer ?? new Uint8Array(PORTION_LIMIT + (PORTION_LIMIT >> 2));
+  let n = 0;
+  for await (const chunk of body) {
+    if (n + chunk.byteLength > buf.byteLength) {
+      const bigger = new Uint8Array(Math.max(buf.byteLength * 2, n + chunk.byteLength));
+      bigger.set(buf.subarray(0, n));
+      buf = bigger;
+    }
+    buf.set(chunk, n);
+    n += chunk.byteLength;
+  }
+  state.buffer = buf;
+  return buf.subarray(0, n);
 }
 
 /** Where the text RDS puts at a cut (see CUT) begins in `data`, or -1. */
