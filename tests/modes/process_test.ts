@@ -17,6 +17,7 @@ import {
 } from "../services/mod.ts";
 import { FakeOpenObserve } from "../sinks/_fake_openobserve.ts";
 import { FakeRds } from "../sources/_fake_rds.ts";
+import { startAwsProxy } from "../sinks/_aws_proxy.ts";
 import { discoverConfig, discoverOnce } from "./_rds.ts";
 import { agentCommand, freePort } from "../_agent.ts";
 
@@ -404,3 +405,46 @@ Deno.test("encodeRecords() makes each record's JSON a view of one buffer, UTF-8 
     assert.ok(out.every((r) => r.stream === "s"));
   }
 });
+
+serviceTest(
+  "process: a progress save that fails nacks the event; it is read again and its progress saved",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds();
+    const oo = new FakeOpenObserve();
+    // The tracking table's first UpdateItem from process is refused (DynamoDB's answer to a
+    // missing permission): the portion was delivered, its progress could not be saved.
+    const proxy = startAwsProxy({
+      fail: (call, n) =>
+        call.action === "UpdateItem" && n === 1 ? { type: "AccessDeniedException" } : undefined,
+    });
+    try {
+      fake.addInstance("pg4", "aurora-postgresql");
+      fake.append("pg4", PG_FILE, PG);
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic();
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      const config = processConfig(fake.url, table, topic, oo, {
+        dynamodb: { endpoint: proxy.url, region: "us-east-1" },
+      });
+      const run = await processUntil(
+        config,
+        oo,
+        (m) => /^rds_logs_files_processed_total 1$/m.test(m),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(proxy.of("UpdateItem").length, 2, "refused once, then saved");
+      assert.match(run.metrics, /^kafka_messages_nacked_total 1$/m);
+      const t = await LogTracking.open(table, awsTestConfig());
+      const size = new TextEncoder().encode(PG).length;
+      assert.equal((await t.get("pg4", PG_FILE))?.marker, `0:${size}`);
+      // Read twice: every record arrived, the first reading's again (we prefer a duplicate).
+      const want = parsed(new PostgresParser(), PG);
+      assert.deepEqual(strip(oo.streams.get("aurora_postgresql_pg4")!), [...want, ...want]);
+    } finally {
+      await proxy.close();
+      await fake.close();
+      await oo.close();
+    }
+  },
+);
