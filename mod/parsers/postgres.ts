@@ -76,18 +76,21 @@ export class PostgresParser extends FoldingParser {
     const folder = this.folder;
     const m = PREFIX.exec(text);
     if (m !== null) {
+      // A DETAIL/STATEMENT/... line of the record being folded: only its message is needed.
+      const pending = folder.pending;
+      if (
+        pending !== undefined && CONTINUATION.has(m[11]!) && userAtDb(m[9]!) &&
+        pending.pid === (m[10]!.length > 0 ? Number(m[10]) : undefined)
+      ) {
+        folder.append(out, m[11]!.toLowerCase(), m[12]!);
+        return out;
+      }
       const record = parsePrefixed(m);
       if (record === undefined) {
         folder.start(out, { message: text, parse_error: true });
         return out;
       }
-      const severity = record.severity as string;
-      const pending = folder.pending;
-      if (CONTINUATION.has(severity) && pending !== undefined && pending.pid === record.pid) {
-        folder.append(out, severity.toLowerCase(), record.message as string);
-      } else {
-        folder.start(out, record);
-      }
+      folder.start(out, record);
     } else if (LOOKS_PREFIXED.test(text)) {
       folder.start(out, { message: text, parse_error: true });
     } else if (folder.pending !== undefined) {
@@ -104,6 +107,12 @@ export class PostgresParser extends FoldingParser {
     this.folder.emit(out);
     return out;
   }
+}
+
+/** The client:user@db part has its `@` and the `:` before it (else the line is malformed). */
+function userAtDb(middle: string): boolean {
+  const at = middle.lastIndexOf("@");
+  return at >= 0 && middle.lastIndexOf(":", at) >= 0;
 }
 
 /** Builds a record from a PREFIX match, or `undefined` when the user@db part is malformed. */
