@@ -93,6 +93,9 @@ export const streamMode = defineMode({
     } else {
       source = new FileSource({
         root: resolve(configDir, config.file.path),
+        // The bucket's layout, nothing else (a stray manifest.json at the root is not data).
+        pattern: "year=*/month=*/day=*/*",
+        metrics,
         stateFile,
         scanInterval: p.scan_interval,
         delayWindow: p.delay_window,

@@ -41,7 +41,8 @@ export const streamSpec = f.object({
   }, { description: "S3 source (source: s3)" }),
   file: f.object({
     path: f.string({
-      description: "Directory treated like a bucket (source: file)",
+      description:
+        "Directory laid out like the bucket (source: file): only files under year=*/month=*/day=*/ are read",
       default: "/var/log/edge-agent/incoming",
     }),
   }, { description: "Local directory source (source: file)" }),
