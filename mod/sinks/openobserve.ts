@@ -49,10 +49,20 @@ export const openobserveSpec = f.object({
 /** Settings of {@link OpenObserveSink}. */
 export type OpenObserveConfig = Infer<typeof openobserveSpec>;
 
-/** One record on its way: its stream and its JSON text, already encoded. */
+/**
+ * Records on their way to one stream, already encoded: one record's JSON object, or several
+ * joined by commas (`{...},{...}`, `count` of them), as they go into the request's JSON array.
+ * A framer that makes many records at once hands them on as one item: one object and one buffer
+ * per group instead of per record, which the batches then hold until they are sent.
+ */
 export interface StreamRecord {
   stream: string;
   json: Uint8Array;
+  /**
+   * Records in `json`.
+   * @default {1}
+   */
+  count?: number;
 }
 
 /** Body buffers: at least a default batch (1 MiB) and its separators; larger ones not kept. */
@@ -72,7 +82,7 @@ export function streamName(template: string, values: Record<string, string>): st
 /**
  * Join encoded JSON records into one JSON array, `[a,b,c]`, in one copy.
  *
- * @param records the records' JSON texts.
+ * @param records the records' JSON texts (or comma-joined groups of them).
  * @param into a buffer to write into when it is large enough (reused across requests).
  * @returns the body (a view of `into` when it was used).
  */
@@ -122,16 +132,23 @@ export class OpenObserveSink implements Sink<StreamRecord> {
   }
 
   async write(batch: Batch<StreamRecord>, signal: AbortSignal): Promise<void> {
-    const byStream = new Map<string, Uint8Array[]>();
+    const byStream = new Map<string, { parts: Uint8Array[]; records: number }>();
     for (const r of batch.items) {
-      let list = byStream.get(r.stream);
-      if (!list) byStream.set(r.stream, list = []);
-      list.push(r.json);
+      let s = byStream.get(r.stream);
+      if (!s) byStream.set(r.stream, s = { parts: [], records: 0 });
+      s.parts.push(r.json);
+      s.records += r.count ?? 1;
     }
-    for (const [stream, records] of byStream) await this.#post(stream, records, signal);
+    for (const [stream, s] of byStream) await this.#post(stream, s.parts, s.records, signal);
   }
 
-  async #post(stream: string, records: Uint8Array[], signal: AbortSignal): Promise<void> {
+  /** Post `parts` (records, or groups of them) as one JSON array of `count` records. */
+  async #post(
+    stream: string,
+    records: Uint8Array[],
+    count: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     const c = this.#c;
     // Bodies are built in reused buffers (as the http sink's): one per request in flight.
     const need = jsonArraySize(records);
@@ -185,7 +202,7 @@ export class OpenObserveSink implements Sink<StreamRecord> {
       });
     } catch (e) {
       throw new SinkError(
-        `openobserve: ${records.length} records to stream ${stream} not delivered`,
+        `openobserve: ${count} records to stream ${stream} not delivered`,
         {
           cause: e,
           retryable: !signal.aborted,
@@ -201,7 +218,7 @@ export class OpenObserveSink implements Sink<StreamRecord> {
       failed += s.failed ?? 0;
       ok += s.successful ?? 0;
     }
-    if (answer.status === undefined) ok = records.length;
+    if (answer.status === undefined) ok = count;
     this.#m.ok.inc(ok);
     if (failed > 0) {
       this.#m.failed.inc(failed);

@@ -397,13 +397,15 @@ for (const killAt of [1_000, 3_000]) {
   );
 }
 
-Deno.test("encodeRecords() makes each record's JSON a view of one buffer, UTF-8 included", () => {
+Deno.test("encodeRecords() makes one item of the records' JSON objects, UTF-8 included", () => {
   const records = [{ a: 1 }, { message: "héllo 😀" }, { b: "x" }];
-  for (const set of [[records[0]!, records[2]!], records]) {
-    const out = encodeRecords(set, "s");
-    assert.deepEqual(out.map((r) => JSON.parse(new TextDecoder().decode(r.json))), set);
-    assert.ok(out.every((r) => r.stream === "s"));
+  for (const set of [[records[0]!], [records[0]!, records[2]!], records]) {
+    const out = encodeRecords(set, "s")!;
+    assert.deepEqual(JSON.parse(`[${new TextDecoder().decode(out.json)}]`), set);
+    assert.equal(out.stream, "s");
+    assert.equal(out.count, set.length);
   }
+  assert.equal(encodeRecords([], "s"), undefined);
 });
 
 serviceTest(

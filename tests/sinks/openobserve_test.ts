@@ -83,6 +83,32 @@ Deno.test("OpenObserveSink counts records OpenObserve reports as failed, retries
   }
 });
 
+Deno.test("OpenObserveSink posts an item of several records (count) as that many records", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const metrics = new Registry();
+    const c = parseValue(openobserveSpec, { url: oo.url, password: oo.password });
+    const group: StreamRecord = {
+      stream: "s",
+      json: new TextEncoder().encode('{"n":1},{"n":2},{"n":3}'),
+      count: 3,
+    };
+    await new OpenObserveSink(c, log, metrics).write(
+      { items: [group, rec("s", { n: 4 })], bytes: 0 },
+      AbortSignal.timeout(5000),
+    );
+    assert.deepEqual(oo.streams.get("s"), [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    assert.match(metrics.render(), /^openobserve_records_successful_total 4$/m);
+    const wrong = new OpenObserveSink({ ...c, password: "wrong" }, log, metrics);
+    const e = await wrong.write({ items: [group], bytes: 0 }, AbortSignal.timeout(5000))
+      .then(() => undefined, (e) => e);
+    assert.ok(e instanceof SinkError);
+    assert.match(e.message, /3 records to stream s not delivered/);
+  } finally {
+    await oo.close();
+  }
+});
+
 Deno.test("streamName() fills the template and keeps OpenObserve's stream-name alphabet", () => {
   assert.equal(
     streamName("{engine}_{instance}", { engine: "aurora-postgresql", instance: "Prod.DB-1" }),
