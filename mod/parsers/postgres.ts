@@ -19,9 +19,10 @@ export interface PostgresParserOptions {
   context?: ParserContext;
 }
 
-// %t (or %m) : %r : %u@%d : [%p] : SEVERITY:  message
+// %t (or %m) : %r : %u@%d : [%p] : SEVERITY: (the message is the rest of the line: matching
+// stops before it, instead of scanning every line to its end)
 const PREFIX =
-  /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?: ([A-Za-z][A-Za-z0-9/_+-]*|[+-]\d{2}(?::?\d{2})?))?:(.*?):\[(\d*)\]:([A-Z][A-Z0-9]*):[ \t]*(.*)$/;
+  /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.(\d+))?(?: ([A-Za-z][A-Za-z0-9/_+-]*|[+-]\d{2}(?::?\d{2})?))?:(.*?):\[(\d*)\]:([A-Z][A-Z0-9]*):[ \t]*/;
 // A line that starts like a timestamp but does not match PREFIX is a record we cannot parse, not a
 // continuation of the previous one.
 const LOOKS_PREFIXED = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/;
@@ -61,6 +62,9 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
  * ```
  */
 export class PostgresParser extends FoldingParser {
+  /** The last `%t` text and its `_timestamp`: lines of one second share them. */
+  readonly #time: TimeCache = { text: "", us: undefined };
+
   /**
    * @param options see {@linkcode PostgresParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
@@ -79,13 +83,13 @@ export class PostgresParser extends FoldingParser {
       // A DETAIL/STATEMENT/... line of the record being folded: only its message is needed.
       const pending = folder.pending;
       if (
-        pending !== undefined && CONTINUATION.has(m[11]!) && userAtDb(m[9]!) &&
-        pending.pid === (m[10]!.length > 0 ? Number(m[10]) : undefined)
+        pending !== undefined && CONTINUATION.has(m[5]!) && userAtDb(m[3]!) &&
+        pending.pid === (m[4]!.length > 0 ? Number(m[4]) : undefined)
       ) {
-        folder.append(out, m[11]!.toLowerCase(), m[12]!);
+        folder.append(out, m[5]!.toLowerCase(), text.slice(m[0].length));
         return out;
       }
-      const record = parsePrefixed(m);
+      const record = parsePrefixed(m, this.#time);
       if (record === undefined) {
         folder.start(out, { message: text, parse_error: true });
         return out;
@@ -115,31 +119,54 @@ function userAtDb(middle: string): boolean {
   return at >= 0 && middle.lastIndexOf(":", at) >= 0;
 }
 
-/** Builds a record from a PREFIX match, or `undefined` when the user@db part is malformed. */
-function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
-  const middle = m[9]!; // client:user@db
+/** The last `%t` text parsed, and its `_timestamp` (`undefined`: an unresolvable zone). */
+interface TimeCache {
+  text: string;
+  us: number | undefined;
+}
+
+/** The number written in `s` from `from` to `to` (ASCII digits, as PREFIX matched them). */
+function digits(s: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n = n * 10 + s.charCodeAt(i) - 48;
+  return n;
+}
+
+/**
+ * Builds a record from a PREFIX match, or `undefined` when the user@db part is malformed.
+ * `time` remembers the last `%t` resolved: a run of lines of one second is resolved once.
+ */
+function parsePrefixed(m: RegExpExecArray, time: TimeCache): LogRecord | undefined {
+  const middle = m[3]!; // client:user@db
   const at = middle.lastIndexOf("@");
   if (at < 0) return undefined;
   const colon = middle.lastIndexOf(":", at);
   if (colon < 0) return undefined;
   const record: LogRecord = {};
-  const offset = zoneOffset(m[8]);
-  const timestamp = offset === undefined ? undefined : civilTimeUs(
-    Number(m[1]),
-    Number(m[2]),
-    Number(m[3]),
-    Number(m[4]),
-    Number(m[5]),
-    Number(m[6]),
-    m[7] ?? "",
-    offset,
-  );
-  // a zone abbreviation we cannot resolve (e.g. CEST) leaves only the time as written
-  if (timestamp !== undefined) record._timestamp = timestamp;
-  record.log_time = m.input.slice(
+  const line = m.input;
+  const fraction = m[1], zone = m[2];
+  const logTime = line.slice(
     0,
-    19 + (m[7] === undefined ? 0 : m[7].length + 1) + (m[8] === undefined ? 0 : m[8].length + 1),
+    19 + (fraction === undefined ? 0 : fraction.length + 1) +
+      (zone === undefined ? 0 : zone.length + 1),
   );
+  if (logTime !== time.text) {
+    const offset = zoneOffset(zone);
+    time.text = logTime;
+    time.us = offset === undefined ? undefined : civilTimeUs(
+      digits(line, 0, 4),
+      digits(line, 5, 7),
+      digits(line, 8, 10),
+      digits(line, 11, 13),
+      digits(line, 14, 16),
+      digits(line, 17, 19),
+      fraction ?? "",
+      offset,
+    );
+  }
+  // a zone abbreviation we cannot resolve (e.g. CEST) leaves only the time as written
+  if (time.us !== undefined) record._timestamp = time.us;
+  record.log_time = logTime;
   const client = middle.slice(0, colon);
   if (client.length > 0) {
     // host(port)
@@ -156,9 +183,9 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   if (user.length > 0) record.user = user;
   const database = middle.slice(at + 1);
   if (database.length > 0) record.database = database;
-  if (m[10]!.length > 0) record.pid = Number(m[10]);
-  record.severity = m[11];
-  const message = m[12]!;
+  if (m[4]!.length > 0) record.pid = Number(m[4]);
+  record.severity = m[5];
+  const message = line.slice(m[0].length);
   record.message = message;
   const d = message.startsWith("duration: ") ? DURATION.exec(message) : null;
   if (d !== null) record.duration_ms = Number(d[1]);
