@@ -512,22 +512,6 @@ class LogFileSource implements Source {
   }
 }
 
-const enc = new TextEncoder();
-
-/**
- * Records as one item of JSON text, `{...},{...}` (a JSON array without its brackets): one
- * `JSON.stringify` and one encoding call for all of them, and one object the batches hold
- * (objects per record, held until their batch is sent, were copied and promoted by the garbage
- * collector).
- *
- * @returns the item, or `undefined` for no records.
- */
-export function encodeRecords(records: LogRecord[], stream: string): StreamRecord | undefined {
-  if (records.length === 0) return undefined;
-  const array = enc.encode(JSON.stringify(records));
-  return { stream, json: array.subarray(1, array.length - 1), count: records.length };
-}
-
 export const processMode = defineMode({
   name: "process",
   summary: "Database log events → parsed records → OpenObserve",
@@ -548,9 +532,10 @@ export const processMode = defineMode({
     );
     const recordsTotal = metrics.counter("process_records_total", "Records parsed", ["engine"]);
     const source = new LogFileSource(events, c, rds, tracking, log, metrics);
+    const sink = new OpenObserveSink(c.openobserve, log, metrics);
     await runPipeline<StreamRecord>({
       source,
-      sink: new OpenObserveSink(c.openobserve, log, metrics),
+      sink,
       metrics,
       log,
       signal,
@@ -576,7 +561,7 @@ export const processMode = defineMode({
             r.engine = a.engine;
             r.log_file = a.file;
           }
-          const out = encodeRecords(records, a.stream!)!;
+          const out = sink.encode(records, a.stream!)!;
           recordsTotal.inc(records.length, label);
           records.length = 0;
           ctrl.enqueue([out]);

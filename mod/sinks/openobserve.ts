@@ -50,14 +50,16 @@ export const openobserveSpec = f.object({
 export type OpenObserveConfig = Infer<typeof openobserveSpec>;
 
 /**
- * Records on their way to one stream, already encoded: one record's JSON object, or several
- * joined by commas (`{...},{...}`, `count` of them), as they go into the request's JSON array.
- * A framer that makes many records at once hands them on as one item: one object and one buffer
- * per group instead of per record, which the batches then hold until they are sent.
+ * Records on their way to one stream: one record's JSON object, or several joined by commas
+ * (`{...},{...}`, `count` of them), as they go into the request's JSON array; encoded, or as
+ * text (encoded into the request body).
+ * A framer that makes many records at once hands them on as one item of text: one object and one
+ * string per group, on the garbage-collected heap, instead of an object and a buffer per record
+ * (buffers are memory outside the heap, freed only when a collection finds them unreachable).
  */
 export interface StreamRecord {
   stream: string;
-  json: Uint8Array;
+  json: Uint8Array | string;
   /**
    * Records in `json`.
    * @default {1}
@@ -69,8 +71,17 @@ export interface StreamRecord {
 const MIN_POOLED = (1 << 20) + (64 << 10);
 const MAX_POOLED = 16 << 20;
 
-/** Encoded size of a {@link StreamRecord} in a JSON array (its bytes and a comma). */
-export const streamRecordSize = (r: StreamRecord): number => r.json.byteLength + 1;
+const enc = new TextEncoder();
+
+/** Length of JSON text or bytes: bytes, or characters (as many bytes for ASCII; fewer otherwise). */
+const sizeOf = (json: Uint8Array | string): number =>
+  typeof json === "string" ? json.length : json.byteLength;
+
+/**
+ * Size of a {@link StreamRecord} in a JSON array: its JSON and a comma (text counted in
+ * characters, its bytes when ASCII).
+ */
+export const streamRecordSize = (r: StreamRecord): number => sizeOf(r.json) + 1;
 
 /** Fill `{name}` placeholders from `values`; names without a value stay empty. */
 export function streamName(template: string, values: Record<string, string>): string {
@@ -80,31 +91,92 @@ export function streamName(template: string, values: Record<string, string>): st
 }
 
 /**
- * Join encoded JSON records into one JSON array, `[a,b,c]`, in one copy.
+ * Join JSON records into one JSON array, `[a,b,c]`, in one copy (text is encoded into it).
  *
- * @param records the records' JSON texts (or comma-joined groups of them).
+ * @param records the records' JSON, bytes or text (or comma-joined groups of them).
  * @param into a buffer to write into when it is large enough (reused across requests).
  * @returns the body (a view of `into` when it was used).
  */
-export function joinJsonArray(records: Uint8Array[], into?: Uint8Array): Uint8Array {
+export function joinJsonArray(records: (Uint8Array | string)[], into?: Uint8Array): Uint8Array {
   const size = jsonArraySize(records);
-  const body = into && into.length >= size ? into.subarray(0, size) : new Uint8Array(size);
+  let body = into && into.length >= size ? into : new Uint8Array(size);
+  /** Room for `n` more bytes after `o` (text with non-ASCII characters takes more than `size`). */
+  const room = (o: number, n: number) => {
+    if (o + n <= body.length) return;
+    const bigger = new Uint8Array(Math.max(body.length * 2, o + n));
+    bigger.set(body.subarray(0, o));
+    body = bigger;
+  };
   body[0] = 91; // [
   let o = 1;
   for (let i = 0; i < records.length; i++) {
     if (i) body[o++] = 44; // ,
-    body.set(records[i]!, o);
-    o += records[i]!.byteLength;
+    const r = records[i]!;
+    if (typeof r === "string") {
+      let read = 0;
+      while (read < r.length) {
+        // At least one byte per character; a character up to 3 bytes per UTF-16 unit.
+        room(o, read === 0 ? r.length + 1 : (r.length - read) * 3 + 1);
+        const done = enc.encodeInto(read === 0 ? r : r.slice(read), body.subarray(o));
+        read += done.read;
+        o += done.written;
+      }
+    } else {
+      room(o, r.byteLength + 1);
+      body.set(r, o);
+      o += r.byteLength;
+    }
   }
-  body[o] = 93; // ]
-  return body;
+  room(o, 1);
+  body[o++] = 93; // ]
+  return body.subarray(0, o);
 }
 
-/** Bytes of `records` joined into a JSON array. */
-export function jsonArraySize(records: Uint8Array[]): number {
+/** Bytes of `records` joined into a JSON array (text: at least this many). */
+export function jsonArraySize(records: (Uint8Array | string)[]): number {
   let size = 2 + Math.max(0, records.length - 1);
-  for (const r of records) size += r.byteLength;
+  for (const r of records) size += sizeOf(r);
   return size;
+}
+
+/** Size of the reused buffers records are encoded into (a group of a few hundred records). */
+const GROUP_BUFFER = 128 << 10;
+/** Group buffers kept for reuse: enough for the batches in flight. */
+const MAX_FREE_GROUPS = 256;
+
+/**
+ * Buffers that groups of records are encoded into, reused once their request was answered 2xx.
+ * The records' JSON then costs no garbage: text on the heap outlived the young generation (a
+ * batch waits for its request) and was promoted, and fresh buffers were memory outside the heap,
+ * freed only by a later collection; either way the process held its whole output for a while.
+ */
+class GroupBuffers {
+  readonly #free: Uint8Array[] = [];
+  /** The buffers handed out (a group's JSON is a view of its start). */
+  readonly #ours = new WeakSet<ArrayBufferLike>();
+
+  /** `text` encoded, in a reused buffer when it fits one. */
+  encode(text: string): Uint8Array {
+    if (text.length > GROUP_BUFFER) return enc.encode(text);
+    const buf = this.#free.pop() ?? new Uint8Array(GROUP_BUFFER);
+    const { read, written } = enc.encodeInto(text, buf);
+    if (read < text.length) {
+      // Non-ASCII text longer in bytes than the buffer.
+      this.#free.push(buf);
+      return enc.encode(text);
+    }
+    this.#ours.add(buf.buffer);
+    return buf.subarray(0, written);
+  }
+
+  /** `json` is sent: its buffer (if one of ours) can carry another group. */
+  release(json: Uint8Array | string): void {
+    if (typeof json === "string" || !this.#ours.has(json.buffer)) return;
+    this.#ours.delete(json.buffer);
+    if (this.#free.length < MAX_FREE_GROUPS) {
+      this.#free.push(new Uint8Array(json.buffer, 0, GROUP_BUFFER));
+    }
+  }
 }
 
 /** Posts batches of records to OpenObserve. */
@@ -115,6 +187,7 @@ export class OpenObserveSink implements Sink<StreamRecord> {
   readonly #auth: string;
   readonly #m;
   #pool: Uint8Array[] = [];
+  readonly #groups = new GroupBuffers();
 
   constructor(c: OpenObserveConfig, log: Logger, metrics: Registry) {
     this.#c = c;
@@ -131,8 +204,27 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     };
   }
 
+  /**
+   * Records as one item of this sink, `{...},{...}` (a JSON array without its brackets): one
+   * `JSON.stringify` and one encoding for all of them, into a buffer the sink reuses once the
+   * item was delivered.
+   *
+   * @param records the records (JSON-serializable objects).
+   * @param stream the stream they go to.
+   * @returns the item, or `undefined` for no records.
+   */
+  encode(records: unknown[], stream: string): StreamRecord | undefined {
+    if (records.length === 0) return undefined;
+    const array = JSON.stringify(records);
+    return {
+      stream,
+      json: this.#groups.encode(array.slice(1, array.length - 1)),
+      count: records.length,
+    };
+  }
+
   async write(batch: Batch<StreamRecord>, signal: AbortSignal): Promise<void> {
-    const byStream = new Map<string, { parts: Uint8Array[]; records: number }>();
+    const byStream = new Map<string, { parts: (Uint8Array | string)[]; records: number }>();
     for (const r of batch.items) {
       let s = byStream.get(r.stream);
       if (!s) byStream.set(r.stream, s = { parts: [], records: 0 });
@@ -145,7 +237,7 @@ export class OpenObserveSink implements Sink<StreamRecord> {
   /** Post `parts` (records, or groups of them) as one JSON array of `count` records. */
   async #post(
     stream: string,
-    records: Uint8Array[],
+    records: (Uint8Array | string)[],
     count: number,
     signal: AbortSignal,
   ): Promise<void> {
@@ -213,6 +305,9 @@ export class OpenObserveSink implements Sink<StreamRecord> {
       if (pooled.length <= MAX_POOLED) this.#pool.push(pooled);
     }
     this.#m.requests.inc();
+    // Delivered: the records' buffers can carry new ones (a failed batch's items are left to the
+    // garbage collector: the data path may still write them to the dead letter).
+    for (const r of records) this.#groups.release(r);
     let failed = 0, ok = 0;
     for (const s of answer.status ?? []) {
       failed += s.failed ?? 0;

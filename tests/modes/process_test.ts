@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { encodeRecords } from "../../mod/modes/process.ts";
 import { MysqlParser } from "../../mod/parsers/mysql.ts";
 import { PostgresParser } from "../../mod/parsers/postgres.ts";
 import type { LineParser } from "../../mod/parsers/record.ts";
@@ -396,17 +395,6 @@ for (const killAt of [1_000, 3_000]) {
     },
   );
 }
-
-Deno.test("encodeRecords() makes one item of the records' JSON objects, UTF-8 included", () => {
-  const records = [{ a: 1 }, { message: "héllo 😀" }, { b: "x" }];
-  for (const set of [[records[0]!], [records[0]!, records[2]!], records]) {
-    const out = encodeRecords(set, "s")!;
-    assert.deepEqual(JSON.parse(`[${new TextDecoder().decode(out.json)}]`), set);
-    assert.equal(out.stream, "s");
-    assert.equal(out.count, set.length);
-  }
-  assert.equal(encodeRecords([], "s"), undefined);
-});
 
 serviceTest(
   "process: a progress save that fails nacks the event; it is read again and its progress saved",

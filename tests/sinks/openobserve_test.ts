@@ -109,12 +109,65 @@ Deno.test("OpenObserveSink posts an item of several records (count) as that many
   }
 });
 
+Deno.test("OpenObserveSink.encode() makes one item of records, UTF-8 included", () => {
+  const sink = new OpenObserveSink(parseValue(openobserveSpec, {}), log, new Registry());
+  const records = [{ a: 1 }, { message: "héllo 😀" }, { b: "x" }, { big: "é".repeat(70_000) }];
+  for (const set of [[records[0]!], [records[0]!, records[2]!], records.slice(0, 3), records]) {
+    const out = sink.encode(set, "s")!;
+    assert.deepEqual(JSON.parse(`[${new TextDecoder().decode(out.json as Uint8Array)}]`), set);
+    assert.equal(out.stream, "s");
+    assert.equal(out.count, set.length);
+  }
+  assert.equal(sink.encode([], "s"), undefined);
+});
+
+Deno.test("OpenObserveSink reuses a group's buffer once it was delivered, not after a failure", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const c = parseValue(openobserveSpec, {
+      url: oo.url,
+      password: oo.password,
+      retry: { max_retries: 0 },
+    });
+    const sink = new OpenObserveSink(c, log, new Registry());
+    const signal = AbortSignal.timeout(5000);
+    const first = sink.encode([{ n: 1 }], "s")!;
+    await sink.write({ items: [first], bytes: 0 }, signal);
+    const second = sink.encode([{ n: 2 }], "s")!;
+    assert.equal((second.json as Uint8Array).buffer, (first.json as Uint8Array).buffer);
+    oo.fail = 1;
+    await assert.rejects(sink.write({ items: [second], bytes: 0 }, signal), SinkError);
+    const third = sink.encode([{ n: 3 }], "s")!;
+    assert.notEqual((third.json as Uint8Array).buffer, (second.json as Uint8Array).buffer);
+    assert.equal(new TextDecoder().decode(second.json as Uint8Array), '{"n":2}');
+    assert.deepEqual(oo.streams.get("s"), [{ n: 1 }]);
+  } finally {
+    await oo.close();
+  }
+});
+
 Deno.test("streamName() fills the template and keeps OpenObserve's stream-name alphabet", () => {
   assert.equal(
     streamName("{engine}_{instance}", { engine: "aurora-postgresql", instance: "Prod.DB-1" }),
     "aurora_postgresql_prod_db_1",
   );
   assert.equal(streamName("logs_{missing}", {}), "logs_");
+});
+
+Deno.test("joinJsonArray() encodes text items into the body, growing it for non-ASCII text", () => {
+  const parts = ['{"m":"héllo 😀"},{"m":"\u00e9"}', new TextEncoder().encode('{"b":1}'), '{"c":2}'];
+  const into = new Uint8Array(40);
+  const body = joinJsonArray(parts, into);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(body)), [
+    { m: "héllo 😀" },
+    { m: "é" },
+    { b: 1 },
+    { c: 2 },
+  ]);
+  assert.equal(joinJsonArray(['{"a":1}'], into).buffer, into.buffer);
+  // Room for its characters, not its bytes: encoded in two goes.
+  const exact = joinJsonArray(['"ééé😀"'], new Uint8Array(9));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(exact)), ["ééé😀"]);
 });
 
 Deno.test("joinJsonArray() joins encoded records into one JSON array, in a reused buffer when it fits", () => {
