@@ -391,18 +391,41 @@ interface ReaderState {
   buffer?: Uint8Array;
 }
 
-/** An answer's body in the reader's buffer (grown when too small): a view of it. */
+/**
+ * An answer's body in the reader's buffer (grown when too small): a view of it. A byte stream
+ * (fetch's) is read straight into the buffer: no buffer per chunk, which would be memory outside
+ * the heap, held until a collection.
+ */
 async function readInto(body: ReadableStream<Uint8Array>, state: ReaderState): Promise<Uint8Array> {
   let buf = state.buffer ?? new Uint8Array(PORTION_LIMIT + (PORTION_LIMIT >> 2));
   let n = 0;
-  for await (const chunk of body) {
-    if (n + chunk.byteLength > buf.byteLength) {
-      const bigger = new Uint8Array(Math.max(buf.byteLength * 2, n + chunk.byteLength));
-      bigger.set(buf.subarray(0, n));
-      buf = bigger;
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch { /* not a byte stream */ }
+  const room = (more: number) => {
+    if (n + more <= buf.byteLength) return;
+    const bigger = new Uint8Array(Math.max(buf.byteLength * 2, n + more));
+    bigger.set(buf.subarray(0, n));
+    buf = bigger;
+  };
+  if (byob) {
+    for (;;) {
+      room(64 << 10);
+      const { value, done } = await byob.read(buf.subarray(n));
+      // The buffer was handed to the stream and back: it lives on in `value`.
+      if (value) {
+        buf = new Uint8Array(value.buffer);
+        n += value.byteLength;
+      }
+      if (done) break;
     }
-    buf.set(chunk, n);
-    n += chunk.byteLength;
+  } else {
+    for await (const chunk of body) {
+      room(chunk.byteLength);
+      buf.set(chunk, n);
+      n += chunk.byteLength;
+    }
   }
   state.buffer = buf;
   return buf.subarray(0, n);
