@@ -103,8 +103,12 @@ export function parserFor(
  */
 const MAX_CONTEXT_CHARS = 64 << 10;
 
-/** Lines parsed and encoded in one go (see the frame). */
+/**
+ * Lines parsed and encoded in one go (see the frame): at most this many, and fewer once they
+ * hold `CHARS_AT_ONCE` characters, so that their JSON usually fits the sink's reused buffers.
+ */
 const LINES_AT_ONCE = 256;
+const CHARS_AT_ONCE = 40_000;
 
 /** A context saved as JSON; none when it is missing or unreadable (a fresh parser). */
 function parseContext(json: string | undefined): ParserContext | undefined {
@@ -571,13 +575,16 @@ export const processMode = defineMode({
         // young generation and were copied and promoted).
         const parse = (text: string[], ctrl: TransformStreamDefaultController<StreamRecord[]>) => {
           const records: LogRecord[] = [];
-          for (let i = 0; i < text.length; i += LINES_AT_ONCE) {
-            const end = Math.min(text.length, i + LINES_AT_ONCE);
-            for (let j = i; j < end; j++) {
-              for (const r of parser.pushText(text[j]!)) records.push(r);
+          let lines = 0, chars = 0;
+          for (const line of text) {
+            for (const r of parser.pushText(line)) records.push(r);
+            chars += line.length;
+            if (++lines === LINES_AT_ONCE || chars >= CHARS_AT_ONCE) {
+              emit(records, ctrl);
+              lines = chars = 0;
             }
-            emit(records, ctrl);
           }
+          emit(records, ctrl);
         };
         // Bytes → text lines (a chunk decoded at once) → records, in one step per chunk. The
         // parser carries on into the file's next portion; it is flushed at the event's last one.

@@ -140,9 +140,9 @@ export function jsonArraySize(records: (Uint8Array | string)[]): number {
 }
 
 /** Size of the reused buffers records are encoded into (a group of a few hundred records). */
-const GROUP_BUFFER = 128 << 10;
+const GROUP_BUFFER = 64 << 10;
 /** Group buffers kept for reuse: enough for the batches in flight. */
-const MAX_FREE_GROUPS = 256;
+const MAX_FREE_GROUPS = 64;
 
 /**
  * Buffers that groups of records are encoded into, reused once their request was answered 2xx.
