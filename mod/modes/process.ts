@@ -151,8 +151,8 @@ class LogFileSource implements Source {
     this.#s3 = c.source === "s3"
       ? (async () => {
         const { S3Client } = await import("@aws-sdk/client-s3");
-        const { awsClientConfig } = await import("../sources/aws.ts");
-        return new S3Client(await awsClientConfig(c.s3));
+        const { s3DownloadConfig } = await import("../sources/aws.ts");
+        return new S3Client(await s3DownloadConfig(c.s3));
       })()
       : undefined;
   }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { f } from "../config/spec.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { retrySpec } from "../pipeline/retry.ts";
@@ -194,7 +194,7 @@ export const routeMode = defineMode({
           if (!config.source_bucket) {
             throw new Error("route.source_bucket is required for input scan");
           }
-          await pipe(r.scan(resolve(configDir, config.state_file)));
+          await pipe(r.scan(await stateFileIn(resolve(configDir, config.state_file))));
           return r.router.retryLater > 0 && config.once ? 1 : 0;
       }
     } finally {
@@ -204,3 +204,20 @@ export const routeMode = defineMode({
     }
   },
 });
+
+/**
+ * `path`, once its directory exists: created when missing, so that a first run does not deliver
+ * everything and then fail to save what it did (the next run would deliver it all again).
+ *
+ * @throws {Error} naming the directory when it cannot be created.
+ */
+async function stateFileIn(path: string): Promise<string> {
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+  } catch (e) {
+    throw new Error(`route.state_file ${path}: cannot create its directory ${dirname(path)}`, {
+      cause: e,
+    });
+  }
+  return path;
+}

@@ -18,7 +18,7 @@ import type { PipelineStats } from "../pipeline/run.ts";
 import { AssumedRoles } from "../sinks/assumed_roles.ts";
 import { CloudWatchLogsSink } from "../sinks/cloudwatch_logs.ts";
 import { S3Copier } from "../sinks/s3_copy.ts";
-import { awsClientConfig } from "../sources/aws.ts";
+import { awsClientConfig, s3DownloadConfig } from "../sources/aws.ts";
 import { serveLambda } from "../sources/lambda.ts";
 import { S3BucketScanSource } from "../sources/s3_bucket_scan.ts";
 import { eventMessages, S3EventBatch, sqsRequeue } from "../sources/s3_event_batch.ts";
@@ -41,7 +41,7 @@ export async function buildRoute(config: RouteConfig, metrics: Registry, log: Lo
   const s3Aws = await awsClientConfig(config.aws);
   const { forcePathStyle: _, ...aws } = s3Aws;
   const retry = config.retry;
-  const s3 = new S3Client(s3Aws);
+  const s3 = new S3Client(await s3DownloadConfig(config.aws));
   const sqs = new SQSClient(aws);
   const roles = new AssumedRoles({
     aws,

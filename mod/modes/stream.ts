@@ -13,20 +13,10 @@ import { defineMode } from "./mode.ts";
 import { otlpSpec, runOtlpExport } from "../metrics/otlp.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
-import { awsClientConfig, awsFields } from "../sources/aws.ts";
+import { awsClientConfig, awsFields, s3DownloadConfig } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
 import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 import type { Source } from "../pipeline/types.ts";
-
-/**
- * The S3 client settings for downloads: the SDK's default (`WHEN_SUPPORTED`) wraps every body in
- * a JavaScript checksum stream, which costs CPU and hides fetch's byte stream (so the data path
- * cannot read into its reused buffers). gzip files carry a CRC32 per member, checked anyway;
- * TLS protects plain ones in transit.
- */
-async function downloadConfig(c: Parameters<typeof awsClientConfig>[0]) {
-  return { ...await awsClientConfig(c), responseChecksumValidation: "WHEN_REQUIRED" as const };
-}
 
 /** The `stream:` config section. */
 export const streamSpec = f.object({
@@ -142,7 +132,7 @@ export const streamMode = defineMode({
       const { forcePathStyle: _, ...aws } = await awsClientConfig(config.s3);
       source = new SqsS3Source({
         sqs: new SQSClient(aws),
-        s3: new S3Client(await downloadConfig(config.s3)),
+        s3: new S3Client(await s3DownloadConfig(config.s3)),
         config: config.sqs,
         log,
         metrics,
@@ -156,7 +146,7 @@ export const streamMode = defineMode({
         import("../sources/s3_scan.ts"),
       ]);
       source = new S3ScanSource({
-        client: new S3Client(await downloadConfig(config.s3)),
+        client: new S3Client(await s3DownloadConfig(config.s3)),
         bucket: config.s3.bucket,
         prefix: config.s3.prefix,
         stateFile,
