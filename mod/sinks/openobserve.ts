@@ -2,20 +2,41 @@
  * Sink `openobserve`: records as JSON arrays to OpenObserve's ingestion API,
  * `POST {url}/api/{org}/{stream}/_json`, with basic auth, optionally gzip-compressed. Items are
  * already-encoded JSON records tagged with their stream (the stream name is templated per unit,
- * e.g. `{engine}_{instance}`), so one batch may become one request per stream. Failures are
- * retried as everywhere in the data path (retry.ts: 408, 429, 5xx, network errors, Retry-After);
- * OpenObserve's answer `{"code":200,"status":[{"name":…,"successful":N,"failed":M}]}` is read,
- * and records it reports as failed are counted and logged (the request as a whole succeeded, and
- * sending them again would duplicate the successful ones).
+ * e.g. `{engine}_{instance}`), so one batch may become one request per stream. Answers mean
+ * what they mean for every HTTP intake (retry.ts, `httpVerdict`): 408, 429, 5xx and network
+ * errors are retried (Retry-After honoured); 401, 403 and 404 are a configuration problem, retried
+ * without limit until the signal aborts, with one warning a minute; any other 4xx (a persistent
+ * 400) refuses the stream's records for good: they are reported to the pipeline (a
+ * {@link BatchError} naming them when other streams of the batch went through, else a
+ * {@link SinkError} with `retryable: false`), which dead-letters them; they are not sent again.
+ *
+ * OpenObserve's answer `{"code":200,"status":[{"name":…,"successful":N,"failed":M}]}` gives counts
+ * per stream, not which records failed. When every record of a stream failed, they are reported
+ * as a BatchError; when only some did, they cannot be named: they are counted and logged (sending
+ * the stream again would duplicate the successful ones).
  * @module
  */
 
 import { f, type Infer } from "../config/spec.ts";
-import type { Logger } from "../log/logger.ts";
+import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { gzipBody } from "../pipeline/gzip_body.ts";
-import { parseRetryAfter, retry, RetryableError, retrySpec } from "../pipeline/retry.ts";
-import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
+import {
+  httpVerdict,
+  isConfigurationError,
+  isRetryable,
+  parseRetryAfter,
+  retry,
+  RetryableError,
+  retrySpec,
+} from "../pipeline/retry.ts";
+import {
+  type Batch,
+  BatchError,
+  type FailedItem,
+  type Sink,
+  SinkError,
+} from "../pipeline/types.ts";
 
 /** The `openobserve:` config section of a mode. */
 export const openobserveSpec = f.object({
@@ -58,6 +79,8 @@ export interface StreamRecord {
 /** Body buffers: at least a default batch (1 MiB) and its separators; larger ones not kept. */
 const MIN_POOLED = (1 << 20) + (64 << 10);
 const MAX_POOLED = 16 << 20;
+/** A configuration problem (401, 403, 404) is logged at most once per this long. */
+const CONFIG_WARN_EVERY = 60_000;
 
 /** Encoded size of a {@link StreamRecord} in a JSON array (its bytes and a comma). */
 export const streamRecordSize = (r: StreamRecord): number => r.json.byteLength + 1;
@@ -105,6 +128,8 @@ export class OpenObserveSink implements Sink<StreamRecord> {
   readonly #auth: string;
   readonly #m;
   #pool: Uint8Array[] = [];
+  /** When a configuration problem was last logged (performance.now()). */
+  #configWarnedAt = -Infinity;
 
   constructor(c: OpenObserveConfig, log: Logger, metrics: Registry) {
     this.#c = c;
@@ -121,17 +146,53 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     };
   }
 
+  /**
+   * Deliver a batch: one request per stream.
+   *
+   * @throws {BatchError} naming the records of the streams refused for good (the others were
+   *   delivered); {SinkError} with `retryable: false` when every record was refused, with
+   *   `retryable: true` once a stream's retries ran out or `signal` aborted.
+   */
   async write(batch: Batch<StreamRecord>, signal: AbortSignal): Promise<void> {
-    const byStream = new Map<string, Uint8Array[]>();
-    for (const r of batch.items) {
+    const byStream = new Map<string, number[]>();
+    for (const [i, r] of batch.items.entries()) {
       let list = byStream.get(r.stream);
       if (!list) byStream.set(r.stream, list = []);
-      list.push(r.json);
+      list.push(i);
     }
-    for (const [stream, records] of byStream) await this.#post(stream, records, signal);
+    const failed: FailedItem[] = [];
+    let refusal: SinkError | undefined;
+    for (const [stream, indices] of byStream) {
+      const records = indices.map((i) => batch.items[i]!.json);
+      let message: string | undefined;
+      try {
+        const answer = await this.#post(stream, records, signal);
+        if (answer.failed === records.length) message = answer.error ?? "every record failed";
+      } catch (e) {
+        if (!(e instanceof SinkError) || e.retryable) throw e;
+        refusal ??= e;
+        message = errorChain(e.cause);
+      }
+      if (message !== undefined) {
+        for (const index of indices) failed.push({ index, reason: "rejected", message });
+      }
+    }
+    if (failed.length === 0) return;
+    if (failed.length === batch.items.length && refusal) throw refusal;
+    throw new BatchError(
+      `openobserve: ${failed.length} of ${batch.items.length} records refused for good (${
+        failed[0]!.message
+      }); the rest delivered`,
+      failed,
+    );
   }
 
-  async #post(stream: string, records: Uint8Array[], signal: AbortSignal): Promise<void> {
+  /** One stream's records in one request; its answer's counts. */
+  async #post(
+    stream: string,
+    records: Uint8Array[],
+    signal: AbortSignal,
+  ): Promise<{ failed: number; error?: string }> {
     const c = this.#c;
     // Bodies are built in reused buffers (as the http sink's): one per request in flight.
     const need = jsonArraySize(records);
@@ -162,7 +223,11 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         if (!res.ok) {
           throw new RetryableError(
             `${url} answered ${res.status} ${res.statusText}: ${text.slice(0, 200)}`,
-            { status: res.status, retryAfter: parseRetryAfter(res.headers.get("retry-after")) },
+            {
+              status: res.status,
+              retryAfter: parseRetryAfter(res.headers.get("retry-after")),
+              configuration: httpVerdict(res.status) === "configuration",
+            },
           );
         }
         try {
@@ -175,6 +240,15 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         signal,
         onRetry: (e, attempt, wait) => {
           this.#m.retries.inc();
+          if (isConfigurationError(e)) {
+            if (performance.now() - this.#configWarnedAt < CONFIG_WARN_EVERY) return;
+            this.#configWarnedAt = performance.now();
+            this.#log.warn(
+              "openobserve refuses our requests: a configuration problem (url, org, user, password); retrying until it is fixed",
+              { stream, error: e },
+            );
+            return;
+          }
           this.#log.warn("openobserve request failed; retrying", {
             stream,
             attempt,
@@ -184,12 +258,12 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         },
       });
     } catch (e) {
+      // Shutting down, or retries ran out: a later try may succeed. Else refused for good.
       throw new SinkError(
-        `openobserve: ${records.length} records to stream ${stream} not delivered`,
-        {
-          cause: e,
-          retryable: !signal.aborted,
-        },
+        `openobserve: ${records.length} records to stream ${stream} not delivered: ${
+          errorChain(e)
+        }`,
+        { cause: e, retryable: signal.aborted || isRetryable(e) },
       );
     } finally {
       // Every request on it was answered or aborted: the buffer can carry the next body.
@@ -203,15 +277,20 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     }
     if (answer.status === undefined) ok = records.length;
     this.#m.ok.inc(ok);
+    const errors = (answer.status ?? []).map((s) => s.error).filter((e) => e !== undefined);
     if (failed > 0) {
       this.#m.failed.inc(failed);
-      this.#log.error("openobserve rejected records", {
-        stream,
-        failed,
-        successful: ok,
-        errors: (answer.status ?? []).map((s) => s.error).filter(Boolean).slice(0, 5),
-      });
+      // All failed: the caller reports them (dead letter). Some: they cannot be named.
+      if (failed < records.length) {
+        this.#log.error("openobserve rejected some records (it does not say which)", {
+          stream,
+          failed,
+          successful: ok,
+          errors: errors.slice(0, 5),
+        });
+      }
     }
+    return { failed, ...(errors[0] !== undefined && { error: errors[0] }) };
   }
 
   async close(): Promise<void> {}
