@@ -60,7 +60,6 @@ export async function buildRoute(config: RouteConfig, metrics: Registry, log: Lo
     maxBatchSize: config.cloudwatch.max_batch_size,
     maxEventBytes: config.cloudwatch.max_event_bytes,
     retry,
-    onOutcome: (o) => router.outcome(o),
   });
   const copier = new S3Copier({ aws: s3Aws, roles, source: s3, acl: config.s3.acl, retry });
   const router: Router = new Router({

@@ -4,10 +4,15 @@
  * the unit opens; the object's JSON records (NDJSON or an array, see JsonRecordsParser) turned
  * into CloudWatch Logs events, one per record and CloudWatch destination, for the sink.
  *
- * Acknowledgement: a unit is acked only when every destination took its data. A destination
- * failing for a reason worth retrying fails only the units whose events it held (the sink reports
- * per stream), so their messages are redelivered and the others' are not; a destination failing
- * for good (bad parameters, missing bucket) is counted and logged and does not hold the object.
+ * Acknowledgement follows the data path's contract (pipeline/types.ts): the CloudWatch Logs sink
+ * reports events refused for good (too old, too new, expired, empty, a stream that fails for good)
+ * in a BatchError, which the pipeline dead-letters while the rest of the object goes on; a
+ * destination failing for a reason worth retrying fails the batch, so its units are nacked and
+ * their messages redelivered. The sink seen by the pipeline counts both per tenant and
+ * destination on the way back. An S3 copy failing for good (missing bucket) is counted and logged
+ * and does not hold the object. A corrupt object (a gzip member cut short or damaged) is
+ * permanent: its good records go out once, it is counted as `corrupt_object`, and its message is
+ * deleted.
  * @module
  */
 
@@ -18,14 +23,22 @@ import { JsonRecordsParser } from "../parsers/json_records.ts";
 import type { LogRecord } from "../parsers/record.ts";
 import { extractTimestamp } from "../parsers/timestamp.ts";
 import { LineStream } from "../pipeline/line_stream.ts";
-import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
-import type { Batch, Sink, Source, Unit, UnitResult } from "../pipeline/types.ts";
+import { nonRecoverable, NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
+import { DecodeError } from "../pipeline/gzip.ts";
+import {
+  type Batch,
+  BatchError,
+  type FailedItem,
+  type Sink,
+  type Source,
+  type Unit,
+  type UnitResult,
+} from "../pipeline/types.ts";
 import { getS3Object, type S3ObjectSource, type S3ObjectUnit } from "../sources/s3_object.ts";
 import {
   type CloudWatchEvent,
   type CloudWatchLogsSink,
   type CloudWatchTarget,
-  type TargetOutcome,
   utf8Length,
 } from "../sinks/cloudwatch_logs.ts";
 import { normalizePrefix, type S3Copier } from "../sinks/s3_copy.ts";
@@ -66,8 +79,6 @@ export class ObjectPlan {
   records = 0;
   /** Set when reading stopped early (a cut): the first record not delivered. */
   cutAt: number | undefined;
-  /** A destination failed in a way worth retrying: the unit is nacked. */
-  failure: Error | undefined;
 
   constructor(info: ObjectKeyInfo, targets: Target[], completed: string[], startOffset: number) {
     this.info = info;
@@ -83,7 +94,7 @@ export interface RouterOptions {
   s3: S3Client;
   tenants: TenantDirectory;
   copier: S3Copier;
-  /** The CloudWatch Logs sink; its `onOutcome` must call {@link Router.outcome}. */
+  /** The CloudWatch Logs sink. */
   cloudwatch: CloudWatchLogsSink;
   metrics: RouteMetrics;
   registry: Registry;
@@ -119,6 +130,34 @@ export function messageOf(record: LogRecord): string {
 
 const EMPTY = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 
+/** Reasons of events CloudWatch Logs refuses (counted as rejected, not as failed deliveries). */
+const REFUSALS = new Set(["too_old", "too_new", "expired", "empty"]);
+
+/** The decoder's reasons for input that will never decode (see pipeline/gzip.ts). */
+const DECODE_REASONS = new Set(["corrupt_gzip", "truncated_gzip", "not_gzip"]);
+
+/**
+ * When `e` says the object itself is corrupt (a gzip member damaged or cut short): a
+ * NonRecoverableError with reason `corrupt_object`, naming the object and the byte offset.
+ *
+ * @param id the object's unit id, for the message.
+ * @param e what the unit failed with.
+ */
+export function corruptObject(id: string, e: unknown): NonRecoverableError | undefined {
+  for (let cur: unknown = e, depth = 0; cur instanceof Error && depth < 8; depth++) {
+    const decode = cur instanceof DecodeError;
+    if (decode || (cur instanceof NonRecoverableError && DECODE_REASONS.has(cur.reason))) {
+      const at = decode ? ` at byte ${(cur as DecodeError).offset}` : "";
+      return new NonRecoverableError(`${id} is corrupt${at}: ${cur.message}`, {
+        cause: e,
+        reason: "corrupt_object",
+      });
+    }
+    cur = cur.cause;
+  }
+  return undefined;
+}
+
 /** Routes S3 object units to their tenants' destinations. */
 export class Router {
   readonly #o: Required<Omit<RouterOptions, "region">> & Pick<RouterOptions, "region">;
@@ -144,12 +183,24 @@ export class Router {
     };
   }
 
-  /** The data path's sink: the CloudWatch Logs sink, kept open across runs (its owner closes it). */
+  /**
+   * The data path's sink: the CloudWatch Logs sink (kept open across runs: its owner closes it),
+   * with what it reports counted per tenant and destination on the way back.
+   */
   sink(): Sink<RouteEvent> {
     const cw = this.#o.cloudwatch;
     return {
       kind: cw.kind,
-      write: (batch: Batch<RouteEvent>, signal: AbortSignal) => cw.write(batch, signal),
+      write: async (batch: Batch<RouteEvent>, signal: AbortSignal) => {
+        try {
+          await cw.write(batch, signal);
+          this.#count(batch.items, []);
+        } catch (e) {
+          if (e instanceof BatchError) this.#count(batch.items, e.failed);
+          else if (!signal.aborted) this.#countFailed(batch.items);
+          throw e;
+        }
+      },
       close: () => Promise.resolve(),
     };
   }
@@ -157,29 +208,48 @@ export class Router {
   /** Encoded size of an event as PutLogEvents counts it. */
   readonly sizeOf = (e: RouteEvent): number => e.bytes + PUT_LOG_EVENTS.eventOverhead;
 
-  /** Account for one stream's outcome (the CloudWatch sink's `onOutcome`). */
-  outcome(o: TargetOutcome): void {
-    const { metrics: m, log } = this.#o;
-    const t = o.target as Target;
-    const labels = { tenant: t.tenant, destination: t.destination };
-    if (o.delivered) m.delivered.inc(o.delivered, labels);
-    if (o.bytes) m.bytes.inc(o.bytes, labels);
-    for (const [reason, n] of Object.entries(o.rejected)) {
-      m.rejected.inc(n, { ...labels, reason });
+  /** Count a delivered batch: its events, less `failed` (refused for good, by reason). */
+  #count(items: readonly RouteEvent[], failed: readonly FailedItem[]): void {
+    const m = this.#o.metrics;
+    const refused = new Set<number>();
+    const streams = new Set<Target>();
+    for (const f of failed) {
+      refused.add(f.index);
+      const t = items[f.index]!.target;
+      const labels = { tenant: t.tenant, destination: t.destination };
+      if (REFUSALS.has(f.reason)) m.rejected.inc(1, { ...labels, reason: f.reason });
+      else {
+        // The stream failed for good (bad parameters, a missing group that may not be created).
+        m.failedRecords.inc(1, labels);
+        if (!streams.has(t)) m.failures.inc(1, { ...labels, recoverable: "false" });
+        streams.add(t);
+      }
     }
-    if (!o.error) return;
-    let rejected = 0;
-    for (const n of Object.values(o.rejected)) rejected += n ?? 0;
-    const failed = o.events.length - o.delivered - rejected;
-    m.failedRecords.inc(failed, labels);
-    m.failures.inc(1, { ...labels, recoverable: String(o.recoverable) });
-    if (o.recoverable) { for (const e of o.events as RouteEvent[]) e.plan.failure ??= o.error; }
-    log.error(
-      o.recoverable
-        ? "CloudWatch Logs delivery failed: its objects will be retried"
-        : "CloudWatch Logs delivery failed for good: counted, not retried",
-      { ...labels, stream: `${t.logGroup}:${t.logStream}`, events: failed, error: o.error },
-    );
+    const delivered = new Map<Target, { n: number; bytes: number }>();
+    for (const [i, e] of items.entries()) {
+      if (refused.has(i)) continue;
+      const d = delivered.get(e.target) ?? { n: 0, bytes: 0 };
+      d.n++;
+      d.bytes += e.bytes;
+      delivered.set(e.target, d);
+    }
+    for (const [t, d] of delivered) {
+      const labels = { tenant: t.tenant, destination: t.destination };
+      m.delivered.inc(d.n, labels);
+      m.bytes.inc(d.bytes, labels);
+    }
+  }
+
+  /** Count a batch that failed in a way worth retrying (its units are retried). */
+  #countFailed(items: readonly RouteEvent[]): void {
+    const m = this.#o.metrics;
+    const per = new Map<Target, number>();
+    for (const e of items) per.set(e.target, (per.get(e.target) ?? 0) + 1);
+    for (const [t, n] of per) {
+      const labels = { tenant: t.tenant, destination: t.destination };
+      m.failedRecords.inc(n, labels);
+      m.failures.inc(1, { ...labels, recoverable: "true" });
+    }
   }
 
   /** Decoded bytes of a routed unit → its events (one array per chunk). */
@@ -268,12 +338,6 @@ export class Router {
       open,
       async ack(result: UnitResult): Promise<void> {
         const plan = plans.get(unit);
-        if (plan?.failure) {
-          // A destination failed after the data path delivered the batches: fail the unit.
-          router.retryLater++;
-          await inner.nack(plan.failure);
-          throw plan.failure;
-        }
         if (plan?.cutAt !== undefined && inner.requeue) {
           return await inner.requeue({ offset: plan.cutAt, completed: plan.completed });
         }
@@ -283,10 +347,12 @@ export class Router {
         return await inner.ack(result);
       },
       nack(e: Error) {
-        const permanent = nonRecoverable(e);
+        const corrupt = corruptObject(unit.id, e);
+        const permanent = corrupt ?? nonRecoverable(e);
         if (permanent) m.undeliverable.inc(1, { reason: permanent.reason });
         else router.retryLater++;
-        return inner.nack(e);
+        // A corrupt object is permanent: its source deletes the message once the rest is done.
+        return inner.nack(corrupt ?? e);
       },
     };
     return unit;

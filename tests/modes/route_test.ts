@@ -295,6 +295,73 @@ serviceTest("route (scan): a state_file in a directory that does not exist is cr
   assert.equal(Object.keys(state.done).length, 1);
 });
 
+serviceTest(
+  "route (sqs): events CloudWatch Logs refuses (too old, too new, empty) are counted by reason, the rest delivered once, the message deleted",
+  ["aws"],
+  async () => {
+    const w = await routeWorld();
+    const group = w.group("partial");
+    await w.cloudwatch("tenant-r", group);
+    const day = 86_400_000;
+    await w.put(
+      "c/tenant-r/app/pod-1/1.json",
+      [
+        { message: "good 1", timestamp: T0 + 1 },
+        { message: "way too old", timestamp: Date.now() - 20 * day },
+        { message: "good 2", timestamp: T0 + 2 },
+        { message: "from the future", timestamp: Date.now() + 5 * 3600_000 },
+        { message: "", timestamp: T0 + 3 },
+        { message: "good 3", timestamp: T0 + 4 },
+      ].map((r) => JSON.stringify(r)).join("\n"),
+    );
+    await w.send(s3Event(w.bucket, "c/tenant-r/app/pod-1/1.json"));
+    const { metrics: m, code } = await run(w.config({ visibility_timeout: "2s" }));
+    assert.equal(code, 0);
+    assert.deepEqual((await readBack(logsClient(), group, "pod-1")).map((e) => e.message), [
+      "good 1",
+      "good 2",
+      "good 3",
+    ]);
+    const labels = { tenant: "tenant-r", destination: `cloudwatch:${group}` };
+    assert.equal(count(m, "route_records_delivered_total", labels), 3);
+    for (const reason of ["too_old", "too_new", "empty"]) {
+      assert.equal(count(m, "route_records_rejected_total", { ...labels, reason }), 1, reason);
+    }
+    assert.equal(await w.queueDepth(), 0, "message deleted: nothing to retry");
+  },
+);
+
+serviceTest(
+  "route (sqs): a corrupt object is permanent: its good records delivered once, counted as corrupt_object, its message deleted",
+  ["aws"],
+  async () => {
+    const w = await routeWorld();
+    const group = w.group("corrupt");
+    await w.cloudwatch("tenant-c", group);
+    const good = gz(
+      `{"message":"one","timestamp":${T0}}\n{"message":"two","timestamp":${T0 + 1}}\n`,
+    );
+    const cut = gz(`{"message":"lost","timestamp":${T0 + 2}}\n`.repeat(50));
+    // A complete member, then a member cut short (an upload that broke off).
+    const body = new Uint8Array(good.length + 20);
+    body.set(good);
+    body.set(cut.subarray(0, 20), good.length);
+    await w.put("c/tenant-c/app/pod-1/1.json.gz", body);
+    await w.send(s3Event(w.bucket, "c/tenant-c/app/pod-1/1.json.gz"));
+    const { metrics: m, code } = await run(w.config({ visibility_timeout: "2s" }));
+    assert.equal(code, 0);
+    assert.deepEqual((await readBack(logsClient(), group, "pod-1")).map((e) => e.message), [
+      "one",
+      "two",
+    ]);
+    assert.equal(
+      count(m, "route_objects_undeliverable_total", { reason: "corrupt_object" }),
+      1,
+    );
+    assert.equal(await w.queueDepth(), 0, "message deleted: retrying cannot help");
+  },
+);
+
 /** `edge-agent route ...` as users run it: main.ts with the compiled binary's permission set. */
 function cli(args: string[], env: Record<string, string> = {}) {
   return agentCommand(["route", "--no-status", ...args], {
