@@ -108,6 +108,16 @@ export function httpVerdict(
   return "rejected";
 }
 
+/**
+ * Whether an intake refused the content itself: an answer with a status that is neither 2xx nor
+ * worth retrying nor a configuration problem (400, 413, 422 ...). Only such a failure makes a
+ * sink report its lines as refused for good; any other (retries run out, shutdown, an unexpected
+ * error) may pass on a later try.
+ */
+export function isRefusal(e: unknown): boolean {
+  return e instanceof RetryableError && e.status !== undefined && !e.retryable;
+}
+
 /** Whether an error is a configuration problem ({@link RetryableError.configuration}). */
 export function isConfigurationError(e: unknown): boolean {
   return e instanceof RetryableError && e.configuration;

@@ -30,6 +30,7 @@ import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import {
   httpVerdict,
+  isRefusal,
   isRetryable,
   parseRetryAfter,
   retry,
@@ -569,7 +570,8 @@ export class HttpSink implements Sink<Uint8Array> {
         return this.#send(e, body, signal);
       }, { ...this.#c.retry, signal });
     } catch (e) {
-      const retryable = isRetryable(e) || signal.aborted;
+      // Only the intake's refusal of this content is for good; anything else may pass later.
+      const retryable = !isRefusal(e) || signal.aborted;
       throw new SinkError(
         `gave up on a batch of ${lines} lines after ${attempts} attempt(s): ${errorChain(e)}`,
         { cause: e, retryable },

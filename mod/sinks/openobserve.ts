@@ -24,7 +24,7 @@ import { gzipBody } from "../pipeline/gzip_body.ts";
 import {
   httpVerdict,
   isConfigurationError,
-  isRetryable,
+  isRefusal,
   parseRetryAfter,
   retry,
   RetryableError,
@@ -258,12 +258,16 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         },
       });
     } catch (e) {
-      // Shutting down, or retries ran out: a later try may succeed. Else refused for good.
+      // Refused for good only when OpenObserve refused the content (a 4xx that is not retried);
+      // shutting down, retries run out or anything unexpected: a later try may succeed.
       throw new SinkError(
         `openobserve: ${records.length} records to stream ${stream} not delivered: ${
           errorChain(e)
         }`,
-        { cause: e, retryable: signal.aborted || isRetryable(e) },
+        {
+          cause: e,
+          retryable: signal.aborted || !isRefusal(e),
+        },
       );
     } finally {
       // Every request on it was answered or aborted: the buffer can carry the next body.
