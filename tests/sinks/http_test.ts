@@ -8,6 +8,7 @@ import { Registry } from "../../mod/metrics/registry.ts";
 import { HttpSink, httpSinkSpec, joinLines, safeUrl } from "../../mod/sinks/http.ts";
 import { BatchError, SinkError } from "../../mod/pipeline/types.ts";
 import { Health } from "../../mod/status/health.ts";
+import { statusHandler } from "../../mod/status/server.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -436,8 +437,15 @@ Deno.test("HttpSink: 401 is a configuration problem: retried past max_retries un
     );
     const writing = s.write(batch(["kept"]), signal);
     while (r.requests() < 8) await new Promise((res) => setTimeout(res, 5));
-    assert.equal(health.ready, false);
-    assert.match(health.reasons().join("\n"), new RegExp(`${r.url}.*${status}`));
+    const handler = statusHandler({
+      mode: "test",
+      version: "0",
+      registry: new Registry(),
+      health,
+    });
+    const ready = await handler(new Request("http://127.0.0.1/readyz"));
+    assert.equal(ready.status, 503);
+    assert.match(JSON.stringify(await ready.json()), new RegExp(`${r.url}.*${status}`));
     fixed = true;
     await writing;
     assert.deepEqual(r.got.map((g) => g.body), ["kept\n"]);
