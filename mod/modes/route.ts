@@ -4,8 +4,9 @@
  * Lambda, given on stdin, or found by scanning a bucket) → the namespace's delivery configs in
  * DynamoDB → its records to CloudWatch Logs and/or the object copied to S3, in other accounts.
  *
- * Source: `input` (sqs, lambda, manual, scan). Parser: JSON records (NDJSON or an array).
- * Destinations: CloudWatch Logs and S3 copies, per tenant (route_router.ts).
+ * Source: `input` (sqs, lambda, manual, scan). Tenant step: each object's deliveries, S3 copies
+ * (route_tenant_step.ts). Parser: JSON records (NDJSON or an array) → CloudWatch events
+ * (route_events.ts). Sink: CloudWatch Logs, counted per tenant (route_sink.ts).
  * @module
  */
 
@@ -158,10 +159,10 @@ export const routeMode = defineMode({
     const r = await buildRoute(config, metrics, log);
     const pipe = (source: S3ObjectSource, stop = signal) =>
       runPipeline({
-        source: r.router.source(source),
-        sink: r.router.sink(),
-        frame: r.router.frame,
-        sizeOf: r.router.sizeOf,
+        source: r.tenantStep.source(source),
+        frame: r.parse,
+        sink: r.sink,
+        sizeOf: r.sizeOf,
         metrics,
         log,
         health,
@@ -189,13 +190,13 @@ export const routeMode = defineMode({
         case "sqs":
           if (!config.queue_url) throw new Error("route.queue_url is required for input sqs");
           await pipe(r.sqs(config.once));
-          return r.router.retryLater > 0 && config.once ? 1 : 0;
+          return r.tenantStep.retryLater > 0 && config.once ? 1 : 0;
         case "scan":
           if (!config.source_bucket) {
             throw new Error("route.source_bucket is required for input scan");
           }
           await pipe(r.scan(await stateFileIn(resolve(configDir, config.state_file))));
-          return r.router.retryLater > 0 && config.once ? 1 : 0;
+          return r.tenantStep.retryLater > 0 && config.once ? 1 : 0;
       }
     } finally {
       stopExport.abort();
