@@ -9,7 +9,8 @@
  * re-queued with the record offset reached. An S3 copy failing for good (missing bucket) is
  * counted and logged and does not hold the object. A corrupt object (a gzip member cut short or
  * damaged) is permanent: its good records go out once, it is counted as `corrupt_object`, and its
- * source deletes its message. Every other failure leaves the message for redelivery.
+ * source deletes its message. Every other failure leaves the message for redelivery, including
+ * a unit the pipeline gave up on after `max_attempts` (SQS's redrive policy decides then).
  * @module
  */
 
@@ -17,6 +18,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { errorChain, type Logger } from "../log/logger.ts";
 import { DecodeError } from "../pipeline/gzip.ts";
 import { nonRecoverable, NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
+import { RetryableError } from "../pipeline/retry.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import type { CloudWatchTarget } from "../sinks/cloudwatch_logs.ts";
 import { normalizePrefix, type S3Copier } from "../sinks/s3_copy.ts";
@@ -160,7 +162,13 @@ export class TenantStep {
       },
       nack(e: Error) {
         const corrupt = corruptObject(unit.id, e);
-        const permanent = corrupt ?? nonRecoverable(e);
+        let permanent = corrupt ?? nonRecoverable(e);
+        if (permanent?.reason === "max_attempts") {
+          // Failing many times (a tenant table, a copy destination or STS down) says nothing
+          // about the object: SQS's redrive policy decides when to give up, not us.
+          permanent = undefined;
+          e = new RetryableError(`${unit.id} failed again: left for redelivery`, { cause: e });
+        }
         if (permanent) m.undeliverable.inc(1, { reason: permanent.reason });
         else step.retryLater++;
         // A corrupt object is permanent: its source deletes the message once the rest is done.
