@@ -227,25 +227,33 @@ function reasonOf(e: unknown): string {
 /** A batch's newline-joined body, cut at line boundaries without copying. */
 class Parts {
   readonly count: number;
+  readonly #items: Uint8Array[];
   readonly #body: Uint8Array;
-  /** Offset of each line in the body, and the body's length at the end. */
-  readonly #offsets: Uint32Array;
+  /** Offset of each line in the body, and the body's length at the end (built on first cut). */
+  #offsets: Uint32Array | undefined;
 
   constructor(items: Uint8Array[], body: Uint8Array) {
     this.count = items.length;
+    this.#items = items;
     this.#body = body;
-    this.#offsets = new Uint32Array(items.length + 1);
-    let o = 0;
-    for (let i = 0; i < items.length; i++) {
-      this.#offsets[i] = o;
-      o += items[i]!.length + 1;
-    }
-    this.#offsets[items.length] = o;
   }
 
   /** Lines [lo, hi), each followed by "\n". */
   body(lo: number, hi: number): Uint8Array {
-    return this.#body.subarray(this.#offsets[lo], this.#offsets[hi]);
+    if (lo === 0 && hi === this.count) return this.#body;
+    const offsets = this.#offsets ??= this.#index();
+    return this.#body.subarray(offsets[lo], offsets[hi]);
+  }
+
+  #index(): Uint32Array {
+    const offsets = new Uint32Array(this.count + 1);
+    let o = 0;
+    for (let i = 0; i < this.count; i++) {
+      offsets[i] = o;
+      o += this.#items[i]!.length + 1;
+    }
+    offsets[this.count] = o;
+    return offsets;
   }
 }
 
