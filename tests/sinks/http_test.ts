@@ -407,6 +407,31 @@ Deno.test("HttpSink splits a batch answered 413 in halves until each part goes t
   await sized.close();
 });
 
+Deno.test("HttpSink splits a gzip body answered 413 too: each part compressed on its own", async () => {
+  const limit = 600; // compressed bytes per request
+  const r = intake((_n, _req, body) =>
+    body.length > limit ? new Response("payload too large", { status: 413 }) : new Response(null)
+  );
+  const random = (n: number) =>
+    Array.from(
+      crypto.getRandomValues(new Uint8Array(n / 2)),
+      (b) => b.toString(16).padStart(2, "0"),
+    )
+      .join("");
+  const lines = Array.from({ length: 12 }, (_, i) => i === 7 ? random(2000) : random(40));
+  const { s } = sink([r.url], { gzip: true });
+  await assert.rejects(() => s.write(batch(lines), signal), (e: unknown) => {
+    assert.ok(e instanceof BatchError, String(e));
+    assert.deepEqual(e.failed.map((f) => [f.index, f.reason]), [[7, "too_large"]]);
+    return true;
+  });
+  const delivered = r.got.flatMap((g) => g.body.split("\n").filter((l) => l !== ""));
+  assert.deepEqual(delivered, lines.filter((_, i) => i !== 7));
+  assert.ok(r.got.every((g) => g.headers.get("content-encoding") === "gzip"));
+  await s.close();
+  await r.close();
+});
+
 Deno.test("HttpSink: a one-line batch answered 413 is a BatchError with that line (too_large)", async () => {
   const r = intake(() => new Response("too big", { status: 413 }));
   const { s } = sink([r.url]);
