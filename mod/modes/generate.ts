@@ -85,7 +85,14 @@ export const generateSpec = f.object({
       "UDP GSO (UDP_SEGMENT, Linux ≥ 4.18) on the FFI path when message_size makes every message the same size: up to 64 messages a send, still separate datagrams on the wire; false: one datagram per sendmmsg slot",
     default: true,
   }),
-}, { description: "Mode generate: syslog load generator" });
+}, {
+  description: "Mode generate: syslog load generator",
+  check: (c) =>
+    c.port_end >= c.port_start ? [] : [{
+      key: "port_end",
+      message: `must not be below port_start (${c.port_start}): got ${c.port_end}`,
+    }],
+});
 
 type GenerateConfig = Infer<typeof generateSpec>;
 
@@ -196,11 +203,6 @@ export const generateMode = defineMode({
 --report-to http://127.0.0.1:8080 shows its loss there. At the end, one JSON summary line goes
 to stdout.`,
   async run({ config: c, log, metrics, signal, status, stdout }) {
-    if (c.port_end < c.port_start) {
-      throw new Error(
-        `generate.port_end (${c.port_end}) is below generate.port_start (${c.port_start})`,
-      );
-    }
     const m = {
       sent: metrics.counter("generator_messages_sent_total", "Messages the kernel accepted"),
       bytes: metrics.counter("generator_bytes_sent_total", "Bytes of messages sent"),

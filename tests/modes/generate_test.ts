@@ -193,7 +193,10 @@ Deno.test("generate rejects port_end below port_start with both keys named", asy
   const g = await start(["generate", "--port-start", "600", "--port-end", "599", "--no-status"])
     .done();
   assert.equal(g.code, 1);
-  assert.match(g.stderr, /generate\.port_end \(599\) is below generate\.port_start \(600\)/);
+  assert.match(
+    g.stderr,
+    /^--port-end: generate\.port_end: must not be below port_start \(600\): got 599$/m,
+  );
 });
 
 /** A receiver's report of `distinct` numbers per worker, posted to the dashboard's handler. */
