@@ -21,6 +21,7 @@ import {
   type PlannedMode,
 } from "./mod/modes/registry.ts";
 import { DEMO_HELP, runDemo } from "./mod/demo/demo.ts";
+import { requestRequeue, requeuePath } from "./mod/pipeline/failure_policy.ts";
 import { Health } from "./mod/status/health.ts";
 import { serveStatus, STATUS_DEFAULT_LISTEN, statusHandler } from "./mod/status/server.ts";
 import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
@@ -94,6 +95,7 @@ function help(modes: (AnyMode | PlannedMode)[]): string {
 Usage:
   edge-agent <mode> [--config FILE] [flags]   run a mode
   edge-agent <mode> --help                    the mode's flags and config section
+  edge-agent <mode> requeue ID...             read quarantined units again (ids from /status)
   edge-agent validate --config FILE [--show]  check a config; --show prints it, secrets masked
   edge-agent example                          print the documented example config
   edge-agent demo                             run the main job on generated data, no cloud needed
@@ -346,7 +348,35 @@ export async function run(
   }) as
     & AgentSections
     & Record<string, unknown>;
+  if (args.positionals[0] === "requeue") return await requeue(mode, config, configPath, args, out);
   return await runMode(mode, config, config[mode.name], configPath, args);
+}
+
+/** `edge-agent <mode> requeue ID...`: quarantined units to be read again. */
+async function requeue(
+  // deno-lint-ignore no-explicit-any
+  mode: Mode<Field<any>>,
+  config: Record<string, unknown>,
+  configPath: string | undefined,
+  args: Parsed,
+  out: (s: string) => void,
+): Promise<number> {
+  const ids = args.positionals.slice(1);
+  if (!mode.stateFile) throw new UsageError(`${mode.name} has no quarantine to requeue from`);
+  if (ids.length === 0) {
+    throw new UsageError(
+      `usage: edge-agent ${mode.name} requeue ID... (ids as /status lists them)`,
+    );
+  }
+  const section = config[mode.name] ?? await loadConfig(mode.spec, undefined, {});
+  const stateFile = mode.stateFile(section, configPath ? dirname(resolve(configPath)) : Deno.cwd());
+  await requestRequeue(stateFile, ids);
+  out(
+    `${ids.length} unit(s) queued in ${
+      requeuePath(stateFile)
+    }: read again at the next scan (or start)\n`,
+  );
+  return EXIT.ok;
 }
 
 async function runMode(

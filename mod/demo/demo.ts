@@ -114,8 +114,10 @@ export async function runDemo(
       source: "file",
       file: { path: join(root, "bucket") },
       http: { endpoints: intakes.map((r) => r.url), workers: 4 },
-      processing: { once: true, delay_window: "0s", worker_count: 2 },
+      // One demo file is plain text, which the reference's layout does not have.
+      processing: { once: true, delay_window: "0s", worker_count: 2, plain: "allow" },
       state_file: join(root, "state.json"),
+      dead_letter: { path: join(root, "dead-letter.ndjson") },
     });
     const metrics = new Registry();
     const log = new Logger({ level: "warn", format: "text", write });

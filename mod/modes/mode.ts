@@ -74,6 +74,11 @@ export interface Mode<S extends AnyField = AnyField> {
    * (generate's dashboard is on 127.0.0.1:8080, as the reference's).
    */
   statusListen?: string;
+  /**
+   * The state file `edge-agent <mode> requeue ID` leaves re-queue requests beside (modes that
+   * quarantine units).
+   */
+  stateFile?(config: Infer<S>, configDir: string): string;
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

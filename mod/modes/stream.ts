@@ -4,6 +4,12 @@
  *
  * The config is the reference streamer's config.yaml under `stream:` (sections s3, http,
  * processing, otlp) with our keys beside theirs.
+ *
+ * Failures follow the pipeline's one policy (pipeline/failure_policy.ts): a file whose delivery
+ * failed is read again, resuming after its delivered lines, and holds the watermark back; a
+ * corrupt, unreadable or non-gzip file is quarantined (its good gzip members delivered once);
+ * lines an intake refused for good go to `dead_letter.path`. `edge-agent stream requeue ID`
+ * reads a quarantined file again.
  * @module
  */
 
@@ -37,6 +43,7 @@ export const streamMode = defineMode({
     },
     "state-file": { key: "state_file", description: "State file" },
   },
+  stateFile: (config, configDir) => resolve(configDir, config.state_file),
   async run({ config, configDir, metrics, log, health, signal }) {
     const stateFile = resolve(configDir, config.state_file);
     const p = config.processing;
@@ -83,7 +90,13 @@ export const streamMode = defineMode({
         log,
       });
     }
-    const stats = await deliverStream(source, config, { metrics, log, health, signal });
+    const stats = await deliverStream(source, config, {
+      metrics,
+      log,
+      health,
+      signal,
+      configDir,
+    });
     return stats.unitsFailed > 0 && p.once ? 1 : 0;
   },
 });

@@ -5,9 +5,11 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import type { Logger } from "../log/logger.ts";
 import { runOtlpExport } from "../metrics/otlp.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { DeadLetter } from "../pipeline/dead_letter.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import type { Source } from "../pipeline/types.ts";
 import { HttpSink } from "../sinks/http.ts";
@@ -21,6 +23,8 @@ export interface DeliverStreamOptions {
   health: Health;
   /** Aborted to drain and stop. */
   signal: AbortSignal;
+  /** What `dead_letter.path` is relative to. @default the working directory */
+  configDir?: string;
 }
 
 /**
@@ -31,8 +35,8 @@ export interface DeliverStreamOptions {
  */
 export async function deliverStream(
   source: Source,
-  config: Pick<StreamConfig, "http" | "processing" | "otlp">,
-  { metrics, log, health, signal }: DeliverStreamOptions,
+  config: Pick<StreamConfig, "http" | "processing" | "otlp" | "dead_letter">,
+  { metrics, log, health, signal, configDir = "." }: DeliverStreamOptions,
 ) {
   const p = config.processing;
   const sink = new HttpSink(config.http, { metrics, log, health });
@@ -47,10 +51,14 @@ export async function deliverStream(
     signal,
     processing: { worker_count: p.worker_count, max_line_bytes: p.max_line_bytes },
     batch: config.http,
-    // A file is one unit: a corrupt file fails whole and is retried. Holding each member's
-    // first MiB until its CRC checks out keeps a small corrupt file from delivering anything,
-    // at a quarter of the default hold's memory per file in flight.
-    decode: { holdMemberBytes: 1 << 20 },
+    // A corrupt member is dropped and the decoder resyncs on the next one; the file is then
+    // quarantined with its skipped bytes. Holding each member's first MiB until its CRC checks
+    // out keeps a small corrupt member from delivering anything, at a quarter of the default
+    // hold's memory per file in flight.
+    decode: { holdMemberBytes: 1 << 20, resync: true, resyncWindow: 256 << 10, plain: p.plain },
+    maxAttempts: p.max_attempts,
+    deadLetter: new DeadLetter(resolve(configDir, config.dead_letter.path)),
+    mode: "stream",
   });
   stopExport.abort();
   await exporting;

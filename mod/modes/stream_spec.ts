@@ -6,6 +6,8 @@
 
 import { f, type Infer } from "../config/spec.ts";
 import { otlpSpec } from "../metrics/otlp.ts";
+import { deadLetterSpec } from "../pipeline/dead_letter.ts";
+import { maxAttemptsField } from "../pipeline/run.ts";
 import { httpSinkSpec } from "../sinks/http.ts";
 import { awsFields } from "../sources/aws_spec.ts";
 import { sqsSpec } from "../sources/s3_sqs_spec.ts";
@@ -82,7 +84,14 @@ export const streamSpec = f.object({
       description: "Process what is there now, then exit (backfills)",
       default: false,
     }),
+    max_attempts: maxAttemptsField,
+    plain: f.enum(["reject", "allow"] as const, {
+      description:
+        "Files are gzip (the reference's layout): reject quarantines a file that is not (reason not_gzip); allow reads it as plain text",
+      default: "reject",
+    }),
   }, { description: "How files are found and read" }),
+  dead_letter: deadLetterSpec,
   otlp: otlpSpec,
   state_file: f.string({
     description:

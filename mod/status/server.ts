@@ -84,6 +84,7 @@ export function statusHandler(
           lag_seconds: lag ? lag.snapshot() : null,
           counters: registry.snapshot(),
           last_errors: health.lastErrors(),
+          quarantined: health.quarantined(),
           ...extra?.(),
         });
       }
