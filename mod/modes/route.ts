@@ -12,6 +12,7 @@
 
 import { dirname, resolve } from "node:path";
 import { f } from "../config/spec.ts";
+import { DeadLetter, deadLetterSpec } from "../pipeline/dead_letter.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { retrySpec } from "../pipeline/retry.ts";
 import { awsFields } from "../sources/aws.ts";
@@ -132,6 +133,7 @@ export const routeSpec = f.object({
       allowEmpty: true,
     }),
   }, { description: "input lambda" }),
+  dead_letter: deadLetterSpec,
   aws: f.object(awsFields, {
     description: "AWS connection of every client (endpoint: moto, LocalStack)",
   }),
@@ -157,12 +159,16 @@ export const routeMode = defineMode({
   async run({ config, configDir, metrics, log, health, signal, args }) {
     const { buildRoute } = await import("./route_build.ts");
     const r = await buildRoute(config, metrics, log);
+    // Events CloudWatch Logs refuses for good (too old, too new, expired, empty, a stream that
+    // fails for good), with their destination and record.
+    const deadLetter = new DeadLetter(resolve(configDir, config.dead_letter.path));
     const pipe = (source: S3ObjectSource, stop = signal) =>
       runPipeline({
         source: r.tenantStep.source(source),
         frame: r.parse,
         sink: r.sink,
         sizeOf: r.sizeOf,
+        deadLetter,
         metrics,
         log,
         health,

@@ -23,6 +23,31 @@ export interface RouteEvent extends CloudWatchEvent {
   readonly target: Target;
 }
 
+/**
+ * A {@link RouteEvent} as the parser makes it; in the dead letter (JSON) it is its destination
+ * and record, without the role it is delivered with.
+ */
+class Event implements RouteEvent {
+  constructor(
+    readonly target: Target,
+    readonly timestamp: number,
+    readonly message: string,
+    readonly bytes: number,
+  ) {}
+
+  toJSON() {
+    const t = this.target;
+    return {
+      tenant: t.tenant,
+      destination: t.destination,
+      log_group: t.logGroup,
+      log_stream: t.logStream,
+      timestamp: this.timestamp,
+      message: this.message,
+    };
+  }
+}
+
 /** Encoded size of an event as PutLogEvents counts it (for batching). */
 export const routeEventSize = (e: RouteEvent): number => e.bytes + PUT_LOG_EVENTS.eventOverhead;
 
@@ -152,5 +177,5 @@ function eventsOf(plan: ObjectPlan, record: LogRecord, out: RouteEvent[]): void 
   const timestamp = extractTimestamp(record, plan.fallbackTime)!;
   const message = messageOf(record);
   const bytes = utf8Length(message);
-  for (const target of plan.targets) out.push({ target, timestamp, message, bytes });
+  for (const target of plan.targets) out.push(new Event(target, timestamp, message, bytes));
 }

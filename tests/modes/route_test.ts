@@ -296,7 +296,7 @@ serviceTest("route (scan): a state_file in a directory that does not exist is cr
 });
 
 serviceTest(
-  "route (sqs): events CloudWatch Logs refuses (too old, too new, empty) are counted by reason, the rest delivered once, the message deleted",
+  "route (sqs): events CloudWatch Logs refuses (too old, too new, empty) are counted by reason and dead-lettered, the rest delivered once, the message deleted",
   ["aws"],
   async () => {
     const w = await routeWorld();
@@ -315,7 +315,10 @@ serviceTest(
       ].map((r) => JSON.stringify(r)).join("\n"),
     );
     await w.send(s3Event(w.bucket, "c/tenant-r/app/pod-1/1.json"));
-    const { metrics: m, code } = await run(w.config({ visibility_timeout: "2s" }));
+    const dir = await Deno.makeTempDir();
+    const { metrics: m, code } = await run(
+      w.config({ visibility_timeout: "2s", dead_letter: { path: `${dir}/dead.ndjson` } }),
+    );
     assert.equal(code, 0);
     assert.deepEqual((await readBack(logsClient(), group, "pod-1")).map((e) => e.message), [
       "good 1",
@@ -328,6 +331,25 @@ serviceTest(
       assert.equal(count(m, "route_records_rejected_total", { ...labels, reason }), 1, reason);
     }
     assert.equal(await w.queueDepth(), 0, "message deleted: nothing to retry");
+    // The refused events are in the dead letter, with their destination, not their role.
+    const dead = (await Deno.readTextFile(`${dir}/dead.ndjson`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      dead.map((d) => [d.unit, d.reason, d.item.message, d.item.log_group, d.item.log_stream])
+        .toSorted(),
+      [
+        [`s3://${w.bucket}/c/tenant-r/app/pod-1/1.json`, "empty", "", group, "pod-1"],
+        [
+          `s3://${w.bucket}/c/tenant-r/app/pod-1/1.json`,
+          "too_new",
+          "from the future",
+          group,
+          "pod-1",
+        ],
+        [`s3://${w.bucket}/c/tenant-r/app/pod-1/1.json`, "too_old", "way too old", group, "pod-1"],
+      ],
+    );
+    assert.ok(dead.every((d) => !JSON.stringify(d).includes("role")));
   },
 );
 
