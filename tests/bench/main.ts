@@ -7,6 +7,7 @@ import { bench as sinksBench } from "./sinks.ts";
 import { bench as routeBench } from "./route.ts";
 import { processBench } from "./process.ts";
 import { syslogBench } from "./syslog.ts";
+import { tailBench } from "./tail.ts";
 import type { BenchRow } from "./row.ts";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   route: routeBench,
   syslog: () => syslogBench(),
   process: () => processBench(),
+  tail: () => tailBench(),
 };
 
 const wanted = Deno.args.length ? Deno.args : Object.keys(suites);
