@@ -56,7 +56,7 @@ import {
 } from "../sources/azure_blob.ts";
 import { parseBlobName } from "../sources/k8s_blob_name.ts";
 import { KafkaSource, kafkaSourceSpec } from "../sources/kafka.ts";
-import { kafkaClient } from "../sources/kafka_client.ts";
+import { KafkaClient } from "../sources/kafka_client.ts";
 import type { Health } from "../status/health.ts";
 import { defineMode } from "./mode.ts";
 
@@ -469,6 +469,7 @@ One-shot environment variables (the reference's): SUBSCRIPTION_ID, ENVIRONMENT,
 AZURE_STORAGE_CONTAINER_NAME, AZURE_STORAGE_BLOB_NAME, KAFKA_BROKERS, KAFKA_TOPIC, START_OFFSET;
 credentials: AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or
 AZURE_STORAGE_SAS_TOKEN.`,
+  cliTool: (args) => args[0] === "test-kafka",
   flags: {
     blob: { key: "blob", description: "Blob name" },
     container: { key: "container", description: "Container" },
@@ -529,24 +530,41 @@ AZURE_STORAGE_SAS_TOKEN.`,
   },
 });
 
-/** The reference's `test-kafka`: connect, describe the cluster, report. */
+/** How long `test-kafka` waits for a broker to answer, as the reference did. */
+const TEST_KAFKA_TIMEOUT_MS = 5_000;
+
+/**
+ * The reference's `test-kafka`: connect, describe the cluster, report. Gives up after 5 s, also
+ * when a port accepts the connection but never answers.
+ */
 async function testKafka(kafka: KafkaConfig): Promise<string> {
-  const admin = (await kafkaClient(kafka, { retries: 1 })).admin();
+  const client = new KafkaClient({
+    ...kafka,
+    connection_timeout: Math.min(kafka.connection_timeout, TEST_KAFKA_TIMEOUT_MS),
+    request_timeout: Math.min(kafka.request_timeout, TEST_KAFKA_TIMEOUT_MS),
+  }, { retries: 0 });
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await admin.connect();
-    const cluster = await admin.describeCluster();
+    const cluster = await Promise.race([
+      client.cluster(),
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${TEST_KAFKA_TIMEOUT_MS / 1000}s`)),
+          TEST_KAFKA_TIMEOUT_MS,
+        )
+      ),
+    ]);
     return `kafka ok: ${
       kafka.brokers.join(",")
-    } (cluster ${cluster.clusterId}, ${cluster.brokers.length} broker(s): ${
-      cluster.brokers.map((b) => `${b.host}:${b.port}`).join(", ")
-    })`;
+    } (cluster ${cluster.id}, ${cluster.brokers.length} broker(s): ${cluster.brokers.join(", ")})`;
   } catch (e) {
     throw new Error(
       `Kafka connectivity check failed for ${kafka.brokers.join(",")}: ${errorChain(e)}`,
       { cause: e },
     );
   } finally {
-    await admin.disconnect().catch(() => {});
+    clearTimeout(timer);
+    await client.close();
   }
 }
 

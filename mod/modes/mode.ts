@@ -74,6 +74,12 @@ export interface Mode<S extends AnyField = AnyField> {
    * (generate's dashboard is on 127.0.0.1:8080, as the reference's).
    */
   statusListen?: string;
+  /**
+   * A command-line tool run (`tail`, `ingest test-kafka`): no status endpoint unless one was
+   * asked for (`status.listen` set in the config or `--status-listen`), so it runs beside an
+   * agent that holds the default port.
+   */
+  cliTool?: (args: string[]) => boolean;
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

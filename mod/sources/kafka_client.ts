@@ -1,21 +1,26 @@
 /**
- * A Kafka connection: its config fields and a kafkajs client, shared by the Kafka source, the
- * Kafka sink, the compacted-topic store and `tail`. kafkajs is loaded only when a client is made
- * (it reads NODE_ENV at import, so that needs env permission).
+ * The agent's one Kafka client: its config fields and a small interface over
+ * `@platformatic/kafka` (pure JavaScript, no native code), shared by the Kafka sink, the Kafka
+ * source, the compacted-topic store, `tail` and `ingest test-kafka`. Nothing else imports the
+ * library, so the rest of the agent sees only these types: {@link KafkaClient} (admin calls),
+ * {@link KafkaProducer} (send a batch, acks=all), {@link GroupConsumer} (a consumer group member
+ * whose offsets are committed by hand) and {@link PartitionReader} (read topics without a group,
+ * so a CLI run leaves no consumer group behind).
  *
  * @example
  * ```ts
- * const kafka = await kafkaClient(parseValue(f.object(kafkaConnectionFields, { description: "" }), {
+ * const client = new KafkaClient(parseValue(f.object(kafkaConnectionFields, { description: "" }), {
  *   brokers: "127.0.0.1:9092",
  * }));
- * const admin = kafka.admin();
+ * console.log(await client.cluster());
+ * await client.close();
  * ```
  * @module
  */
 
-import type { Kafka } from "kafkajs";
+import { Admin, Consumer, type MessagesStream, ProduceAcks, Producer } from "@platformatic/kafka";
+import { Buffer } from "node:buffer";
 import { f, type Field, type Infer } from "../config/spec.ts";
-import { patchKafkajsVarints } from "../sinks/kafkajs_varint.ts";
 
 const brokerList = f.list(
   f.string({ description: "host:port", pattern: /^[^\s:,]+:\d+$/ }),
@@ -73,70 +78,626 @@ export type KafkaConnection = {
   [K in keyof typeof kafkaConnectionFields]: Infer<(typeof kafkaConnectionFields)[K]>;
 };
 
-/** Options for {@link kafkaClient}. */
+/** A message to produce. Strings are UTF-8 encoded; bytes are sent as they are. */
+export interface KafkaMessage {
+  key?: string | Uint8Array;
+  /** null: a tombstone (deletes the key in a compacted topic). */
+  value: Uint8Array | string | null;
+  headers?: Record<string, string | Uint8Array>;
+  /** Force a partition (else: murmur2 of the key, as the Java client; no key: round robin). */
+  partition?: number;
+}
+
+/** A consumed record. */
+export interface KafkaRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  /** Header values as UTF-8 (repeated keys joined with commas). */
+  headers: Record<string, string>;
+}
+
+/** One partition's offsets. */
+export interface PartitionOffsets {
+  partition: number;
+  /** The first offset still held. */
+  low: bigint;
+  /** The offset the next message will get. */
+  high: bigint;
+}
+
+/** Options for {@link KafkaClient}. */
 export interface KafkaClientOptions {
-  /** kafkajs' own quick retries of one request before it gives up. @default 3 */
+  /** The library's own quick retries of one request before it gives up. @default 3 */
   retries?: number;
 }
 
-/**
- * A kafkajs client for `c`. kafkajs' own logging is off: errors reach our logger through the
- * callers, with context. Its varint encoding is replaced by a faster one (kafkajs_varint.ts).
- *
- * @param c the connection settings.
- * @param options kafkajs' internal retries.
- * @returns the client (nothing is connected yet).
- */
-export async function kafkaClient(
-  c: KafkaConnection,
-  { retries = 3 }: KafkaClientOptions = {},
-): Promise<Kafka> {
-  const { Kafka, logLevel } = await import("kafkajs");
-  await patchKafkajsVarints();
-  return new Kafka({
-    clientId: c.client_id,
-    brokers: c.brokers,
-    ssl: c.ssl,
-    connectionTimeout: c.connection_timeout,
+const dec = new TextDecoder();
+
+// deno-lint-ignore no-explicit-any
+type AnyOptions = any;
+
+/** The library's base options for a connection. */
+function baseOptions(c: KafkaConnection, retries: number, clientId = c.client_id): AnyOptions {
+  return {
+    clientId,
+    bootstrapBrokers: c.brokers,
+    connectTimeout: c.connection_timeout,
     requestTimeout: c.request_timeout,
-    retry: { retries, initialRetryTime: 100, maxRetryTime: 5000 },
+    timeout: c.request_timeout,
+    retries,
+    retryDelay: 100,
+    autocreateTopics: false,
+    ...(c.ssl && { tls: {} }),
     ...(c.sasl && {
       sasl: {
-        mechanism: c.sasl.mechanism,
+        mechanism: c.sasl.mechanism === "plain" ? "PLAIN" : c.sasl.mechanism.toUpperCase(),
         username: c.sasl.username,
         password: c.sasl.password,
-      } as never,
+      },
     }),
-    logLevel: logLevel.NOTHING,
-  });
+  };
+}
+
+const toBuffer = (b: string | Uint8Array): Buffer =>
+  typeof b === "string"
+    ? Buffer.from(b)
+    : Buffer.isBuffer(b)
+    ? b as Buffer
+    : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+const bytes = (b: Uint8Array | null | undefined): Uint8Array | null =>
+  b ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null;
+
+/** Header pairs as strings (repeated keys joined with commas). */
+function headerStrings(
+  pairs: Iterable<[Uint8Array | null | undefined, Uint8Array | null | undefined]>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of pairs) {
+    if (!k) continue;
+    const key = dec.decode(k);
+    const value = v ? dec.decode(v) : "";
+    out[key] = key in out ? `${out[key]},${value}` : value;
+  }
+  return out;
 }
 
 /**
- * Whether a kafkajs error is worth another attempt: connection trouble, timeouts, a leader
- * moving, "retries exceeded" over such a cause. Not: a message too large, an authorization
- * failure (sending again cannot help).
+ * Whether a Kafka error is worth another attempt: connection trouble, timeouts, a leader moving.
+ * Not: a message too large, an authorization failure, an abort (sending again cannot help).
  *
- * @param e what kafkajs threw.
+ * @param e what the client threw.
  * @returns true when trying again may succeed.
  */
 export function kafkaRetryable(e: unknown): boolean {
-  for (let cur = e, depth = 0; cur && typeof cur === "object" && depth < 8; depth++) {
-    const err = cur as { name?: string; retriable?: boolean; type?: string; cause?: unknown };
+  const seen = new Set<unknown>();
+  const walk = (cur: unknown, depth: number): boolean | undefined => {
+    if (!cur || typeof cur !== "object" || depth > 8 || seen.has(cur)) return undefined;
+    seen.add(cur);
+    const err = cur as {
+      name?: string;
+      canRetry?: boolean;
+      errors?: unknown[];
+      cause?: unknown;
+      code?: string;
+    };
     if (err.name === "AbortError") return false;
-    if (
-      err.type === "MESSAGE_TOO_LARGE" || err.type === "TOPIC_AUTHORIZATION_FAILED" ||
-      err.type === "SASL_AUTHENTICATION_FAILED" || err.type === "INVALID_RECORD" ||
-      err.type === "RECORD_LIST_TOO_LARGE"
-    ) {
-      return false;
+    // A missing topic may be created: a configuration problem, retried (never skipped).
+    if (/^Unknown topic/.test((cur as Error).message ?? "")) return true;
+    if (err.code === "PLT_KFK_AUTHENTICATION" || err.code === "PLT_KFK_USER") return false;
+    if (Array.isArray(err.errors) && err.errors.length > 0) {
+      // Every part must be retryable for the whole to be.
+      let all = true;
+      for (const x of err.errors) if (walk(x, depth + 1) === false) all = false;
+      return all;
     }
-    if (err.name === "KafkaJSNumberOfRetriesExceeded") {
-      if (!err.cause) return true;
-      cur = err.cause;
-      continue;
+    if (typeof err.canRetry === "boolean" && err.code !== "PLT_KFK_MULTIPLE") {
+      return err.canRetry;
     }
-    if (typeof err.retriable === "boolean") return err.retriable;
-    return err.name?.startsWith("KafkaJS") ?? false;
+    const inner = walk(err.cause, depth + 1);
+    if (inner !== undefined) return inner;
+    if (err.code?.startsWith("PLT_KFK_")) return true;
+    return err.code === "ECONNREFUSED" || err.code === "ECONNRESET" || err.code === "ETIMEDOUT";
+  };
+  return walk(e, 0) ?? false;
+}
+
+/**
+ * A connection to a cluster: admin calls, and the factory of producers, group members and
+ * readers. Nothing connects until a call needs it.
+ */
+export class KafkaClient {
+  readonly connection: KafkaConnection;
+  readonly #retries: number;
+  #admin: Admin | undefined;
+
+  /**
+   * @param c the connection settings.
+   * @param options the library's quick retries.
+   */
+  constructor(c: KafkaConnection, { retries = 3 }: KafkaClientOptions = {}) {
+    this.connection = c;
+    this.#retries = retries;
   }
-  return false;
+
+  get #adm(): Admin {
+    return this.#admin ??= new Admin(baseOptions(this.connection, this.#retries));
+  }
+
+  /** The library's options for this connection (for the producer's own encoder). @internal */
+  options(clientId?: string): AnyOptions {
+    return baseOptions(this.connection, this.#retries, clientId);
+  }
+
+  /**
+   * The cluster's id and brokers.
+   *
+   * @returns the id and `host:port` of each broker.
+   */
+  async cluster(): Promise<{ id: string; brokers: string[] }> {
+    const m = await this.#adm.metadata({ topics: [] });
+    return { id: m.id, brokers: [...m.brokers.values()].map((b) => `${b.host}:${b.port}`) };
+  }
+
+  /** Names of the topics (internal ones left out). */
+  listTopics(): Promise<string[]> {
+    return this.#adm.listTopics();
+  }
+
+  /**
+   * Create a topic and wait for its partitions' leaders.
+   *
+   * @param topic the name.
+   * @param options partitions, replication factor (-1: the broker's default), configs.
+   */
+  async createTopic(
+    topic: string,
+    { partitions = 1, replicationFactor = -1, configs = {} }: {
+      partitions?: number;
+      replicationFactor?: number;
+      configs?: Record<string, string>;
+    } = {},
+  ): Promise<void> {
+    await this.#adm.createTopics({
+      topics: [topic],
+      partitions,
+      replicas: replicationFactor,
+      configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
+    });
+    // Leaders are elected shortly after creation.
+    for (let i = 0; i < 100; i++) {
+      const m = await this.#adm.metadata({ topics: [topic], forceUpdate: true }).catch(() =>
+        undefined
+      );
+      const t = m?.topics.get(topic);
+      if (t && t.partitions.length === partitions && t.partitions.every((p) => p.leader >= 0)) {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Each partition's first and next offsets.
+   *
+   * @param topic the topic.
+   * @returns one entry per partition, by partition number.
+   */
+  async offsets(topic: string): Promise<PartitionOffsets[]> {
+    const meta = await this.#adm.metadata({ topics: [topic], forceUpdate: true });
+    const t = meta.topics.get(topic);
+    if (!t) throw new Error(`topic ${topic} does not exist`);
+    const partitions = t.partitions.map((_, partitionIndex) => partitionIndex);
+    const list = (timestamp: bigint) =>
+      this.#adm.listOffsets({
+        topics: [{
+          name: topic,
+          partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })),
+        }],
+      });
+    const [earliest, latest] = await Promise.all([list(-2n), list(-1n)]);
+    const at = (
+      r: { name: string; partitions: { partitionIndex: number; offset: bigint }[] }[],
+    ) => {
+      const out = new Map<number, bigint>();
+      for (const t of r) {
+        if (t.name !== topic) continue;
+        for (const p of t.partitions) out.set(p.partitionIndex, BigInt(p.offset));
+      }
+      return out;
+    };
+    const low = at(earliest);
+    const high = at(latest);
+    return partitions.map((partition) => ({
+      partition,
+      low: low.get(partition) ?? 0n,
+      high: high.get(partition) ?? 0n,
+    }));
+  }
+
+  /**
+   * A group's committed offsets on a topic (partitions without a commit are left out).
+   *
+   * @param groupId the group.
+   * @param topic the topic.
+   */
+  async committed(groupId: string, topic: string): Promise<Map<number, bigint>> {
+    const r = await this.#adm.listConsumerGroupOffsets({ groups: [groupId] } as never);
+    const out = new Map<number, bigint>();
+    for (
+      const g of r as unknown as {
+        topics: {
+          name: string;
+          partitions: { partitionIndex: number; committedOffset: bigint }[];
+        }[];
+      }[]
+    ) {
+      for (const t of g.topics ?? []) {
+        if (t.name !== topic) continue;
+        for (const p of t.partitions) {
+          if (p.committedOffset >= 0n) out.set(p.partitionIndex, BigInt(p.committedOffset));
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A topic's configuration values.
+   *
+   * @param topic the topic.
+   * @param names the keys wanted.
+   */
+  async topicConfig(topic: string, names: string[]): Promise<Record<string, string | null>> {
+    const r = await this.#adm.describeConfigs({
+      resources: [{ resourceType: 2, resourceName: topic, configurationKeys: names }],
+    });
+    const out: Record<string, string | null> = {};
+    for (const c of r[0]?.configs ?? []) out[c.name] = c.value ?? null;
+    return out;
+  }
+
+  /** Names of the consumer groups the cluster knows. */
+  async listGroups(): Promise<string[]> {
+    const groups = await this.#adm.listGroups();
+    return [...groups.keys()];
+  }
+
+  /**
+   * A producer (acks=all).
+   *
+   * @param options idempotence.
+   */
+  producer({ idempotent = true }: { idempotent?: boolean } = {}): KafkaProducer {
+    return new KafkaProducer(this, idempotent);
+  }
+
+  /**
+   * A consumer group member (offsets committed by hand with {@link GroupConsumer.commit}).
+   *
+   * @param options group, topics, where a group without commits starts, session settings.
+   */
+  groupConsumer(options: GroupConsumerOptions): GroupConsumer {
+    return new GroupConsumer(this, options);
+  }
+
+  /**
+   * Read topics without a consumer group, from their start or their end.
+   *
+   * @param topics the topics.
+   * @param options where to start, how long a fetch waits.
+   */
+  reader(topics: string[], options: PartitionReaderOptions = {}): PartitionReader {
+    return new PartitionReader(this, topics, options);
+  }
+
+  /** Close the admin connection. */
+  async close(): Promise<void> {
+    await this.#admin?.close().catch(() => {});
+    this.#admin = undefined;
+  }
+}
+
+/** Compression of produce requests. */
+export type KafkaCompression = "gzip" | "none";
+
+/** A producer: each {@link send} is one acks=all produce of a batch. */
+export class KafkaProducer {
+  readonly #p: Producer;
+  readonly #idempotent: boolean;
+
+  constructor(client: KafkaClient, idempotent: boolean) {
+    this.#idempotent = idempotent;
+    this.#p = new Producer({
+      ...client.options(),
+      idempotent,
+      acks: ProduceAcks.ALL,
+      // Our retry.ts decides beyond the library's quick retries.
+      retries: 3,
+      // One request per broker at a time keeps a key's batches in order.
+      maxInflights: 1,
+    } as AnyOptions);
+  }
+
+  /**
+   * Produce `messages` to `topic` (acks=all); resolves once the brokers have them.
+   *
+   * @param topic the topic.
+   * @param messages the messages.
+   * @param compression gzip or none. @default "none"
+   */
+  async send(
+    topic: string,
+    messages: KafkaMessage[],
+    compression: KafkaCompression = "none",
+  ): Promise<void> {
+    if (messages.length === 0) return;
+    const headerCache = new Map<object, Map<Buffer, Buffer>>();
+    const keyCache = new Map<unknown, Buffer>();
+    const out = messages.map((m) => {
+      let headers: Map<Buffer, Buffer> | undefined;
+      if (m.headers) {
+        headers = headerCache.get(m.headers);
+        if (!headers) {
+          headers = new Map();
+          for (const k in m.headers) headers.set(Buffer.from(k), toBuffer(m.headers[k]!));
+          headerCache.set(m.headers, headers);
+        }
+      }
+      let key: Buffer | undefined;
+      if (m.key !== undefined) {
+        key = keyCache.get(m.key);
+        if (!key) keyCache.set(m.key, key = toBuffer(m.key));
+      }
+      return {
+        topic,
+        ...(m.value !== null && { value: toBuffer(m.value) }),
+        ...(key && { key }),
+        ...(headers && { headers }),
+        ...(m.partition !== undefined && { partition: m.partition }),
+      };
+    });
+    await this.#p.send({
+      messages: out as never,
+      acks: ProduceAcks.ALL,
+      idempotent: this.#idempotent,
+      ...(compression === "gzip" && { compression: "gzip" }),
+    });
+  }
+
+  /** Connect now (the first send would): fails when no broker answers. */
+  async connect(): Promise<void> {
+    await this.#p.metadata({ topics: [] });
+    if (this.#idempotent) await this.#p.initIdempotentProducer({});
+  }
+
+  /** Close the connections. */
+  async close(): Promise<void> {
+    await this.#p.close().catch(() => {});
+  }
+}
+
+/** Options for {@link KafkaClient.groupConsumer}. */
+export interface GroupConsumerOptions {
+  groupId: string;
+  topics: string[];
+  /** A group without committed offsets starts at the oldest message (else the newest). */
+  fromBeginning: boolean;
+  /** A member silent this long is dropped from the group (ms). */
+  sessionTimeout: number;
+  /** Heartbeat period (ms), a third of the session timeout or less. */
+  heartbeatInterval: number;
+  /** How long a fetch waits for new messages (ms). */
+  maxWait: number;
+}
+
+/**
+ * A member of a consumer group. {@link records} yields what the member's partitions hold, from
+ * the committed offsets; offsets are committed only through {@link commit}; {@link restart}
+ * reads again from the committed offsets (after a failure); {@link close} leaves the group, so
+ * the partitions move to another member at once rather than after the session timeout.
+ */
+export class GroupConsumer {
+  readonly #c: Consumer;
+  readonly #o: GroupConsumerOptions;
+  #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+  #closed = false;
+
+  constructor(client: KafkaClient, o: GroupConsumerOptions) {
+    this.#o = o;
+    this.#c = new Consumer({
+      ...client.options(),
+      groupId: o.groupId,
+      sessionTimeout: o.sessionTimeout,
+      rebalanceTimeout: Math.max(o.sessionTimeout, 10_000),
+      heartbeatInterval: o.heartbeatInterval,
+      maxWaitTime: o.maxWait,
+      autocommit: false,
+    } as AnyOptions);
+  }
+
+  /** Join the group and start fetching (fails when no broker answers or a topic is missing). */
+  async start(): Promise<void> {
+    await this.#c.metadata({ topics: this.#o.topics });
+    this.#stream = await this.#c.consume({
+      topics: this.#o.topics,
+      mode: "committed",
+      fallbackMode: this.#o.fromBeginning ? "earliest" : "latest",
+      autocommit: false,
+      maxWaitTime: this.#o.maxWait,
+    } as AnyOptions);
+  }
+
+  /** Stop the current stream and read again from the committed offsets. */
+  async restart(): Promise<void> {
+    const s = this.#stream;
+    this.#stream = undefined;
+    await s?.close().catch(() => {});
+    if (!this.#closed) await this.start();
+  }
+
+  /**
+   * The records, in partition order, until the stream is closed or restarted.
+   */
+  async *records(): AsyncIterable<KafkaRecord> {
+    const s = this.#stream;
+    if (!s) return;
+    for await (const m of s) {
+      yield {
+        topic: m.topic,
+        partition: m.partition,
+        offset: m.offset,
+        timestamp: Number(m.timestamp),
+        key: bytes(m.key ?? null),
+        value: bytes(m.value ?? null),
+        headers: headerStrings(m.headerEntries),
+      };
+    }
+  }
+
+  /**
+   * Commit `offset` (the next one to read) for a partition.
+   *
+   * @throws {Error} when the broker refuses (e.g. the partition moved to another member).
+   */
+  async commit(topic: string, partition: number, offset: bigint): Promise<void> {
+    await this.#c.commit({ offsets: [{ topic, partition, offset, leaderEpoch: -1 }] });
+  }
+
+  /** Leave the group and close the connections. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const s = this.#stream;
+    this.#stream = undefined;
+    await s?.close().catch(() => {});
+    await this.#c.close().catch(() => {});
+  }
+}
+
+/** Options for {@link KafkaClient.reader}. */
+export interface PartitionReaderOptions {
+  /** Start at each partition's oldest message (else: only what comes after now). @default false */
+  fromBeginning?: boolean;
+  /** How long a fetch waits for new messages (ms). @default 500 */
+  maxWait?: number;
+}
+
+/**
+ * Reads topics without a consumer group (nothing is committed, no group is left behind):
+ * `tail`, and the compacted-topic store that every process reads whole.
+ */
+export class PartitionReader {
+  readonly #client: KafkaClient;
+  readonly #topics: string[];
+  readonly #o: Required<PartitionReaderOptions>;
+  readonly #c: Consumer;
+  /** The next offset to read, per `topic/partition`. */
+  readonly positions = new Map<string, bigint>();
+  #closed = false;
+
+  constructor(client: KafkaClient, topics: string[], o: PartitionReaderOptions) {
+    this.#client = client;
+    this.#topics = topics;
+    this.#o = { fromBeginning: false, maxWait: 500, ...o };
+    // The Consumer class is used only for its metadata and fetch calls: it never joins a group.
+    this.#c = new Consumer({
+      ...client.options(),
+      groupId: `${client.connection.client_id}-reader-unused`,
+    } as AnyOptions);
+  }
+
+  /** Where each partition starts, and each one's end now. */
+  async start(): Promise<Map<string, PartitionOffsets>> {
+    const ends = new Map<string, PartitionOffsets>();
+    for (const topic of this.#topics) {
+      for (const p of await this.#client.offsets(topic)) {
+        const key = `${topic}/${p.partition}`;
+        ends.set(key, p);
+        if (!this.positions.has(key)) {
+          this.positions.set(key, this.#o.fromBeginning ? p.low : p.high);
+        }
+      }
+    }
+    return ends;
+  }
+
+  /**
+   * One fetch round over every partition: the records that came back (possibly none).
+   */
+  async fetch(): Promise<KafkaRecord[]> {
+    if (this.#closed) return [];
+    const meta = await this.#c.metadata({ topics: this.#topics });
+    const byNode = new Map<number, { topicId: string; partitions: AnyOptions[] }[]>();
+    const names = new Map<string, string>();
+    for (const topic of this.#topics) {
+      const t = meta.topics.get(topic);
+      if (!t) continue;
+      names.set(t.id, topic);
+      t.partitions.forEach((p, partition) => {
+        const at = this.positions.get(`${topic}/${partition}`);
+        if (at === undefined) return;
+        const list = byNode.get(p.leader) ?? [];
+        let entry = list.find((e) => e.topicId === t.id);
+        if (!entry) list.push(entry = { topicId: t.id, partitions: [] });
+        entry.partitions.push({
+          partition,
+          currentLeaderEpoch: -1,
+          fetchOffset: at,
+          lastFetchedEpoch: -1,
+          partitionMaxBytes: 4 << 20,
+        });
+        byNode.set(p.leader, list);
+      });
+    }
+    const out: KafkaRecord[] = [];
+    await Promise.all([...byNode].map(async ([node, topics]) => {
+      const r = await this.#c.fetch({
+        node,
+        topics: topics as never,
+        maxWaitTime: this.#o.maxWait,
+        minBytes: 1,
+        maxBytes: 16 << 20,
+      });
+      for (const t of r.responses) {
+        const topic = names.get(t.topicId);
+        if (!topic) continue;
+        for (const p of t.partitions) {
+          const key = `${topic}/${p.partitionIndex}`;
+          const from = this.positions.get(key) ?? 0n;
+          let next = from;
+          for (const b of p.records ?? []) {
+            const last = b.firstOffset + BigInt(b.lastOffsetDelta);
+            if (last + 1n > next) next = last + 1n;
+            if (b.attributes & 0x20) continue; // control batch
+            for (const rec of b.records) {
+              const offset = b.firstOffset + BigInt(rec.offsetDelta);
+              if (offset < from) continue;
+              out.push({
+                topic,
+                partition: p.partitionIndex,
+                offset,
+                timestamp: Number(b.firstTimestamp + rec.timestampDelta),
+                key: bytes(rec.key),
+                value: bytes(rec.value),
+                headers: headerStrings(rec.headers),
+              });
+            }
+          }
+          this.positions.set(key, next);
+        }
+      }
+    }));
+    return out;
+  }
+
+  /** Close the connections. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#c.close().catch(() => {});
+  }
 }

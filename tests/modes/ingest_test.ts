@@ -8,7 +8,7 @@ import {
   endpoints,
   freshContainer,
   freshTopic,
-  kafka,
+  produceTo,
   serviceTest,
   uniqueName,
 } from "../services/mod.ts";
@@ -306,22 +306,17 @@ serviceTest(
         environments: [{ subscription: "cp2", environment: "P1", storage_account: storage() }],
         flush_interval: "5ms",
       });
-    const producer = kafka().producer();
-    await producer.connect();
     const event = (type: string) =>
-      producer.send({
-        topic: events,
-        messages: [{
-          key: BLOB,
-          value: JSON.stringify({
-            type,
-            name: BLOB,
-            container,
-            subscription: "cp2",
-            environment: "P1",
-          }),
-        }],
-      });
+      produceTo(events, [{
+        key: BLOB,
+        value: JSON.stringify({
+          type,
+          name: BLOB,
+          container,
+          subscription: "cp2",
+          environment: "P1",
+        }),
+      }]);
     const start = async () => {
       const dir = await Deno.makeTempDir();
       const stop = new AbortController();
@@ -335,7 +330,7 @@ serviceTest(
     await waitForCount(topic, 3);
     await append(member(lines("w2", 2)));
     await event("BlobObserved");
-    await producer.send({ topic: events, messages: [{ key: "x", value: "not json" }] });
+    await produceTo(events, [{ key: "x", value: "not json" }]);
     await waitForCount(topic, 5);
     assert.equal(await w1.stop(), 0);
 
@@ -347,7 +342,6 @@ serviceTest(
     await event("BlobClosed");
     await waitForCount(completion, 4);
     assert.equal(await w2.stop(), 0);
-    await producer.disconnect();
 
     const got = await readTopic(topic);
     assert.deepEqual(got.map((x) => x.value), [

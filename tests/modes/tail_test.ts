@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { agentCommand } from "../_agent.ts";
 import { parseValue } from "../../mod/config/spec.ts";
 import { renderLine, tailMode } from "../../mod/modes/tail.ts";
-import { endpoints, freshTopic, kafka, serviceTest } from "../services/mod.ts";
+import { endpoints, freshTopic, produceTo, serviceTest } from "../services/mod.ts";
 import { modeContext } from "./_context.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -73,34 +73,28 @@ serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic a
   "kafka",
 ], async () => {
   const topic = await freshTopic(2);
-  const producer = kafka().producer();
-  await producer.connect();
-  await producer.send({
-    topic,
-    messages: [
-      {
-        value: '{"ts":"t1","service":"api","message":"one"}',
-        headers: { subscription: "cp2", environment: "P1", service: "api" },
-        partition: 0,
-      },
-      {
-        value: '{"ts":"t2","service":"web","message":"two"}',
-        headers: { subscription: "cp2", environment: "P1", service: "web" },
-        partition: 1,
-      },
-      {
-        value: "three",
-        headers: { subscription: "cp3", environment: "P1", service: "api-v2" },
-        partition: 1,
-      },
-      {
-        value: '{"ts":"t4","message":"four"}',
-        headers: { subscription: "cp2", environment: "P1", service: "api-v2" },
-        partition: 0,
-      },
-    ],
-  });
-  await producer.disconnect();
+  await produceTo(topic, [
+    {
+      value: '{"ts":"t1","service":"api","message":"one"}',
+      headers: { subscription: "cp2", environment: "P1", service: "api" },
+      partition: 0,
+    },
+    {
+      value: '{"ts":"t2","service":"web","message":"two"}',
+      headers: { subscription: "cp2", environment: "P1", service: "web" },
+      partition: 1,
+    },
+    {
+      value: "three",
+      headers: { subscription: "cp3", environment: "P1", service: "api-v2" },
+      partition: 1,
+    },
+    {
+      value: '{"ts":"t4","message":"four"}',
+      headers: { subscription: "cp2", environment: "P1", service: "api-v2" },
+      partition: 0,
+    },
+  ]);
   const run = async (...args: string[]) => {
     const out = await agentCommand([
       "tail",
@@ -141,20 +135,14 @@ serviceTest("tail follows a topic (the default) and stops on the signal", ["kafk
   });
   const ctx = { ...modeContext(config, "."), stdout, signal: stop.signal };
   const run = tailMode.run(ctx);
-  const producer = kafka().producer();
-  await producer.connect();
-  // It starts at the end: send until the consumer has joined and shows one.
+  // It starts at the end: send until the reader has started and shows one.
   for (let i = 0; out.length === 0 && i < 100; i++) {
-    await producer.send({
-      topic,
-      messages: [
-        { value: '{"message":"skip"}', headers: { environment: "P2" } },
-        { value: '{"message":"hi"}', headers: { environment: "P1" } },
-      ],
-    });
+    await produceTo(topic, [
+      { value: '{"message":"skip"}', headers: { environment: "P2" } },
+      { value: '{"message":"hi"}', headers: { environment: "P1" } },
+    ]);
     await new Promise((r) => setTimeout(r, 100));
   }
-  await producer.disconnect();
   stop.abort();
   await run;
   const first = JSON.parse(out[0]!);
