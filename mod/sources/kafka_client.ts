@@ -362,6 +362,16 @@ export class KafkaClient {
     return out;
   }
 
+  /**
+   * How many members a consumer group has now (0: empty or unknown).
+   *
+   * @param groupId the group.
+   */
+  async groupMembers(groupId: string): Promise<number> {
+    const groups = await this.#adm.describeGroups({ groups: [groupId] });
+    return groups.get(groupId)?.members.size ?? 0;
+  }
+
   /** Names of the consumer groups the cluster knows. */
   async listGroups(): Promise<string[]> {
     const groups = await this.#adm.listGroups();

@@ -8,6 +8,7 @@ import {
   endpoints,
   freshContainer,
   freshTopic,
+  kafka,
   produceTo,
   serviceTest,
   uniqueName,
@@ -137,6 +138,7 @@ serviceTest(
       bytes: size3,
       message_bytes: e0.message_bytes,
       skipped_bytes: 0,
+      skipped: [],
       closed: false,
     });
     assert.equal(events[1].size, size5 + cut, "size at the pass includes the partial member");
@@ -283,6 +285,35 @@ serviceTest("edge-agent ingest test-kafka answers for a reachable broker, fails 
   );
 });
 
+Deno.test("edge-agent ingest test-kafka gives up on a port that accepts but never answers, without a status endpoint", async () => {
+  // A "broker" that accepts connections and reads requests but never answers.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of l) {
+      conns.push(c);
+      c.readable.pipeTo(new WritableStream()).catch(() => {});
+    }
+  })().catch(() => {});
+  try {
+    const out = await agent(["ingest", "test-kafka", `127.0.0.1:${port}`]).output();
+    const stderr = dec.decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.ok(conns.length > 0, "it connected");
+    assert.match(stderr, new RegExp(`Kafka connectivity check failed for 127.0.0.1:${port}: .*5s`));
+    assert.doesNotMatch(stderr, /status endpoint listening/);
+  } finally {
+    l.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await accepting;
+  }
+});
+
 serviceTest(
   "ingest workers: events in a group, only new members each time, BlobClosed ends the blob, offsets follow it to another worker",
   ["azurite", "kafka"],
@@ -357,5 +388,76 @@ serviceTest(
     assert.equal(done[3].end_offset, done[3].size, "closed after reading to the end");
     await Deno.remove(w1.dir, { recursive: true });
     await Deno.remove(w2.dir, { recursive: true });
+  },
+);
+
+serviceTest(
+  "ingest: a blob's lines reach a 1-partition topic in blob order, with batches in flight at once",
+  ["azurite", "kafka"],
+  async () => {
+    const { container, append } = await appendBlob();
+    const topic = await freshTopic(1);
+    const dir = await Deno.makeTempDir();
+    const want = [0, 1, 2, 3, 4].flatMap((m) => lines(`m${m}`, 3000));
+    await append(...[0, 1, 2, 3, 4].map((m) => member(lines(`m${m}`, 3000))));
+    const config = parseValue(ingestMode.spec, {
+      kafka: { brokers: endpoints.kafka, topic, compression: "none" },
+      storage_account: storage(),
+      subscription: "cp2",
+      environment: "P1",
+      container,
+      blob: BLOB,
+      state_file: `${dir}/offsets.json`,
+      // Many small batches, several produce requests in flight.
+      batch_lines: 100,
+      workers: 8,
+      flush_interval: "5ms",
+    });
+    assert.equal(await ingestMode.run(modeContext(config, dir)), 0);
+    const got = (await readTopic(topic)).map((x) => x.value);
+    assert.equal(got.length, want.length);
+    const firstOutOfOrder = got.findIndex((v, i) => v !== want[i]);
+    assert.equal(firstOutOfOrder, -1, `line ${firstOutOfOrder}: ${got[firstOutOfOrder]}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+serviceTest(
+  "ingest --worker on SIGTERM leaves its consumer group at once; session_timeout and heartbeat_interval are settings",
+  ["kafka"],
+  async () => {
+    const spec = parseValue(ingestMode.spec, {});
+    assert.deepEqual([spec.session_timeout, spec.heartbeat_interval], [10_000, 3_000]);
+    const [events, topic] = [await freshTopic(), await freshTopic()];
+    const group = uniqueName("workers");
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(
+      `${dir}/agent.yaml`,
+      JSON.stringify({
+        status: { enabled: false },
+        ingest: {
+          kafka: { brokers: endpoints.kafka, topic },
+          worker: true,
+          events_topic: events,
+          group_id: group,
+          session_timeout: "6s",
+          heartbeat_interval: "1s",
+          state_file: `${dir}/offsets.json`,
+        },
+      }),
+    );
+    const client = kafka();
+    try {
+      const child = agent(["ingest", "--config", `${dir}/agent.yaml`]).spawn();
+      while (await client.groupMembers(group) === 0) await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGTERM");
+      const out = await child.output();
+      assert.equal(out.code, 0, dec.decode(out.stderr));
+      // Gone from the group now, not after the session timeout.
+      assert.equal(await client.groupMembers(group), 0);
+    } finally {
+      await client.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 );

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { agentCommand } from "../_agent.ts";
 import { parseValue } from "../../mod/config/spec.ts";
 import { renderLine, tailMode } from "../../mod/modes/tail.ts";
-import { endpoints, freshTopic, produceTo, serviceTest } from "../services/mod.ts";
+import { endpoints, freshTopic, kafka, produceTo, serviceTest } from "../services/mod.ts";
 import { modeContext } from "./_context.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -118,6 +118,40 @@ serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic a
   assert.deepEqual(await run("--format", "json", "--subscription", "cp3"), ['"three"']);
   assert.equal((await run()).length, 4);
 });
+
+serviceTest(
+  "edge-agent tail runs beside an agent holding the status port and leaves no consumer group",
+  ["kafka"],
+  async () => {
+    const topic = await freshTopic();
+    await produceTo(topic, [{ value: '{"message":"one"}' }]);
+    // Another agent's status endpoint (or whatever holds the default port).
+    let held: Deno.Listener | undefined;
+    try {
+      held = Deno.listen({ hostname: "127.0.0.1", port: 8686 });
+    } catch { /* already held by something else: the same situation */ }
+    const client = kafka();
+    try {
+      const before = new Set(await client.listGroups());
+      const out = await agentCommand([
+        "tail",
+        "--topics",
+        topic,
+        "--brokers",
+        endpoints.kafka.join(","),
+        "--from-beginning",
+        "--no-follow",
+      ], { stdout: "piped", stderr: "piped" }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.equal(new TextDecoder().decode(out.stdout), "one\n");
+      const added = (await client.listGroups()).filter((g) => !before.has(g) && g.includes("tail"));
+      assert.deepEqual(added, []);
+    } finally {
+      held?.close();
+      await client.close();
+    }
+  },
+);
 
 serviceTest("tail follows a topic (the default) and stops on the signal", ["kafka"], async () => {
   const topic = await freshTopic();
