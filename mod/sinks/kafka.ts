@@ -153,9 +153,11 @@ export class KafkaSink implements Sink<KafkaMessage> {
     if (messages.length === 0) return;
     const c = this.#c;
     const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    // One batch, retried with the same sequence numbers (the broker writes it once).
+    const batch = this.#producer.batch(topic, messages, c.compression);
     try {
       await retry(
-        () => this.#producer.send(topic, messages, c.compression),
+        () => batch.send(),
         {
           ...c.retry,
           signal: stop,

@@ -18,7 +18,17 @@
  * @module
  */
 
-import { Admin, Consumer, type MessagesStream, ProduceAcks, Producer } from "@platformatic/kafka";
+import {
+  Admin,
+  Consumer,
+  kGetConnection,
+  type MessagesStream,
+  murmur2,
+  Producer,
+  produceV9,
+  Writer,
+} from "@platformatic/kafka";
+import { encodeRecordBatch } from "../sinks/kafka_record_batch.ts";
 import { Buffer } from "node:buffer";
 import { f, type Field, type Infer } from "../config/spec.ts";
 
@@ -187,6 +197,8 @@ export function kafkaRetryable(e: unknown): boolean {
       code?: string;
     };
     if (err.name === "AbortError") return false;
+    // A request that timed out is sent again (the idempotent producer drops a duplicate).
+    if (err.name === "TimeoutError") return true;
     // A missing topic may be created: a configuration problem, retried (never skipped).
     if (/^Unknown topic/.test((cur as Error).message ?? "")) return true;
     if (err.code === "PLT_KFK_AUTHENTICATION" || err.code === "PLT_KFK_USER") return false;
@@ -416,80 +428,263 @@ export class KafkaClient {
 /** Compression of produce requests. */
 export type KafkaCompression = "gzip" | "none";
 
-/** A producer: each {@link send} is one acks=all produce of a batch. */
+/** One batch of a topic, encoded per partition, its sequence numbers assigned. */
+interface Prepared {
+  topic: string;
+  partitions: { partition: number; records: Uint8Array }[];
+}
+
+const ACKS_ALL = -1;
+
+/**
+ * A producer: each {@link send} is one acks=all produce of a batch. The client library keeps the
+ * connections, the metadata and the idempotent producer id; the records themselves are encoded
+ * here (kafka_record_batch.ts: one buffer per partition's batch) and sent as a Produce v9 request
+ * on the partition leader's connection.
+ *
+ * Order: batches are encoded (their sequence numbers assigned) and queued on the leader's
+ * connection in the order `send` was called, so one key's batches land in that order; the
+ * broker checks the sequence numbers, and a retried batch carries the same ones (it is written
+ * once).
+ */
 export class KafkaProducer {
   readonly #p: Producer;
   readonly #idempotent: boolean;
+  readonly #timeout: number;
+  #info: { id: bigint; epoch: number } | undefined;
+  readonly #sequences = new Map<string, number>();
+  /** Encoding and queueing, one batch after another. */
+  #order: Promise<unknown> = Promise.resolve();
+  readonly #keyPartitions = new Map<unknown, number>();
+  #roundRobin = 0;
 
   constructor(client: KafkaClient, idempotent: boolean) {
     this.#idempotent = idempotent;
+    this.#timeout = client.connection.request_timeout;
     this.#p = new Producer({
       ...client.options(),
       idempotent,
-      acks: ProduceAcks.ALL,
-      // Our retry.ts decides beyond the library's quick retries.
-      retries: 3,
-      // One request per broker at a time keeps a key's batches in order.
-      maxInflights: 1,
+      // One connection per broker, up to 5 requests in flight (the idempotent limit).
+      maxInflights: 5,
     } as AnyOptions);
-  }
-
-  /**
-   * Produce `messages` to `topic` (acks=all); resolves once the brokers have them.
-   *
-   * @param topic the topic.
-   * @param messages the messages.
-   * @param compression gzip or none. @default "none"
-   */
-  async send(
-    topic: string,
-    messages: KafkaMessage[],
-    compression: KafkaCompression = "none",
-  ): Promise<void> {
-    if (messages.length === 0) return;
-    const headerCache = new Map<object, Map<Buffer, Buffer>>();
-    const keyCache = new Map<unknown, Buffer>();
-    const out = messages.map((m) => {
-      let headers: Map<Buffer, Buffer> | undefined;
-      if (m.headers) {
-        headers = headerCache.get(m.headers);
-        if (!headers) {
-          headers = new Map();
-          for (const k in m.headers) headers.set(Buffer.from(k), toBuffer(m.headers[k]!));
-          headerCache.set(m.headers, headers);
-        }
-      }
-      let key: Buffer | undefined;
-      if (m.key !== undefined) {
-        key = keyCache.get(m.key);
-        if (!key) keyCache.set(m.key, key = toBuffer(m.key));
-      }
-      return {
-        topic,
-        ...(m.value !== null && { value: toBuffer(m.value) }),
-        ...(key && { key }),
-        ...(headers && { headers }),
-        ...(m.partition !== undefined && { partition: m.partition }),
-      };
-    });
-    await this.#p.send({
-      messages: out as never,
-      acks: ProduceAcks.ALL,
-      idempotent: this.#idempotent,
-      ...(compression === "gzip" && { compression: "gzip" }),
-    });
   }
 
   /** Connect now (the first send would): fails when no broker answers. */
   async connect(): Promise<void> {
     await this.#p.metadata({ topics: [] });
-    if (this.#idempotent) await this.#p.initIdempotentProducer({});
+    if (this.#idempotent) await this.#init();
+  }
+
+  async #init(): Promise<void> {
+    const info = await this.#p.initIdempotentProducer({});
+    this.#info = { id: info.producerId, epoch: info.producerEpoch };
+    this.#sequences.clear();
+  }
+
+  /**
+   * Produce `messages` to `topic` (acks=all); resolves once the brokers have them. Each call is
+   * one attempt; {@link batch} gives a batch that can be retried with the same sequence numbers.
+   *
+   * @param topic the topic.
+   * @param messages the messages.
+   * @param compression gzip or none. @default "none"
+   */
+  send(
+    topic: string,
+    messages: KafkaMessage[],
+    compression: KafkaCompression = "none",
+  ): Promise<void> {
+    return this.batch(topic, messages, compression).send();
+  }
+
+  /**
+   * A batch to send, retried by calling `send()` again: the first call encodes it (in call
+   * order) and queues it; later calls send the same bytes again (re-encoded with new sequence
+   * numbers only when the broker lost track of the producer).
+   *
+   * @param topic the topic.
+   * @param messages the messages.
+   * @param compression gzip or none.
+   */
+  batch(
+    topic: string,
+    messages: KafkaMessage[],
+    compression: KafkaCompression = "none",
+  ): { send(): Promise<void> } {
+    let prepared: Promise<Prepared> | undefined;
+    let reprepare = false;
+    return {
+      send: () => {
+        if (messages.length === 0) return Promise.resolve();
+        if (!prepared || reprepare) {
+          reprepare = false;
+          // Encode and queue in call order: the queueing is part of the ordered step.
+          let result!: Promise<void>;
+          const step = this.#order.then(async () => {
+            const p = await this.#prepare(topic, messages, compression);
+            result = this.#deliver(p, true);
+            return p;
+          });
+          this.#order = step.catch(() => {});
+          prepared = step;
+          return step.then(() => result).catch((e) => {
+            if (this.#sequenceLost(e)) reprepare = true;
+            throw e;
+          });
+        }
+        return prepared.then((p) => this.#deliver(p, false)).catch((e) => {
+          if (this.#sequenceLost(e)) reprepare = true;
+          throw e;
+        });
+      },
+    };
+  }
+
+  /** The broker no longer knows the producer's sequence: start over with a new producer id. */
+  #sequenceLost(e: unknown): boolean {
+    const ids = new Set<string>();
+    const walk = (x: unknown, d: number) => {
+      if (!x || typeof x !== "object" || d > 6) return;
+      const o = x as { apiId?: string; errors?: unknown[]; cause?: unknown };
+      if (o.apiId) ids.add(o.apiId);
+      for (const y of o.errors ?? []) walk(y, d + 1);
+      walk(o.cause, d + 1);
+    };
+    walk(e, 0);
+    const lost = ids.has("OUT_OF_ORDER_SEQUENCE_NUMBER") || ids.has("UNKNOWN_PRODUCER_ID") ||
+      ids.has("INVALID_PRODUCER_EPOCH");
+    if (lost && this.#idempotent) this.#info = undefined;
+    return lost;
+  }
+
+  /** Group by partition and encode, assigning sequence numbers. */
+  async #prepare(
+    topic: string,
+    messages: KafkaMessage[],
+    compression: KafkaCompression,
+  ): Promise<Prepared> {
+    if (this.#idempotent && !this.#info) await this.#init();
+    const meta = await this.#p.metadata({ topics: [topic] });
+    const count = meta.topics.get(topic)?.partitionsCount;
+    if (!count) throw new Error(`Unknown topic ${topic}.`);
+    const byPartition = new Map<number, KafkaMessage[]>();
+    let lastKey: unknown = Symbol();
+    let lastPartition = 0;
+    for (const m of messages) {
+      let partition = m.partition;
+      if (partition === undefined) {
+        if (m.key !== undefined && m.key === lastKey) partition = lastPartition;
+        else if (m.key !== undefined) {
+          partition = this.#partitionOf(m.key, count);
+          [lastKey, lastPartition] = [m.key, partition];
+        } else partition = this.#roundRobin++ % count;
+      }
+      const list = byPartition.get(partition);
+      if (list) list.push(m);
+      else byPartition.set(partition, [m]);
+    }
+    const partitions = [...byPartition].map(([partition, list]) => {
+      let baseSequence = -1;
+      if (this.#info) {
+        const key = `${topic}:${partition}`;
+        baseSequence = this.#sequences.get(key) ?? 0;
+        this.#sequences.set(key, (baseSequence + list.length) % 0x80000000);
+      }
+      return {
+        partition,
+        records: encodeRecordBatch(list, {
+          producerId: this.#info?.id ?? -1n,
+          producerEpoch: this.#info?.epoch ?? -1,
+          baseSequence,
+          compression,
+        }),
+      };
+    });
+    return { topic, partitions };
+  }
+
+  /** The Java client's partition of a key: murmur2, positive, modulo the partition count. */
+  #partitionOf(key: string | Uint8Array, count: number): number {
+    const cached = this.#keyPartitions.get(key);
+    if (cached !== undefined && cached >> 16 === count) return cached & 0xffff;
+    const b = typeof key === "string" ? Buffer.from(key) : toBuffer(key);
+    const p = (murmur2(b) & 0x7fffffff) % count;
+    if (this.#keyPartitions.size > 10_000) this.#keyPartitions.clear();
+    this.#keyPartitions.set(key, (count << 16) | p);
+    return p;
+  }
+
+  /** Send each partition's batch to its leader; resolves when all are acknowledged. */
+  async #deliver(p: Prepared, fresh: boolean): Promise<void> {
+    const meta = await this.#p.metadata({ topics: [p.topic], forceUpdate: !fresh });
+    const t = meta.topics.get(p.topic);
+    if (!t) throw new Error(`Unknown topic ${p.topic}.`);
+    await Promise.all(p.partitions.map(async ({ partition, records }) => {
+      const leader = t.partitions[partition]?.leader;
+      const broker = leader === undefined ? undefined : meta.brokers.get(leader);
+      if (!broker) throw new Error(`no leader for ${p.topic}/${partition}`);
+      const connection = await new Promise<AnyOptions>((resolve, reject) =>
+        (this.#p as AnyOptions)[kGetConnection](
+          broker,
+          (e: Error | null, c: unknown) => e ? reject(e) : resolve(c),
+        )
+      );
+      const name = Buffer.from(p.topic);
+      const head = Buffer.alloc(64 + name.length);
+      let at = 0;
+      head[at++] = 0; // transactional_id: null
+      at = head.writeInt16BE(ACKS_ALL, at);
+      at = head.writeInt32BE(this.#timeout, at);
+      head[at++] = 2; // one topic
+      at = writeUVarint(head, at, name.length + 1);
+      at += name.copy(head, at);
+      head[at++] = 2; // one partition
+      at = head.writeInt32BE(partition, at);
+      at = writeUVarint(head, at, records.length + 1);
+      const tail = Buffer.from([0, 0, 0]); // partition, topic and request tagged fields
+      const writer = Writer.create();
+      writer.append(head.subarray(0, at));
+      writer.append(toBuffer(records));
+      writer.append(tail);
+      await new Promise<void>((resolve, reject) =>
+        connection.send(
+          produceV9.api.key,
+          produceV9.api.version,
+          () => writer,
+          produceV9.parseResponse,
+          true,
+          true,
+          (e: Error | null) => {
+            // Already written (a retried batch the broker had): done.
+            if (e && duplicateOnly(e)) return resolve();
+            e ? reject(e) : resolve();
+          },
+        )
+      );
+    }));
   }
 
   /** Close the connections. */
   async close(): Promise<void> {
+    await this.#order.catch(() => {});
     await this.#p.close().catch(() => {});
   }
+}
+
+function writeUVarint(buf: Uint8Array, at: number, v: number): number {
+  while (v >= 0x80) {
+    buf[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[at++] = v;
+  return at;
+}
+
+/** A produce error that only says "already written". */
+function duplicateOnly(e: unknown): boolean {
+  const errors = (e as { errors?: { apiId?: string }[] }).errors;
+  return Array.isArray(errors) && errors.length > 0 &&
+    errors.every((x) => x.apiId === "DUPLICATE_SEQUENCE_NUMBER");
 }
 
 /** Options for {@link KafkaClient.groupConsumer}. */
