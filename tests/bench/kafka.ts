@@ -6,8 +6,8 @@
  * headers per message, no compression. Contenders alternate; each run is verified by the topic's
  * end offset (exactly the line count). Then the same with lines of about 1.3 KB.
  *
- * ingest runs as users run it (`deno run -P=agent main.ts ingest`, a process of its own, default
- * settings), reading the blob from Azurite; kcat reads the same gzip bytes from a local file
+ * ingest runs as users run it (`deno run -P=agent main.ts ingest` with the compiled binary's V8
+ * flags, a process of its own, default settings), reading the blob from Azurite; kcat reads the same gzip bytes from a local file
  * (downloaded before the clock starts) through zcat. Peak RSS and CPU come from GNU time
  * (`/usr/bin/time`); for kcat, CPU is kcat's plus zcat's and RSS is kcat's. Wall time includes
  * process start. MB = 10^6 bytes of lines (newlines not counted). The 1-minute load average is
@@ -19,7 +19,7 @@
  */
 
 import zlib from "node:zlib";
-import { agentArgs } from "../_agent.ts";
+import { agentArgs, COMPILED_V8_FLAGS } from "../_agent.ts";
 import {
   blobServiceClient,
   endpoints,
@@ -183,7 +183,11 @@ async function compare(
             },
           }),
         );
-        const denoFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+        // The compiled binary's V8 flags: what users run.
+        const denoFlags = [
+          ...COMPILED_V8_FLAGS,
+          ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []),
+        ];
         r = await timed([
           Deno.execPath(),
           ...agentArgs(["ingest", "--config", config], denoFlags),
