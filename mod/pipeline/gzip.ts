@@ -5,7 +5,11 @@
  *
  * `consumed` is the number of input bytes up to the end of the last complete member: the
  * offset a resumable source (Azure append blobs) continues from. A truncated or corrupt member
- * errors the stream with a {@link DecodeError} naming its byte offset.
+ * errors the stream with a {@link DecodeError} naming its byte offset, unless `resync` is set:
+ * then the corrupt member's output is dropped, the decoder scans on for the next valid gzip
+ * header (from the byte after the bad member's start), decodes the members it finds there, and
+ * reports what it passed over in `faults` and `skipped`. The lines before the fault are
+ * delivered once, the members after it too; only the bad member's bytes are lost.
  *
  * Two implementations sit behind {@link decodeStream}: `zlib` (node:zlib, the default) and
  * `web` (DecompressionStream). In Deno 2.9.6 DecompressionStream("gzip") fails on a second
@@ -23,14 +27,42 @@
 
 import zlib from "node:zlib";
 
-/** A truncated or corrupt gzip member. `offset` is where the failing member starts. */
+/**
+ * Why input could not be decoded: `corrupt_gzip` (bad deflate data, CRC32 or length mismatch,
+ * bytes where a member header should be), `truncated_gzip` (input ended inside a member),
+ * `not_gzip` (plain input where only gzip is allowed).
+ */
+export type DecodeReason = "corrupt_gzip" | "truncated_gzip" | "not_gzip";
+
+/**
+ * A truncated or corrupt gzip member. `offset` is where the failing member starts. Never worth
+ * retrying: the same bytes fail the same way (`retryable` is false).
+ */
 export class DecodeError extends Error {
   readonly offset: number;
-  constructor(message: string, offset: number, options?: ErrorOptions) {
+  readonly reason: DecodeReason;
+  readonly retryable = false;
+  constructor(
+    message: string,
+    offset: number,
+    options: ErrorOptions & { reason?: DecodeReason } = {},
+  ) {
     super(message, options);
     this.name = "DecodeError";
     this.offset = offset;
+    this.reason = options.reason ?? "corrupt_gzip";
   }
+}
+
+/** A stretch of input a resyncing decoder passed over (see {@link DecodeOptions.resync}). */
+export interface DecodeFault {
+  /** Input offset of the first bad byte (the start of the member that failed). */
+  readonly offset: number;
+  readonly reason: DecodeReason;
+  /** What was wrong, naming the offset. */
+  readonly message: string;
+  /** Input bytes passed over, up to the next good member (or the end of the input). */
+  skipped: number;
 }
 
 /** A decoding TransformStream that reports how far it got. */
@@ -41,6 +73,10 @@ export interface Decoder extends TransformStream<Uint8Array, Uint8Array> {
   readonly members: number;
   /** Whether the input was gzip (known after the first two bytes). */
   readonly gzip: boolean | undefined;
+  /** Input bytes passed over by `resync` (0 without it). */
+  readonly skipped: number;
+  /** The corrupt stretches `resync` passed over, in input order (empty without it). */
+  readonly faults: readonly DecodeFault[];
   /**
    * Input offset of the gzip member that decoded `chunk` (one of this decoder's output chunks;
    * a chunk never spans two members); for plain input, the input offset of the chunk. A
@@ -78,6 +114,24 @@ export interface DecodeOptions {
   recycleInput?: (chunk: Uint8Array) => void;
   /** `zlib`: node:zlib, multi-member, fast. `web`: DecompressionStream, one member only. @default "zlib" */
   impl?: "zlib" | "web";
+  /**
+   * A corrupt or truncated member does not fail the stream: its output is dropped, the decoder
+   * scans for the next valid gzip header and goes on; see {@link Decoder.faults}. `zlib` only.
+   * @default false
+   */
+  resync?: boolean;
+  /**
+   * Input that does not start with the gzip magic: `allow` passes it through as text, `reject`
+   * fails with a {@link DecodeError} (reason `not_gzip`), for sources documented as all-gzip.
+   * @default "allow"
+   */
+  plain?: "allow" | "reject";
+  /**
+   * How many input bytes of a member `resync` keeps to look for a header inside it once the
+   * member fails (a truncated member followed by a good one). Past this, the scan starts where
+   * the failure was seen. @default 1048576
+   */
+  resyncWindow?: number;
 }
 
 /**
@@ -86,14 +140,18 @@ export interface DecodeOptions {
  * @param options which implementation.
  * @returns the decoder; read `consumed`/`members` after (or while) it runs.
  */
-export function decodeStream(
-  { impl = "zlib", holdMemberBytes = 4 << 20, allowTruncatedTail = false, pool, recycleInput }:
-    DecodeOptions = {},
-): Decoder {
+export function decodeStream(options: DecodeOptions = {}): Decoder {
+  const { impl = "zlib", holdMemberBytes = 4 << 20, allowTruncatedTail = false, pool } = options;
   return impl === "web"
     ? new WebGunzipStream()
-    : new GunzipStream(holdMemberBytes, allowTruncatedTail, pool, recycleInput);
+    : new GunzipStream(holdMemberBytes, allowTruncatedTail, pool, options.recycleInput, {
+      resync: options.resync ?? false,
+      plain: options.plain ?? "allow",
+      resyncWindow: options.resyncWindow ?? 1 << 20,
+    });
 }
+
+const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
 
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16;
 
@@ -126,7 +184,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-type State = "detect" | "plain" | "header" | "body" | "trailer";
+type State = "detect" | "plain" | "header" | "body" | "trailer" | "scan";
 
 /** Output buffer size: inflating into 256 KiB at a time measured fastest end to end. */
 const OUT_BYTES = 256 * 1024;
@@ -262,11 +320,28 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   /** Plain input chunks passed on as output: recycled when released. */
   readonly #passed = new WeakSet<Uint8Array>();
 
+  readonly #resync: boolean;
+  readonly #plain: "allow" | "reject";
+  readonly #resyncWindow: number;
+  readonly #faults: DecodeFault[] = [];
+  #skipped = 0;
+  /** Where the current run of bad bytes began (undefined while members decode fine). */
+  #skipFrom: number | undefined;
+  /** The current member's input from its first byte, kept for `resync` (up to the window). */
+  #raw: Uint8Array[] = [];
+  #rawBytes = 0;
+  #rawWhole = true;
+
   constructor(
     holdMemberBytes = 4 << 20,
     allowTruncatedTail = false,
     pool?: BufferPool,
     recycleInput?: (chunk: Uint8Array) => void,
+    { resync = false, plain = "allow", resyncWindow = 1 << 20 }: {
+      resync?: boolean;
+      plain?: "allow" | "reject";
+      resyncWindow?: number;
+    } = {},
   ) {
     let ctrl: TransformStreamDefaultController<Uint8Array> | undefined;
     super({
@@ -285,8 +360,17 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
     this.#allowTruncatedTail = allowTruncatedTail;
     this.#pool = pool ?? defaultPool;
     this.#recycleInput = recycleInput;
+    this.#resync = resync;
+    this.#plain = plain;
+    this.#resyncWindow = resyncWindow;
   }
 
+  get skipped(): number {
+    return this.#skipped;
+  }
+  get faults(): readonly DecodeFault[] {
+    return this.#faults;
+  }
   get consumed(): number {
     return this.#consumed;
   }
@@ -350,10 +434,94 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   }
 
   #push(chunk: Uint8Array): void {
-    let buf = this.#pending.length ? concat(this.#pending, chunk) : chunk;
+    this.#run(this.#pending.length ? concat(this.#pending, chunk) : chunk, chunk);
+  }
+
+  /** Keep a copy of the current member's input (resync looks for a header inside it). */
+  #keep(bytes: Uint8Array): void {
+    if (!this.#resync || !this.#rawWhole || bytes.length === 0) return;
+    if (this.#rawBytes + bytes.length > this.#resyncWindow) {
+      this.#rawWhole = false;
+      this.#raw = [];
+      this.#rawBytes = 0;
+      return;
+    }
+    this.#raw.push(bytes.slice());
+    this.#rawBytes += bytes.length;
+  }
+
+  /**
+   * The member that began at `#memberStart` is bad. Without resync: throw. With it: drop the
+   * member's output, note the fault, and return the bytes to scan for the next header: from the
+   * byte after the member's start when its input was kept whole, else from `rest` (the input
+   * not yet consumed, which begins at `#offset`).
+   */
+  #fault(reason: DecodeReason, message: string, rest: Uint8Array): Uint8Array {
+    if (!this.#resync) throw new DecodeError(message, this.#memberStart, { reason });
+    if (this.#held) { for (const d of this.#held) this.release(d); }
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#outEnd = this.#outStart;
+    this.#zlib?.close();
+    this.#zlib = undefined;
+    this.#zerror = undefined;
+    if (this.#skipFrom === undefined) {
+      this.#skipFrom = this.#memberStart;
+      this.#faults.push({ offset: this.#memberStart, reason, message, skipped: 0 });
+    }
+    let scan = rest;
+    if (this.#rawWhole && this.#offset - this.#memberStart === this.#rawBytes) {
+      let whole = rest;
+      for (let i = this.#raw.length - 1; i >= 0; i--) whole = concat(this.#raw[i]!, whole);
+      if (whole.length > 0) {
+        scan = whole.subarray(1);
+        this.#offset = this.#memberStart + 1;
+      }
+    }
+    this.#raw = [];
+    this.#rawBytes = 0;
+    this.#rawWhole = true;
+    this.#state = "scan";
+    return scan;
+  }
+
+  /** A member checked out: a run of bad bytes before it ends here. */
+  #memberOk(start: number): void {
+    this.#raw = [];
+    this.#rawBytes = 0;
+    this.#rawWhole = true;
+    if (this.#skipFrom === undefined) return;
+    const n = start - this.#skipFrom;
+    this.#faults[this.#faults.length - 1]!.skipped = n;
+    this.#skipped += n;
+    this.#skipFrom = undefined;
+  }
+
+  #run(buf: Uint8Array, chunk: Uint8Array | undefined): void {
     this.#pending = new Uint8Array(0);
     while (buf.length > 0) {
       switch (this.#state) {
+        case "scan": {
+          // The next "1f 8b 08" with no reserved flag bits: maybe a member header.
+          let i = buf.indexOf(0x1f);
+          for (; i >= 0; i = buf.indexOf(0x1f, i + 1)) {
+            if (i + 3 >= buf.length) break;
+            if (buf[i + 1] === 0x8b && buf[i + 2] === 8 && (buf[i + 3]! & 0xe0) === 0) break;
+          }
+          if (i < 0) {
+            this.#offset += buf.length;
+            return;
+          }
+          this.#offset += i;
+          buf = buf.subarray(i);
+          if (buf.length < 4) {
+            this.#pending = buf.slice();
+            return;
+          }
+          this.#memberStart = this.#offset;
+          this.#state = "header";
+          break;
+        }
         case "detect":
         case "header": {
           if (buf.length < 2 || (buf.length < 10 && buf[0] === 0x1f && buf[1] === 0x8b)) {
@@ -363,24 +531,36 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
           if (this.#state === "detect") {
             this.#gzip = buf[0] === 0x1f && buf[1] === 0x8b;
             if (!this.#gzip) {
+              if (this.#plain === "reject") {
+                throw new DecodeError(
+                  `not gzip: starts with ${
+                    hex(buf.subarray(0, 2))
+                  } at byte 0, not 1f 8b (plain: allow reads such input as text)`,
+                  0,
+                  { reason: "not_gzip" },
+                );
+              }
               this.#state = "plain";
               continue;
             }
           }
           const n = headerLength(buf);
           if (n < 0) {
-            throw new DecodeError(
+            buf = this.#fault(
+              "corrupt_gzip",
               `not a gzip member at byte ${this.#offset}: expected 1f 8b 08, got ${
-                [...buf.subarray(0, 3)].map((x) => x.toString(16).padStart(2, "0")).join(" ")
+                hex(buf.subarray(0, 3))
               } (trailing garbage after member ${this.#members}?)`,
-              this.#offset,
+              buf,
             );
+            continue;
           }
           if (n === 0) {
             this.#pending = buf.slice();
             return;
           }
           this.#memberStart = this.#offset;
+          this.#keep(buf.subarray(0, n));
           this.#offset += n;
           buf = buf.subarray(n);
           this.#startMember();
@@ -396,6 +576,15 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
           return;
         case "body": {
           const used = this.#inflate(buf);
+          if (used < 0) {
+            buf = this.#fault(
+              "corrupt_gzip",
+              `corrupt gzip member at byte ${this.#memberStart}: ${this.#zerror}`,
+              buf,
+            );
+            continue;
+          }
+          this.#keep(buf.subarray(0, used));
           this.#offset += used;
           if (used === buf.length && this.#state === "body") return;
           buf = buf.subarray(used);
@@ -410,17 +599,20 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
           const crc = dv.getUint32(0, true);
           const isize = dv.getUint32(4, true);
           if (crc !== this.#crc >>> 0 || isize !== this.#size % 2 ** 32) {
-            throw new DecodeError(
+            buf = this.#fault(
+              "corrupt_gzip",
               `corrupt gzip member at byte ${this.#memberStart}: ${
                 crc !== this.#crc >>> 0 ? "CRC32 mismatch" : "length mismatch"
               }`,
-              this.#memberStart,
+              buf,
             );
+            continue;
           }
           this.#offset += 8;
           buf = buf.subarray(8);
           this.#releaseHeld();
           this.#members++;
+          this.#memberOk(this.#memberStart);
           this.#consumed = this.#offset;
           this.#memberStart = this.#offset;
           this.#state = "header";
@@ -447,7 +639,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
    * Inflate as much of `input` as belongs to the current member's deflate data.
    *
    * @returns input bytes consumed; when fewer than given, the deflate data ended (state moves to
-   *   the trailer).
+   *   the trailer); -1 when zlib found the data corrupt (`#zerror` says why).
    */
   #inflate(input: Uint8Array): number {
     const { handle, state } = this.#zlib!;
@@ -457,12 +649,7 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
       const out = this.#out!;
       const room = out.length - this.#outEnd;
       handle.writeSync(0, input, inOff, inLen, out, this.#outEnd, room);
-      if (this.#zerror !== undefined) {
-        throw new DecodeError(
-          `corrupt gzip member at byte ${this.#memberStart}: ${this.#zerror}`,
-          this.#memberStart,
-        );
-      }
+      if (this.#zerror !== undefined) return -1;
       const availOut = state[0]!, availIn = state[1]!;
       this.#outEnd += room - availOut;
       inOff += inLen - availIn;
@@ -479,16 +666,35 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
   }
 
   #finish(): void {
+    while (this.#resync && !this.#allowTruncatedTail && this.#truncatedAtEnd()) {
+      // Input ended inside a member: look for a member inside its kept bytes, else skip to the end.
+      const rest = this.#pending;
+      this.#pending = new Uint8Array(0);
+      this.#run(this.#fault("truncated_gzip", this.#truncatedMessage(), rest), undefined);
+    }
     this.#zlib?.close();
     // Done writing: the last buffer goes back once its chunks are released (now, if they were).
     const last = this.#out;
     this.#out = undefined;
     if (last && !this.#refs.has(last.buffer)) this.#pool.give(last);
+    if (this.#state === "scan") {
+      // Bad bytes up to the end: a fault run that no good member ended.
+      const end = this.#offset + this.#pending.length;
+      this.#faults[this.#faults.length - 1]!.skipped = end - this.#skipFrom!;
+      this.#skipped += end - this.#skipFrom!;
+      this.#skipFrom = undefined;
+      return;
+    }
     if (this.#state === "plain" || (this.#state === "header" && this.#pending.length === 0)) {
       return;
     }
     if (this.#state === "detect") {
-      // Fewer than two bytes in all: plain.
+      // Fewer than two bytes in all.
+      if (this.#pending.length && this.#plain === "reject") {
+        throw new DecodeError(`not gzip: ${this.#pending.length} byte(s) in all`, 0, {
+          reason: "not_gzip",
+        });
+      }
       if (this.#pending.length) this.#ctrl.enqueue(this.#pending);
       this.#consumed = this.#offset + this.#pending.length;
       this.#gzip = false;
@@ -500,16 +706,25 @@ export class GunzipStream extends TransformStream<Uint8Array, Uint8Array> implem
       this.#heldBytes = 0;
       return;
     }
-    throw new DecodeError(
-      `truncated gzip member at byte ${this.#memberStart}: input ended ${
-        this.#state === "header"
-          ? "in its header"
-          : this.#state === "body"
-          ? "in its data"
-          : "in its trailer"
-      } (complete members end at byte ${this.#consumed})`,
-      this.#memberStart,
-    );
+    throw new DecodeError(this.#truncatedMessage(), this.#memberStart, {
+      reason: "truncated_gzip",
+    });
+  }
+
+  /** The input ended inside a member (or inside its header). */
+  #truncatedAtEnd(): boolean {
+    return this.#state === "body" || this.#state === "trailer" ||
+      (this.#state === "header" && this.#pending.length > 0);
+  }
+
+  #truncatedMessage(): string {
+    return `truncated gzip member at byte ${this.#memberStart}: input ended ${
+      this.#state === "header"
+        ? "in its header"
+        : this.#state === "body"
+        ? "in its data"
+        : "in its trailer"
+    } (complete members end at byte ${this.#consumed})`;
   }
 }
 
@@ -586,6 +801,14 @@ export class WebGunzipStream extends TransformStream<Uint8Array, Uint8Array> imp
   }
   get gzip(): boolean | undefined {
     return this.#gzip;
+  }
+  /** No resync: always 0. */
+  get skipped(): number {
+    return 0;
+  }
+  /** No resync: always empty. */
+  get faults(): readonly DecodeFault[] {
+    return [];
   }
   /** One member only: always 0. */
   memberOffset(_chunk: Uint8Array): number {

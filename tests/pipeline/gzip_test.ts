@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { BufferPool, DecodeError, decodeStream, readPooled } from "../../mod/pipeline/gzip.ts";
+import {
+  BufferPool,
+  DecodeError,
+  type DecodeOptions,
+  decodeStream,
+  readPooled,
+} from "../../mod/pipeline/gzip.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const gz = (s: string) => new Uint8Array(zlib.gzipSync(enc(s)));
@@ -252,4 +258,125 @@ Deno.test("readPooled() reads a byte stream into pooled buffers the decoder give
   // Not a byte stream: passed through as it is.
   const plain = ReadableStream.from([enc("x")]);
   assert.equal(readPooled(plain, new BufferPool(16)), plain);
+});
+
+async function resync(data: Uint8Array, chunk: number, options: DecodeOptions = {}) {
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < data.length; i += chunk) parts.push(data.subarray(i, i + chunk));
+  const d = decodeStream({ resync: true, ...options });
+  const text = await new Response(ReadableStream.from(parts).pipeThrough(d)).text();
+  return { text, d };
+}
+
+const CHUNKINGS = [1, 3, 10, 64, 4096, 1 << 20];
+
+Deno.test("decodeStream({resync}) drops a member with bad data and decodes the members after it", async () => {
+  const a = gz("before\n".repeat(50));
+  const b = gz("damaged\n".repeat(300));
+  const c = gz("after\n".repeat(50));
+  const data = cat(a, b, c);
+  data[a.length + 12]! ^= 0xff;
+  data[a.length + 13]! ^= 0xff;
+  data[a.length + 14]! ^= 0xff;
+  for (const chunk of CHUNKINGS) {
+    const { text, d } = await resync(data, chunk);
+    assert.equal(text, "before\n".repeat(50) + "after\n".repeat(50), `chunk ${chunk}`);
+    assert.equal(d.skipped, b.length, `chunk ${chunk}`);
+    assert.equal(d.faults.length, 1);
+    assert.equal(d.faults[0]!.offset, a.length);
+    assert.equal(d.faults[0]!.reason, "corrupt_gzip");
+    assert.match(d.faults[0]!.message, new RegExp(`at byte ${a.length}`));
+    assert.equal(d.members, 2);
+    assert.equal(d.consumed, data.length);
+  }
+});
+
+Deno.test("decodeStream({resync}) drops a member whose CRC32 does not match", async () => {
+  const a = gz("a\n"), b = gz("b\n".repeat(20)), c = gz("c\n");
+  const data = cat(a, b, c);
+  data[a.length + b.length - 6]! ^= 0xff;
+  for (const chunk of CHUNKINGS) {
+    const { text, d } = await resync(data, chunk);
+    assert.equal(text, "a\nc\n", `chunk ${chunk}`);
+    assert.equal(d.skipped, b.length);
+    assert.match(d.faults[0]!.message, /CRC32 mismatch/);
+  }
+});
+
+Deno.test("decodeStream({resync}) passes over garbage between members and counts it", async () => {
+  const a = gz("a\n"), c = gz("c\n");
+  const garbage = enc("not gzip at all \x1f\x8b but not a header either");
+  for (const chunk of CHUNKINGS) {
+    const { text, d } = await resync(cat(a, garbage, c), chunk);
+    assert.equal(text, "a\nc\n", `chunk ${chunk}`);
+    assert.equal(d.skipped, garbage.length);
+    assert.equal(d.faults[0]!.offset, a.length);
+    assert.match(d.faults[0]!.message, new RegExp(`not a gzip member at byte ${a.length}`));
+  }
+});
+
+Deno.test("decodeStream({resync}) finds a good member right after a truncated one", async () => {
+  const a = gz("a\n"), b = gz("cut short\n".repeat(200)), c = gz("c\n".repeat(10));
+  for (const cut of [5, 11, 30, b.length - 3]) {
+    for (const chunk of [1, 7, 4096]) {
+      const { text, d } = await resync(cat(a, b.subarray(0, cut), c), chunk);
+      assert.equal(text, "a\n" + "c\n".repeat(10), `cut ${cut} chunk ${chunk}`);
+      assert.equal(d.skipped, cut, `cut ${cut} chunk ${chunk}`);
+      assert.equal(d.faults.length, 1);
+      assert.equal(d.faults[0]!.offset, a.length);
+    }
+  }
+});
+
+Deno.test("decodeStream({resync}) skips a truncated last member to the end, keeping what came before", async () => {
+  const a = gz("a\n"), b = gz("cut short\n".repeat(200));
+  for (const cut of [2, 9, 40, b.length - 1]) {
+    const { text, d } = await resync(cat(a, b.subarray(0, cut)), 5);
+    assert.equal(text, "a\n", `cut ${cut}`);
+    assert.equal(d.skipped, cut, `cut ${cut}`);
+    assert.equal(d.faults[0]!.reason, "truncated_gzip");
+    assert.equal(d.faults[0]!.offset, a.length);
+    assert.equal(d.consumed, a.length);
+  }
+});
+
+Deno.test("decodeStream({resync}) recovers after garbage right behind the first gzip magic", async () => {
+  const bad = cat(new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), enc("\xff\xfegarbage!"));
+  const c = gz("c\n");
+  const { text, d } = await resync(cat(bad, c), 4);
+  assert.equal(text, "c\n");
+  assert.equal(d.skipped, bad.length);
+  assert.equal(d.faults[0]!.offset, 0);
+});
+
+Deno.test("decodeStream({resync}) with a small window still resumes after the bad member", async () => {
+  const a = gz("a\n"), c = gz("c\n");
+  const b = gz(crypto.getRandomValues(new Uint8Array(4096)).join("\n"));
+  const data = cat(a, b, c);
+  data[a.length + b.length - 6]! ^= 0xff;
+  const { text, d } = await resync(data, 512, { resyncWindow: 100 });
+  assert.equal(text, "a\nc\n");
+  assert.equal(d.skipped, b.length);
+});
+
+Deno.test("decodeStream({plain: 'reject'}) fails input that is not gzip; 'allow' passes it", async () => {
+  const d = decodeStream({ plain: "reject" });
+  await assert.rejects(
+    () => new Response(ReadableStream.from([enc("plain text\n")]).pipeThrough(d)).text(),
+    (e) => e instanceof DecodeError && e.reason === "not_gzip" && /at byte 0/.test(e.message),
+  );
+  const ok = decodeStream({ plain: "reject" });
+  assert.equal(await new Response(ReadableStream.from([gz("z\n")]).pipeThrough(ok)).text(), "z\n");
+  const allow = decodeStream({ plain: "allow" });
+  assert.equal(
+    await new Response(ReadableStream.from([enc("p\n")]).pipeThrough(allow)).text(),
+    "p\n",
+  );
+});
+
+Deno.test("DecodeError is not retryable and names its reason", async () => {
+  const { error } = await decode(gz("x\n").subarray(0, 12));
+  assert.ok(error instanceof DecodeError);
+  assert.equal(error.reason, "truncated_gzip");
+  assert.equal(error.retryable, false);
 });
