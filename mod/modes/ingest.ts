@@ -259,7 +259,14 @@ AZURE_STORAGE_SAS_TOKEN.`,
           flush_interval: c.flush_interval,
           workers: c.workers,
         },
-        decode: { allowTruncatedTail: true, holdMemberBytes: c.hold_member_bytes },
+        // Append blobs are all gzip: bytes that are not a valid member are skipped to the next
+        // member header, counted and logged, never sent.
+        decode: {
+          allowTruncatedTail: true,
+          holdMemberBytes: c.hold_member_bytes,
+          resync: true,
+          plain: "reject",
+        },
         sizeOf: kafkaMessageSize,
         frame: (unit, decoder) =>
           new KafkaLineStream(unit, decoder, { maxLineBytes: c.max_line_bytes }),

@@ -27,9 +27,22 @@
  * @module
  */
 
-import { DecodeError } from "../pipeline/gzip.ts";
+import { DecodeError, type DecodeFault, type DecodeReason } from "../pipeline/gzip.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import type { AzureBlobContainer } from "./azure_blob.ts";
+
+/**
+ * A unit that wants to know what a resyncing decoder passed over (its framer tells it at the end
+ * of the unit's input, before the unit is acked).
+ */
+export interface DecodeFaultReceiver {
+  decodeFaults(faults: readonly DecodeFault[]): void;
+}
+
+/** Tell `unit` what its decoder passed over, if it wants to know. */
+export function reportDecodeFaults(unit: object, faults: readonly DecodeFault[]): void {
+  if (faults.length && "decodeFaults" in unit) (unit as DecodeFaultReceiver).decodeFaults(faults);
+}
 
 /** A delivered range, handed to `commit`. */
 export interface CommittedRange {
@@ -72,8 +85,13 @@ export interface AppendBlobSourceOptions {
   attributes?: Record<string, string>;
   /** Persist a delivered range's end. Called in order; the next range waits for it. */
   commit: (range: CommittedRange) => Promise<void>;
-  /** A corrupt member was skipped: `skipped` bytes from `offset` (committed past). */
-  onCorrupt?: (c: { offset: number; skipped: number; error: DecodeError }) => void;
+  /**
+   * Corrupt bytes were skipped: `skipped` bytes from blob offset `offset` (committed past), found
+   * by a resyncing decoder (the pipeline's `decode.resync`) or at a range's start.
+   */
+  onCorrupt?: (
+    c: { offset: number; skipped: number; reason: DecodeReason; message: string },
+  ) => void;
 }
 
 /** The DecodeError in an error's cause chain. */
@@ -169,7 +187,12 @@ export class AppendBlobSource implements Source {
         }
         p.committed = next;
         p.skipped += next - start;
-        this.#o.onCorrupt?.({ offset: start, skipped: next - start, error: bad });
+        this.#o.onCorrupt?.({
+          offset: start,
+          skipped: next - start,
+          reason: bad.reason,
+          message: bad.message,
+        });
         continue;
       }
       if (r.consumed === 0) {
@@ -214,7 +237,9 @@ export class AppendBlobSource implements Source {
     const c = this.#container;
     const blob = this.#blob;
     const p = this.#progress;
-    return {
+    let faults: readonly DecodeFault[] = [];
+    const unit: Unit & DecodeFaultReceiver = {
+      decodeFaults: (f) => faults = f,
       id: `${c.url}/${blob}@${start}-${end}`,
       ...(time !== undefined && { time }),
       size: end - start,
@@ -243,6 +268,22 @@ export class AppendBlobSource implements Source {
           p.lines += r.lines;
           p.bytes += r.bytes;
           p.ranges++;
+          // What the decoder passed over inside the committed part: reported once, here.
+          for (const f of faults) {
+            if (f.offset >= r.consumed || f.skipped === 0) continue;
+            p.skipped += f.skipped;
+            try {
+              this.#o.onCorrupt?.({
+                offset: start + f.offset,
+                skipped: f.skipped,
+                reason: f.reason,
+                message: f.message.replace(
+                  /at byte (\d+)/,
+                  (_, n) => `at blob byte ${start + Number(n)}`,
+                ),
+              });
+            } catch { /* a reporting callback must not stop the pass */ }
+          }
         }
         settled.resolve(r);
       },
@@ -251,5 +292,6 @@ export class AppendBlobSource implements Source {
         return Promise.resolve();
       },
     };
+    return unit;
   }
 }

@@ -314,18 +314,15 @@ export class BlobEventSource implements Source {
       rangeBytes: this.#o.rangeBytes,
       attributes,
       commit: (r) => offsets.put(id, { offset: r.end, updated: new Date().toISOString() }),
-      onCorrupt: ({ offset, skipped: bytes, error }) => {
+      onCorrupt: ({ offset, skipped: bytes, reason, message }) => {
         this.#m.corrupt.inc(bytes);
-        skipped.push({
-          offset,
-          bytes,
-          reason: (error as { reason?: string }).reason ?? "corrupt_gzip",
-        });
+        skipped.push({ offset, bytes, reason });
         log.error("corrupt gzip member skipped", {
           blob: url,
           offset,
           skipped_bytes: bytes,
-          error: error.message,
+          reason,
+          error: message,
         });
       },
     });

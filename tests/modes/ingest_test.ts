@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { agentCommand } from "../_agent.ts";
 import zlib from "node:zlib";
 import { parseValue } from "../../mod/config/spec.ts";
+import { Logger } from "../../mod/log/logger.ts";
 import { ingestMode } from "../../mod/modes/ingest.ts";
 import {
   blobServiceClient,
@@ -459,5 +460,105 @@ serviceTest(
       await client.close();
       await Deno.remove(dir, { recursive: true });
     }
+  },
+);
+
+/**
+ * Ingest a blob of five members once (in process), after `damage` changed its bytes, from
+ * `start`: what reached the topic, the completion event and the log.
+ */
+async function ingestDamaged(
+  damage: (blob: Uint8Array, offsets: number[]) => void,
+  start?: (offsets: number[]) => number,
+) {
+  const members = [0, 1, 2, 3, 4].map((m) => member(lines(`m${m}`, 300)));
+  const offsets: number[] = [];
+  let at = 0;
+  for (const m of members) offsets.push((at += m.length) - m.length);
+  const blob = new Uint8Array(at);
+  members.forEach((m, i) => blob.set(m, offsets[i]));
+  damage(blob, offsets);
+  const { container, append } = await appendBlob();
+  await append(blob);
+  const [topic, completion] = [await freshTopic(), await freshTopic()];
+  const dir = await Deno.makeTempDir();
+  const logged: string[] = [];
+  const config = parseValue(ingestMode.spec, {
+    kafka: { brokers: endpoints.kafka, topic },
+    completion_topic: completion,
+    storage_account: storage(),
+    subscription: "cp2",
+    environment: "P1",
+    container,
+    blob: BLOB,
+    state_file: `${dir}/offsets.json`,
+    flush_interval: "5ms",
+    ...(start && { start_offset: start(offsets) }),
+  });
+  const code = await ingestMode.run({
+    ...modeContext(config, dir),
+    log: new Logger({ write: (line: string) => void logged.push(line) }),
+  });
+  const got = (await readTopic(topic)).map((x) => x.value);
+  const [event] = (await readTopic(completion)).map((x) => JSON.parse(x.value));
+  await Deno.remove(dir, { recursive: true });
+  return { code, got, event, offsets, size: at, logged };
+}
+
+serviceTest(
+  "ingest: a member with flipped gzip magic is skipped (counted, logged, in the completion event); the others are sent once",
+  ["azurite", "kafka"],
+  async () => {
+    const r = await ingestDamaged((blob, offsets) => {
+      blob[offsets[2]!] = 0x00;
+      blob[offsets[2]! + 1] = 0x00;
+    });
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.got, [0, 1, 3, 4].flatMap((m) => lines(`m${m}`, 300)));
+    const bad = r.offsets[3]! - r.offsets[2]!;
+    assert.equal(r.event.skipped_bytes, bad);
+    assert.deepEqual(
+      r.event.skipped.map((s: { offset: number; bytes: number }) => [s.offset, s.bytes]),
+      [[r.offsets[2], bad]],
+    );
+    assert.equal(r.event.end_offset, r.size);
+    assert.ok(
+      r.logged.some((l) =>
+        l.includes("corrupt gzip member skipped") && l.includes(`"offset":${r.offsets[2]}`)
+      ),
+    );
+  },
+);
+
+serviceTest(
+  "ingest: a member with a flipped byte in its body is skipped; the members before it are not sent again",
+  ["azurite", "kafka"],
+  async () => {
+    const r = await ingestDamaged((blob, offsets) => {
+      const mid = offsets[2]! + Math.floor((offsets[3]! - offsets[2]!) / 2);
+      blob[mid] = blob[mid]! ^ 0xff;
+    });
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.got, [0, 1, 3, 4].flatMap((m) => lines(`m${m}`, 300)));
+    const bad = r.offsets[3]! - r.offsets[2]!;
+    assert.equal(r.event.skipped_bytes, bad);
+    assert.deepEqual(
+      r.event.skipped.map((s: { offset: number; bytes: number }) => [s.offset, s.bytes]),
+      [[r.offsets[2], bad]],
+    );
+    assert.equal(r.event.end_offset, r.size);
+  },
+);
+
+serviceTest(
+  "ingest: START_OFFSET inside a member skips to the next member header; no undecoded bytes are sent",
+  ["azurite", "kafka"],
+  async () => {
+    const r = await ingestDamaged(() => {}, (offsets) => offsets[1]! + 7);
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.got, [2, 3, 4].flatMap((m) => lines(`m${m}`, 300)));
+    assert.equal(r.event.skipped_bytes, r.offsets[2]! - (r.offsets[1]! + 7));
+    assert.deepEqual(r.event.skipped.map((s: { offset: number }) => s.offset), [r.offsets[1]! + 7]);
+    assert.equal(r.event.end_offset, r.size);
   },
 );
