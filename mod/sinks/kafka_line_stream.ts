@@ -17,7 +17,7 @@ import type { Decoder } from "../pipeline/gzip.ts";
 import { LineStream } from "../pipeline/line_stream.ts";
 import { reportDecodeFaults } from "../sources/azure_append_blob.ts";
 import type { Unit } from "../pipeline/types.ts";
-import type { KafkaMessage } from "../sources/kafka_client.ts";
+import type { HeldInput, KafkaMessage } from "../sources/kafka_client.ts";
 
 /** Options for {@link KafkaLineStream}. */
 export interface KafkaLineStreamOptions {
@@ -55,18 +55,23 @@ export class KafkaLineStream implements TransformStream<Uint8Array, KafkaMessage
     // Headers are shared by the messages of one member.
     let member = -1;
     let headers = shared;
-    const messages = (values: Uint8Array[], at: number): KafkaMessage[] => {
+    const messages = (values: Uint8Array[], at: number, held?: HeldInput): KafkaMessage[] => {
       if (at !== member) {
         member = at;
         headers = { ...shared, member_offset: enc.encode(String(base + at)) };
       }
       const h = headers;
-      return values.map((value) => ({ key, value, headers: h }));
+      return held
+        ? values.map((value) => ({ key, value, headers: h, held }))
+        : values.map((value) => ({ key, value, headers: h }));
     };
     this.#inner = new TransformStream<Uint8Array, KafkaMessage[]>({
       transform: (chunk, ctrl) => {
         const out = lines.split(chunk);
-        if (out.length) ctrl.enqueue(messages(out, decoder.memberOffset(chunk)));
+        // The chunk goes back to the decoder once every message made from it was encoded.
+        if (out.length === 0) return decoder.release(chunk);
+        const held = { n: out.length, release: () => decoder.release(chunk) };
+        ctrl.enqueue(messages(out, decoder.memberOffset(chunk), held));
       },
       flush: (ctrl) => {
         const out = lines.end();

@@ -32,6 +32,8 @@ export interface RecordBatchOptions {
   compression?: "gzip" | "none";
   /** Milliseconds since the epoch. @default Date.now() */
   timestamp?: number;
+  /** Where the batch's bytes go: a buffer of at least `size` bytes (e.g. a reused one). */
+  alloc?: (size: number) => Uint8Array;
 }
 
 // CRC32C (Castagnoli), slicing by 8.
@@ -177,7 +179,9 @@ export function encodeRecordBatch(
     bodySizes[i] = body;
     total += varintSize(body) + body;
   }
-  const buf = new Uint8Array(HEADER + total);
+  const buf = options.alloc
+    ? options.alloc(HEADER + total).subarray(0, HEADER + total)
+    : new Uint8Array(HEADER + total);
   let at = HEADER;
   for (let i = 0; i < n; i++) {
     at = writeVarint(buf, at, bodySizes[i]!);
@@ -222,6 +226,27 @@ export function encodeRecordBatch(
   view.setInt16(51, options.producerEpoch);
   view.setInt32(53, options.baseSequence);
   view.setInt32(57, n);
+  view.setUint32(17, crc32c(out.subarray(21)));
+  return out;
+}
+
+/**
+ * A copy of an encoded batch with another producer id, epoch and base sequence (the CRC
+ * recomputed): a batch re-sent after the broker lost track of the producer.
+ *
+ * @param batch the encoded batch.
+ * @param ids the new idempotence fields.
+ * @returns the restamped copy.
+ */
+export function restampRecordBatch(
+  batch: Uint8Array,
+  ids: Pick<RecordBatchOptions, "producerId" | "producerEpoch" | "baseSequence">,
+): Uint8Array {
+  const out = batch.slice();
+  const view = new DataView(out.buffer);
+  view.setBigInt64(43, ids.producerId);
+  view.setInt16(51, ids.producerEpoch);
+  view.setInt32(53, ids.baseSequence);
   view.setUint32(17, crc32c(out.subarray(21)));
   return out;
 }

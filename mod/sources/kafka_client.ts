@@ -28,7 +28,7 @@ import {
   produceV9,
   Writer,
 } from "@platformatic/kafka";
-import { encodeRecordBatch } from "../sinks/kafka_record_batch.ts";
+import { encodeRecordBatch, restampRecordBatch } from "../sinks/kafka_record_batch.ts";
 import { Buffer } from "node:buffer";
 import { f, type Field, type Infer } from "../config/spec.ts";
 
@@ -96,6 +96,15 @@ export interface KafkaMessage {
   headers?: Record<string, string | Uint8Array>;
   /** Force a partition (else: murmur2 of the key, as the Java client; no key: round robin). */
   partition?: number;
+  /** Input the value is a view of, released once the value was copied into a record batch. */
+  held?: HeldInput;
+}
+
+/** A decoded chunk that messages' values are views of: released when the last one is encoded. */
+export interface HeldInput {
+  /** Messages still holding it. */
+  n: number;
+  release(): void;
 }
 
 /** A consumed record. */
@@ -457,6 +466,8 @@ export class KafkaProducer {
   #order: Promise<unknown> = Promise.resolve();
   readonly #keyPartitions = new Map<unknown, number>();
   #roundRobin = 0;
+  /** Record batch buffers of delivered batches, reused (the connection sends a copy). */
+  readonly #free: Uint8Array[] = [];
 
   constructor(client: KafkaClient, idempotent: boolean) {
     this.#idempotent = idempotent;
@@ -513,30 +524,51 @@ export class KafkaProducer {
   ): { send(): Promise<void> } {
     let prepared: Promise<Prepared> | undefined;
     let reprepare = false;
+    let released = false;
+    // Delivered: what the values were views of may be reused (not before: a batch given up on
+    // keeps its values for the dead letter).
+    const release = () => {
+      if (released) return;
+      released = true;
+      for (const m of messages) {
+        const h = m.held;
+        if (h && --h.n === 0) h.release();
+      }
+    };
+    /** Encode (or restamp) and queue in call order: the queueing is part of the ordered step. */
+    const ordered = (make: () => Promise<Prepared>) => {
+      let result!: Promise<void>;
+      const step = this.#order.then(async () => {
+        const p = await make();
+        result = this.#deliver(p, true);
+        return p;
+      });
+      this.#order = step.catch(() => {});
+      prepared = step;
+      return step.then(() => result);
+    };
+    const attempt = (): Promise<void> => {
+      if (messages.length === 0) return Promise.resolve();
+      if (prepared && reprepare) {
+        reprepare = false;
+        // New producer id, new sequence numbers: the same records, restamped, in order.
+        const old = prepared;
+        return ordered(async () => this.#restamp(await old));
+      }
+      if (!prepared) return ordered(() => this.#prepare(topic, messages, compression));
+      return prepared.then((p) => this.#deliver(p, false));
+    };
     return {
-      send: () => {
-        if (messages.length === 0) return Promise.resolve();
-        if (!prepared || reprepare) {
-          reprepare = false;
-          // Encode and queue in call order: the queueing is part of the ordered step.
-          let result!: Promise<void>;
-          const step = this.#order.then(async () => {
-            const p = await this.#prepare(topic, messages, compression);
-            result = this.#deliver(p, true);
-            return p;
-          });
-          this.#order = step.catch(() => {});
-          prepared = step;
-          return step.then(() => result).catch((e) => {
-            if (this.#sequenceLost(e)) reprepare = true;
-            throw e;
-          });
-        }
-        return prepared.then((p) => this.#deliver(p, false)).catch((e) => {
+      send: () =>
+        attempt().then(() => {
+          release();
+          // The connection wrote a copy: the batch's buffer may take the next batch.
+          prepared?.then((p) => this.#give(p), () => {});
+          prepared = undefined;
+        }, (e) => {
           if (this.#sequenceLost(e)) reprepare = true;
           throw e;
-        });
-      },
+        }),
     };
   }
 
@@ -597,10 +629,47 @@ export class KafkaProducer {
           producerEpoch: this.#info?.epoch ?? -1,
           baseSequence,
           compression,
+          alloc: (size) => this.#take(size),
         }),
       };
     });
     return { topic, partitions };
+  }
+
+  #take(size: number): Uint8Array {
+    const i = this.#free.findIndex((b) => b.length >= size);
+    if (i >= 0) return this.#free.splice(i, 1)[0]!;
+    // Room to grow a little, so that a buffer fits the next batches too.
+    return new Uint8Array(Math.ceil(size * 1.25 / 4096) * 4096);
+  }
+
+  /** A delivered batch's buffers may be reused. */
+  #give(p: Prepared): void {
+    for (const { records } of p.partitions) {
+      if (this.#free.length < 16) this.#free.push(new Uint8Array(records.buffer));
+    }
+  }
+
+  /** The same batches with this producer's current id and next sequence numbers. */
+  async #restamp(p: Prepared): Promise<Prepared> {
+    if (this.#idempotent && !this.#info) await this.#init();
+    return {
+      topic: p.topic,
+      partitions: p.partitions.map(({ partition, records }) => {
+        const key = `${p.topic}:${partition}`;
+        const count = new DataView(records.buffer, records.byteOffset).getInt32(57);
+        const baseSequence = this.#sequences.get(key) ?? 0;
+        this.#sequences.set(key, (baseSequence + count) % 0x80000000);
+        return {
+          partition,
+          records: restampRecordBatch(records, {
+            producerId: this.#info?.id ?? -1n,
+            producerEpoch: this.#info?.epoch ?? -1,
+            baseSequence: this.#info ? baseSequence : -1,
+          }),
+        };
+      }),
+    };
   }
 
   /** The Java client's partition of a key: murmur2, positive, modulo the partition count. */
