@@ -20,7 +20,8 @@ import {
   modes as allModes,
   type PlannedMode,
 } from "./mod/modes/registry.ts";
-import { runDemo } from "./mod/demo/demo.ts";
+import { DEMO_HELP, runDemo } from "./mod/demo/demo.ts";
+import { requestRequeue, requeuePath } from "./mod/pipeline/failure_policy.ts";
 import { Health } from "./mod/status/health.ts";
 import { serveStatus, STATUS_DEFAULT_LISTEN, statusHandler } from "./mod/status/server.ts";
 import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
@@ -94,10 +95,11 @@ function help(modes: (AnyMode | PlannedMode)[]): string {
 Usage:
   edge-agent <mode> [--config FILE] [flags]   run a mode
   edge-agent <mode> --help                    the mode's flags and config section
+  edge-agent <mode> requeue ID...             read quarantined units again (ids from /status)
   edge-agent validate --config FILE [--show]  check a config; --show prints it, secrets masked
   edge-agent example                          print the documented example config
   edge-agent demo                             run the main job on generated data, no cloud needed
-  edge-agent healthcheck [--url URL]          exit 0 when the status endpoint answers /healthz
+  edge-agent healthcheck [--url URL]          exit 0 when the config's status endpoint answers /healthz
   edge-agent --version
 
 Modes:
@@ -137,31 +139,89 @@ Config section \`${mode.name}:\` (documented defaults):
 ${renderExample(spec).replace(/^/gm, "  ")}`;
 }
 
+/** The address to probe for a `status.listen`: a wildcard host is asked on loopback. */
+function probeAddress(listen: string): string {
+  const i = listen.lastIndexOf(":");
+  const host = listen.slice(0, i);
+  const wildcard: Record<string, string> = { "0.0.0.0": "127.0.0.1", "[::]": "[::1]" };
+  return `${wildcard[host] ?? host}${listen.slice(i)}`;
+}
+
+/** `edge-agent <command> --help` for the commands that are not modes. */
+const COMMAND_HELP: Record<string, string> = {
+  validate: `edge-agent validate: check a config file, as a mode would at start
+
+Usage: edge-agent validate --config FILE [--show]   (or EDGE_AGENT_CONFIG=FILE)
+
+Every problem is listed as file:line:col: key.path: message: unknown keys, wrong types, values
+out of range, unset \${VARIABLES}, duplicate keys, and the rules across keys a mode refuses at
+start (e.g. source: s3 without a bucket). Exit code 0 when valid, 1 otherwise.
+  --show   also print the config as the agent reads it (defaults filled in, secrets as ***)
+`,
+  example: `edge-agent example: print the documented example config
+
+Usage: edge-agent example > agent.yaml
+
+Every option of every mode with its default and description, as agent.example.yaml.
+`,
+  healthcheck: `edge-agent healthcheck: exit 0 when the status endpoint answers /healthz
+
+Usage: edge-agent healthcheck [--config FILE | --url URL]
+
+Asks /healthz on the address of the config's status.listen (--config or EDGE_AGENT_CONFIG;
+127.0.0.1:8686 without a config; a 0.0.0.0 or [::] host is asked on loopback). Exit code 0
+when it answers 2xx within 3 s, else 1. A container's HEALTHCHECK runs this. generate's
+dashboard is on 127.0.0.1:8080 when status.listen is left at its default: pass --url for it.
+  --url URL   ask this URL instead
+`,
+  demo: DEMO_HELP,
+};
+
+/** Config overrides from the command line, and the flag that set each. */
+interface Overrides {
+  /** Values by dotted config path. */
+  values: Record<string, unknown>;
+  /** `--flag` by the same path, so that a bad value is blamed on the flag. */
+  flags: Record<string, string>;
+}
+
 /** Map parsed flags onto config overrides (dotted paths), rejecting unknown flags. */
 function overridesFrom(
   flags: Map<string, string | true>,
   modeName: string | undefined,
   modeFlags: Record<string, FlagSpec>,
   allowed: Set<string>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+): Overrides {
+  const out: Overrides = { values: {}, flags: {} };
   for (const [rawName, value] of flags) {
     if (allowed.has(rawName)) continue;
     const negated = rawName.startsWith("no-") && modeFlags[rawName.slice(3)]?.boolean;
     const name = negated ? rawName.slice(3) : rawName;
     const g = GLOBAL_FLAGS[name];
     if (g && g.key) {
-      out[g.key] = value;
+      if (value === true) throw new UsageError(`--${name} needs a value (${g.description})`);
+      out.values[g.key] = value;
+      out.flags[g.key] = `--${name}`;
       continue;
     }
     const spec = modeFlags[name];
     if (!spec || !modeName) {
       throw new UsageError(`unknown flag --${rawName} (see ${modeName} --help)`);
     }
-    let v: unknown = negated ? false : value;
-    if (spec.boolean && typeof v === "string") v = v !== "false";
+    let v: unknown = value;
+    if (spec.boolean && typeof v === "string") {
+      if (v !== "true" && v !== "false") {
+        throw new UsageError(`--${rawName} takes no value, or =true or =false: got "${v}"`);
+      }
+      v = v === "true";
+    }
+    if (negated) v = !v;
+    if (!spec.boolean && v === true) {
+      throw new UsageError(`--${rawName} needs a value (${spec.description})`);
+    }
     if (spec.list && typeof v === "string") v = v.split(",").map((s) => s.trim()).filter(Boolean);
-    out[`${modeName}.${spec.key}`] = v;
+    out.values[`${modeName}.${spec.key}`] = v;
+    out.flags[`${modeName}.${spec.key}`] = `--${rawName}`;
   }
   return out;
 }
@@ -200,17 +260,21 @@ export async function run(
   const configPath = configArg ?? Deno.env.get("EDGE_AGENT_CONFIG");
 
   const commandFlags: Record<string, string[]> = {
-    example: [],
-    healthcheck: ["url"],
-    validate: ["config", "show"],
-    demo: [],
+    example: ["help"],
+    healthcheck: ["url", "config", "help"],
+    validate: ["config", "show", "help"],
+    demo: ["help"],
   };
   const allowedFlags = commandFlags[command];
   if (allowedFlags) {
     for (const name of args.flags.keys()) {
       if (!allowedFlags.includes(name)) {
-        throw new UsageError(`unknown flag --${name} for ${command}`);
+        throw new UsageError(`unknown flag --${name} for ${command} (see ${command} --help)`);
       }
+    }
+    if (args.flags.has("help")) {
+      out(COMMAND_HELP[command]!);
+      return EXIT.ok;
     }
   }
 
@@ -220,7 +284,17 @@ export async function run(
       return EXIT.ok;
     case "healthcheck": {
       const url = args.flags.get("url");
-      const target = typeof url === "string" ? url : "http://127.0.0.1:8686/healthz";
+      let target: string;
+      if (typeof url === "string") target = url;
+      else {
+        // The endpoint the config's status.listen names (defaults when there is no config).
+        const { status } = await loadConfig(spec, configPath);
+        if (!status.enabled) {
+          console.error("edge-agent healthcheck: status.enabled is false: nothing to ask");
+          return EXIT.failure;
+        }
+        target = `http://${probeAddress(status.listen)}/healthz`;
+      }
       try {
         const res = await fetch(target, { signal: AbortSignal.timeout(3000) });
         await res.body?.cancel();
@@ -268,10 +342,41 @@ export async function run(
     mode.flags ?? {},
     new Set(["config", "help", "no-status"]),
   );
-  const config = await loadConfig(spec, configPath, { overrides }) as
+  const config = await loadConfig(spec, configPath, {
+    overrides: overrides.values,
+    overrideFlags: overrides.flags,
+  }) as
     & AgentSections
     & Record<string, unknown>;
+  if (args.positionals[0] === "requeue") return await requeue(mode, config, configPath, args, out);
   return await runMode(mode, config, config[mode.name], configPath, args);
+}
+
+/** `edge-agent <mode> requeue ID...`: quarantined units to be read again. */
+async function requeue(
+  // deno-lint-ignore no-explicit-any
+  mode: Mode<Field<any>>,
+  config: Record<string, unknown>,
+  configPath: string | undefined,
+  args: Parsed,
+  out: (s: string) => void,
+): Promise<number> {
+  const ids = args.positionals.slice(1);
+  if (!mode.stateFile) throw new UsageError(`${mode.name} has no quarantine to requeue from`);
+  if (ids.length === 0) {
+    throw new UsageError(
+      `usage: edge-agent ${mode.name} requeue ID... (ids as /status lists them)`,
+    );
+  }
+  const section = config[mode.name] ?? await loadConfig(mode.spec, undefined, {});
+  const stateFile = mode.stateFile(section, configPath ? dirname(resolve(configPath)) : Deno.cwd());
+  await requestRequeue(stateFile, ids);
+  out(
+    `${ids.length} unit(s) queued in ${
+      requeuePath(stateFile)
+    }: read again at the next scan (or start)\n`,
+  );
+  return EXIT.ok;
 }
 
 async function runMode(

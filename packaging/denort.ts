@@ -10,7 +10,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { ZipReader } from "./zip_reader.ts";
+import { unzipEntry } from "./zip_reader.ts";
 
 /** The Linux targets we ship, by short name. */
 export const TARGETS = {
@@ -118,7 +118,7 @@ export async function inspectDenortZip(
 ): Promise<{ target: Target; warnings: string[] }> {
   let denort: Uint8Array;
   try {
-    denort = await new ZipReader(await Deno.readFile(zipPath)).read("denort");
+    denort = unzipEntry(await Deno.readFile(zipPath), "denort");
   } catch (e) {
     throw new DenortError(
       `${zipPath} is not a denort zip (expected a zip with a root entry "denort")`,
@@ -178,6 +178,9 @@ export interface ResolveDenortOptions {
   probeTimeout?: number;
 }
 
+/** The heading of packaging/README.md that explains building without the download host. */
+export const OFFLINE_SECTION = "Building offline: the denort runtime";
+
 function howToSupply(target: Target, cache: string, version: string): string {
   return [
     `deno compile needs the denort runtime of Deno ${version} for ${target}. Supply one:`,
@@ -185,7 +188,7 @@ function howToSupply(target: Target, cache: string, version: string): string {
     `  - or put that zip at ${cache}`,
     `  - or DENORT_BIN=/path/to/denort (the unzipped runtime; used for every target)`,
     `The zip is published with each Deno release as ${denortUrl(version, target)};`,
-    `fetch it on a machine that can reach the host. README: "Building the binary offline".`,
+    `fetch it on a machine that can reach the host. See packaging/README.md, "${OFFLINE_SECTION}".`,
   ].join("\n");
 }
 

@@ -11,6 +11,8 @@
  */
 
 import { dirname, join, resolve } from "node:path";
+import { ConfigError, formatIssue, loadConfig } from "../mod/config/load.ts";
+import { agentSpec } from "../mod/modes/registry.ts";
 import { elfTarget, parseTarget, type Target } from "./denort.ts";
 import { ROOT } from "./compile.ts";
 import { type ZipFile, zipFiles } from "./zip_writer.ts";
@@ -25,6 +27,44 @@ export interface PackageLambdaOptions {
   config?: string | undefined;
   /** The zip to write. @default dist/route-lambda.zip */
   output?: string;
+  /** Where warnings go (e.g. a `${VAR}` this machine does not set). @default stderr */
+  warn?: (message: string) => void;
+}
+
+/** Environment references the Lambda's environment may set although this machine does not. */
+const UNSET_HERE = /^(environment variable \S+ is not set|\$\{credential:)/;
+
+/**
+ * Validate a config for the Lambda, as `edge-agent validate` does: it must be valid and have a
+ * `route:` section (the Lambda runs route). A `${VAR}` or credential this machine cannot resolve
+ * is only a warning: the function's environment sets them.
+ *
+ * @param path the config file.
+ * @returns the warnings.
+ * @throws {ConfigError} listing every problem.
+ */
+export async function checkLambdaConfig(path: string): Promise<string[]> {
+  const warnings: string[] = [];
+  let config: Record<string, unknown> | undefined;
+  try {
+    config = await loadConfig(agentSpec(), path) as Record<string, unknown>;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const problems = e.issues.filter((i) => !UNSET_HERE.test(i.message));
+    if (problems.length > 0) throw e;
+    for (const i of e.issues) {
+      warnings.push(
+        `not resolvable here, the function's environment must: ${formatIssue(e.file, i)}`,
+      );
+    }
+  }
+  if (config && config.route === undefined) {
+    throw new ConfigError(path, [{
+      path: "route",
+      message: "no route: section: the Lambda package runs mode route (see agent.example.yaml)",
+    }]);
+  }
+  return warnings;
 }
 
 /**
@@ -33,13 +73,16 @@ export interface PackageLambdaOptions {
  * @param options see {@linkcode PackageLambdaOptions}.
  * @returns the zip's path.
  * @throws {Error} when the binary is missing or not a Linux executable of `target`.
+ * @throws {ConfigError} when the config is invalid or has no `route:` section.
  */
 export async function packageLambda({
   target = "x86_64-unknown-linux-gnu",
   binary = join(ROOT, "dist", `edge-agent-${target}`),
   config,
   output = join(ROOT, "dist", "route-lambda.zip"),
+  warn = (m) => console.error(`package:lambda: warning: ${m}`),
 }: PackageLambdaOptions = {}): Promise<string> {
+  if (config) { for (const w of await checkLambdaConfig(config)) warn(w); }
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(binary);
@@ -60,7 +103,7 @@ export async function packageLambda({
     files.push({ name: "agent.yaml", data: await Deno.readFile(config), mode: 0o644 });
   }
   await Deno.mkdir(dirname(output), { recursive: true });
-  await Deno.writeFile(output, await zipFiles(files));
+  await Deno.writeFile(output, zipFiles(files));
   return output;
 }
 
@@ -82,6 +125,10 @@ if (import.meta.main) {
     console.error(`package:lambda: wrote ${out} (${(await Deno.stat(out)).size} bytes)`);
   } catch (e) {
     let msg = `package:lambda: ${(e as Error).message}`;
+    if (e instanceof ConfigError) {
+      msg = e.issues.map((i) => formatIssue(e.file, i)).join("\n") +
+        `\npackage:lambda: ${e.file} is not a config the Lambda can run: nothing written`;
+    }
     for (let c = (e as Error).cause; c; c = (c as Error).cause) {
       msg += `\n  caused by: ${(c as Error).message ?? c}`;
     }

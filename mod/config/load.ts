@@ -30,9 +30,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** `file:line:col: path: message` (position left out when unknown). */
+/**
+ * `file:line:col: path: message` (position left out when unknown), or `--flag: path: message`
+ * when a command-line flag set the value.
+ */
 export function formatIssue(file: string, i: Issue): string {
-  const where = i.pos ? `${file}:${i.pos.line}:${i.pos.col}` : file;
+  const where = i.flag ?? (i.pos ? `${file}:${i.pos.line}:${i.pos.col}` : file);
   return `${where}: ${i.path || "(top level)"}: ${i.message}`;
 }
 
@@ -103,7 +106,7 @@ export function parseYaml(
   opts: InterpolateOptions = {},
 ): Input | undefined {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
   const posOf = (offset: number | undefined): Pos | undefined => {
     if (offset === undefined) return undefined;
     const { line, col } = lc.linePos(offset);
@@ -136,8 +139,18 @@ export function parseYaml(
       for (const pair of n.items) {
         const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
         const kp = posOf((pair.key as YamlNode | null)?.range?.[0]);
+        const childPath = path ? `${path}.${k}` : k;
+        if (entries.has(k)) {
+          const first = keyPos.get(k) ?? entries.get(k)?.pos;
+          ctx.issues.push({
+            path: childPath,
+            message: `duplicate key "${k}"${first ? ` (first at line ${first.line})` : ""}`,
+            ...(kp && { pos: kp }),
+          });
+          continue;
+        }
         if (kp) keyPos.set(k, kp);
-        const child = walk(pair.value, path ? `${path}.${k}` : k, depth + 1);
+        const child = walk(pair.value, childPath, depth + 1);
         // A key with no value (`key:`) is reported at the key.
         if (!child.pos && kp) child.pos = kp;
         entries.set(k, child);
@@ -154,7 +167,7 @@ export function parseYaml(
         const r = interpolate(n.value, opts);
         if (typeof r === "object") {
           ctx.issues.push({ path, message: r.error, ...base });
-          return { ...base, value: null, interpolated: true };
+          return { ...base, value: null, interpolated: true, unresolved: true };
         }
         return { ...base, value: r, interpolated: r !== n.value };
       }
@@ -169,6 +182,8 @@ export function parseYaml(
 export interface LoadOptions extends InterpolateOptions {
   /** Values that override the file's, by dotted key path (from CLI flags). */
   overrides?: Record<string, unknown>;
+  /** The flag that set each override, by the same path: problems are blamed on it. */
+  overrideFlags?: Record<string, string>;
 }
 
 /**
@@ -184,7 +199,7 @@ export function validateText<T>(
 ): T {
   const ctx: Ctx = { issues: [] };
   const root = text.trim() === "" ? { value: {} } : parseYaml(text, ctx, opts);
-  if (root && opts.overrides) applyOverrides(root, opts.overrides);
+  if (root && opts.overrides) applyOverrides(root, opts.overrides, opts.overrideFlags ?? {});
   const out = root ? spec.parse(root, "", ctx) : undefined;
   if (ctx.issues.length > 0 || out === undefined) {
     ctx.issues.sort((a, b) =>
@@ -219,7 +234,11 @@ export async function loadConfig<T>(
 }
 
 /** Set `a.b.c` in an Input tree (creating mappings on the way). */
-function applyOverrides(root: Input, overrides: Record<string, unknown>): void {
+function applyOverrides(
+  root: Input,
+  overrides: Record<string, unknown>,
+  flags: Record<string, string>,
+): void {
   for (const [path, value] of Object.entries(overrides)) {
     let node = root;
     const keys = path.split(".");
@@ -227,7 +246,8 @@ function applyOverrides(root: Input, overrides: Record<string, unknown>): void {
       node.entries ??= new Map();
       if (typeof node.value !== "object" || node.value === null) node.value = {};
       if (i === keys.length - 1) {
-        node.entries.set(k, { value, interpolated: true });
+        const flag = flags[path];
+        node.entries.set(k, { value, interpolated: true, ...(flag && { flag }) });
         (node.value as Record<string, unknown>)[k] = value;
         return;
       }

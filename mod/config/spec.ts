@@ -32,6 +32,8 @@ export interface Issue {
   path: string;
   message: string;
   pos?: Pos;
+  /** The command-line flag that set the value, when a flag did (e.g. `--log-level`). */
+  flag?: string;
 }
 
 /** A value being validated, with where it came from. */
@@ -46,6 +48,10 @@ export interface Input {
   keyPos?: Map<string, Pos>;
   /** Items of a sequence. */
   items?: Input[];
+  /** Set by a command-line flag (e.g. `--log-level`): problems are blamed on it. */
+  flag?: string;
+  /** A `${...}` reference that could not be expanded (already reported where it is). */
+  unresolved?: boolean;
 }
 
 /** Validation state shared by one walk. */
@@ -97,9 +103,28 @@ export interface ListField<T> extends Field<T[]> {
   readonly item: Field<T>;
 }
 
-function issue(ctx: Ctx, path: string, message: string, pos?: Pos): undefined {
-  ctx.issues.push(pos ? { path, message, pos } : { path, message });
+function issue(ctx: Ctx, path: string, message: string, pos?: Pos, flag?: string): undefined {
+  ctx.issues.push({ path, message, ...(pos && { pos }), ...(flag && { flag }) });
   return undefined;
+}
+
+/**
+ * Where a check's problem about `key` (dotted, relative to `input`) is shown: the value when it
+ * is there (or the flag that set it), else the key of its nearest parent that is; nothing when
+ * none is (the caller's object then puts it at its own key).
+ */
+function locate(input: Input | undefined, key: string): { pos?: Pos; flag?: string } {
+  let node = input;
+  let at: Pos | undefined;
+  for (const k of key ? key.split(".") : []) {
+    const child = node?.entries?.get(k);
+    if (!child) return at ? { pos: at } : {};
+    at = node?.keyPos?.get(k) ?? child.pos;
+    node = child;
+  }
+  if (node?.flag) return { flag: node.flag };
+  const pos = node !== input && !node?.entries ? node?.pos ?? at : at;
+  return pos ? { pos } : {};
 }
 
 function typeOf(v: unknown): string {
@@ -126,13 +151,20 @@ function scalar<T>(
     example: opts.example,
     optional: false,
     parse(input, path, ctx) {
+      if (input?.unresolved) return undefined;
       const src = input ?? (opts.default === undefined ? undefined : { value: opts.default });
       if (src === undefined || src.value === undefined || src.value === null) {
-        return issue(ctx, path, `is required (${typeName}): ${opts.description}`, input?.pos);
+        return issue(
+          ctx,
+          path,
+          `is required (${typeName}): ${opts.description}`,
+          input?.pos,
+          input?.flag,
+        );
       }
       const out = convert(src.value, src);
       if (out !== null && typeof out === "object" && "error" in out) {
-        return issue(ctx, path, out.error, src.pos);
+        return issue(ctx, path, out.error, src.pos, src.flag);
       }
       return out as T;
     },
@@ -152,6 +184,13 @@ function checkRange(n: number, min?: number, max?: number): string | undefined {
   if (min !== undefined && n < min) return `must be ≥ ${min}: got ${n}`;
   if (max !== undefined && n > max) return `must be ≤ ${max}: got ${n}`;
   return undefined;
+}
+
+/** A problem an object's `check` found with one of its keys. */
+export interface CheckProblem {
+  /** Dotted key path relative to the object, e.g. `s3.bucket`. */
+  key: string;
+  message: string;
 }
 
 /** Field builders. */
@@ -265,6 +304,7 @@ export const f = {
       optional: false,
       item,
       parse(input, path, ctx) {
+        if (input?.unresolved) return undefined;
         let items: Input[];
         if (input === undefined || input.value === undefined || input.value === null) {
           if (opts.default === undefined) {
@@ -274,9 +314,19 @@ export const f = {
         } else if (input.items) {
           items = input.items;
         } else if (Array.isArray(input.value)) {
-          items = input.value.map((value) => ({ value, ...(input.pos && { pos: input.pos }) }));
+          items = input.value.map((value) => ({
+            value,
+            ...(input.pos && { pos: input.pos }),
+            ...(input.flag && { flag: input.flag, interpolated: true }),
+          }));
         } else {
-          return issue(ctx, path, `must be a list: got ${typeOf(input.value)}`, input.pos);
+          return issue(
+            ctx,
+            path,
+            `must be a list: got ${typeOf(input.value)}`,
+            input.pos,
+            input.flag,
+          );
         }
         if (opts.minItems !== undefined && items.length < opts.minItems) {
           return issue(ctx, path, `needs at least ${opts.minItems} item(s)`, input?.pos);
@@ -321,7 +371,15 @@ export const f = {
   /** A mapping with a fixed set of keys; unknown keys are rejected. */
   object<S extends Record<string, AnyField>>(
     shape: S,
-    opts: { description: string; check?: (v: { [K in keyof S]: Infer<S[K]> }) => string[] },
+    opts: {
+      description: string;
+      /**
+       * Rules across fields, run once every field is valid: each problem as a message about the
+       * whole object or as `{ key, message }` about a key (dotted, relative to the object).
+       * `validate` and a mode's start share them.
+       */
+      check?: (v: { [K in keyof S]: Infer<S[K]> }) => (string | CheckProblem)[];
+    },
   ): ObjectField<S> {
     return {
       kind: "object",
@@ -352,12 +410,21 @@ export const f = {
         const out: Record<string, unknown> = {};
         for (const [k, field] of Object.entries(shape)) {
           const child = entries.get(k);
+          const mark = ctx.issues.length;
           const v = field.parse(child, join(path, k), ctx);
           if (v !== undefined) out[k] = v;
+          // A key missing below `k` is shown at `k` (its nearest parent in the file).
+          const at = child && (input?.keyPos?.get(k) ?? child.pos);
+          for (const i of ctx.issues.slice(mark)) if (at && !i.pos && !i.flag) i.pos = at;
         }
-        if (ctx.issues.length === before && opts.check) {
-          for (const msg of opts.check(out as { [K in keyof S]: Infer<S[K]> })) {
-            issue(ctx, path || "(top level)", msg, input?.pos);
+        // Rules across keys need every key: none when a problem, or an unset ${VAR}, is below.
+        if (ctx.issues.length === before && opts.check && !unresolvedBelow(input)) {
+          for (const p of opts.check(out as { [K in keyof S]: Infer<S[K]> })) {
+            if (typeof p === "string") issue(ctx, path || "(top level)", p);
+            else {
+              const { pos, flag } = locate(input, p.key);
+              issue(ctx, join(path, p.key), p.message, pos, flag);
+            }
           }
         }
         return out as { [K in keyof S]: Infer<S[K]> };
@@ -379,6 +446,13 @@ export const f = {
     };
   },
 };
+
+function unresolvedBelow(input: Input | undefined): boolean {
+  if (!input) return false;
+  if (input.unresolved) return true;
+  for (const child of input.entries?.values() ?? []) if (unresolvedBelow(child)) return true;
+  return (input.items ?? []).some(unresolvedBelow);
+}
 
 function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;

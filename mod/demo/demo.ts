@@ -2,8 +2,10 @@
  * `edge-agent demo`: the main job (object storage → decompress → lines → HTTP batches) end to
  * end with nothing to set up. It writes a directory laid out like the reference's bucket (Hive
  * partitions `year=/month=/day=`, gzip JSONL named `<unix_ts>_<id>_<id>_<seq>[.gz]`, some without
- * `.gz`, one multi-member, one plain), starts two local HTTP intakes, runs the `stream` mode over
- * it with the `file` source, shows progress on stderr and checks that every line arrived.
+ * `.gz`, one multi-member, one plain), starts two local HTTP intakes, runs the `stream` mode's
+ * delivery over it with the `file` source, shows progress on stderr and checks that every line
+ * arrived. It imports no cloud SDK: `deno task demo` (mod/demo/main.ts) downloads only what it
+ * uses.
  * @module
  */
 
@@ -12,10 +14,24 @@ import { join } from "node:path";
 import { parseValue } from "../config/spec.ts";
 import { Logger } from "../log/logger.ts";
 import { Registry } from "../metrics/registry.ts";
-import { streamMode } from "../modes/stream.ts";
+import { deliverStream } from "../modes/stream_deliver.ts";
+import { streamSpec } from "../modes/stream_spec.ts";
+import { FileSource } from "../sources/file.ts";
 import { Health } from "../status/health.ts";
 import { startReceiver } from "./receiver.ts";
 import { zscalerFile } from "./zscaler.ts";
+
+/** `edge-agent demo --help` and `deno task demo --help`. */
+export const DEMO_HELP = `edge-agent demo: run the main job on generated data, no cloud needed
+
+Usage: edge-agent demo          (from a checkout: deno task demo)
+
+Writes 24 files of ~10 MB of Zscaler-like gzip JSONL into a temporary directory laid out like
+an S3 bucket (year=/month=/day= partitions), starts two local HTTP intakes, runs the stream
+mode's pipeline over it with the file source, prints progress and the final counts on stderr,
+and removes the directory. Exit code 0 when the intakes received exactly the lines written,
+1 otherwise.
+`;
 
 /** Options for {@link runDemo}. */
 export interface DemoOptions {
@@ -94,12 +110,14 @@ export async function runDemo(
     const intakes = [startReceiver(), startReceiver()];
     write(`demo: two HTTP intakes at ${intakes.map((r) => r.url).join(", ")}`);
 
-    const config = parseValue(streamMode.spec, {
+    const config = parseValue(streamSpec, {
       source: "file",
       file: { path: join(root, "bucket") },
       http: { endpoints: intakes.map((r) => r.url), workers: 4 },
-      processing: { once: true, delay_window: "0s", worker_count: 2 },
+      // One demo file is plain text, which the reference's layout does not have.
+      processing: { once: true, delay_window: "0s", worker_count: 2, plain: "allow" },
       state_file: join(root, "state.json"),
+      dead_letter: { path: join(root, "dead-letter.ndjson") },
     });
     const metrics = new Registry();
     const log = new Logger({ level: "warn", format: "text", write });
@@ -115,22 +133,15 @@ export async function runDemo(
       );
     }, 1000);
     try {
-      await streamMode.run({
-        config,
-        agent: {
-          status: { enabled: false, listen: "127.0.0.1:0" },
-          log: { level: "warn", format: "text" },
-          shutdown_timeout: 30_000,
-        },
-        signal,
-        metrics,
+      const source = new FileSource({
+        root: config.file.path,
+        stateFile: config.state_file,
+        scanInterval: config.processing.scan_interval,
+        delayWindow: config.processing.delay_window,
+        once: true,
         log,
-        health: new Health(),
-        status: {},
-        configDir: root,
-        args: [],
-        stdout: Deno.stdout.writable,
       });
+      await deliverStream(source, config, { metrics, log, health: new Health(), signal });
     } finally {
       clearInterval(progress);
     }

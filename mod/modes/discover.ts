@@ -42,7 +42,14 @@ export const discoverSpec = f.object({
   shard_index: f.int({ description: "This replica's shard", default: 0, min: 0 }),
   shard_count: f.int({ description: "Replicas splitting the instances", default: 1, min: 1 }),
   once: f.bool({ description: "Scan once and exit", default: false }),
-}, { description: "Mode discover: RDS log files that changed → events in Kafka" });
+}, {
+  description: "Mode discover: RDS log files that changed → events in Kafka",
+  check: (c) =>
+    c.shard_index < c.shard_count ? [] : [{
+      key: "shard_index",
+      message: `must be below shard_count (${c.shard_count}): got ${c.shard_index}`,
+    }],
+});
 
 /** The event `discover` publishes and `process` consumes. */
 export interface LogFileChanged {
@@ -68,11 +75,6 @@ export const discoverMode = defineMode({
     "shard-count": { key: "shard_count", description: "Replicas splitting the instances" },
   },
   async run({ config: c, log, metrics, signal, health }) {
-    if (c.shard_index >= c.shard_count) {
-      throw new Error(
-        `discover.shard_index (${c.shard_index}) must be below discover.shard_count (${c.shard_count})`,
-      );
-    }
     const m = {
       scans: metrics.counter("discover_scans_total", "Scans of the instances"),
       instances: metrics.gauge("discover_instances", "Instances in this replica's shard"),

@@ -80,6 +80,11 @@ export interface Mode<S extends AnyField = AnyField> {
    * agent that holds the default port.
    */
   cliTool?: (args: string[]) => boolean;
+  /**
+   * The state file `edge-agent <mode> requeue ID` leaves re-queue requests beside (modes that
+   * quarantine units).
+   */
+  stateFile?(config: Infer<S>, configDir: string): string;
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

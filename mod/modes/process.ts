@@ -71,7 +71,13 @@ export const processSpec = f.object({
   openobserve: openobserveSpec,
   processing: processingSpec,
   batch: f.object(batchSpec, { description: "Batches of records to OpenObserve" }),
-}, { description: "Mode process: database log events → parsed records → OpenObserve" });
+}, {
+  description: "Mode process: database log events → parsed records → OpenObserve",
+  check: (c) =>
+    c.source === "s3" && !c.s3.bucket
+      ? [{ key: "s3.bucket", message: "is required with source: s3" }]
+      : [],
+});
 
 type ProcessConfig = Infer<typeof processSpec>;
 
@@ -300,9 +306,6 @@ export const processMode = defineMode({
   summary: "Database log events → parsed records → OpenObserve",
   spec: processSpec,
   async run({ config: c, log, metrics, signal, health }) {
-    if (c.source === "s3" && !c.s3.bucket) {
-      throw new Error("process.s3.bucket is required with process.source: s3");
-    }
     const { topic, group_id, ...connection } = c.kafka;
     const events = await KafkaSource.connect({
       ...parseValue(kafkaSourceSpec, { topics: [topic], group_id }),

@@ -51,7 +51,14 @@ export const receiveSpec = f.object({
     description: "Use recvmmsg through FFI where available (Linux); false: node:dgram",
     default: true,
   }),
-}, { description: "Mode receive: syslog receiver with exact loss accounting" });
+}, {
+  description: "Mode receive: syslog receiver with exact loss accounting",
+  check: (c) =>
+    c.port_end >= c.port_start ? [] : [{
+      key: "port_end",
+      message: `must not be below port_start (${c.port_start}): got ${c.port_end}`,
+    }],
+});
 
 export const receiveMode = defineMode({
   name: "receive",
@@ -75,11 +82,6 @@ export const receiveMode = defineMode({
 messages and bytes per port, and per sender worker and in total: received, lost, duplicated,
 reordered, loss %.`,
   async run({ config: c, log, metrics, signal, status, stdout }) {
-    if (c.port_end < c.port_start) {
-      throw new Error(
-        `receive.port_end (${c.port_end}) is below receive.port_start (${c.port_start})`,
-      );
-    }
     const m = {
       messages: metrics.counter("receiver_messages_total", "Messages received"),
       bytes: metrics.counter("receiver_bytes_total", "Bytes received"),

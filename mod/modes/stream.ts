@@ -4,19 +4,24 @@
  *
  * The config is the reference streamer's config.yaml under `stream:` (sections s3, http,
  * processing, otlp) with our keys beside theirs.
+ *
+ * Failures follow the pipeline's one policy (pipeline/failure_policy.ts): a file whose delivery
+ * failed is read again, resuming after its delivered lines, and holds the watermark back; a
+ * corrupt, unreadable or non-gzip file is quarantined (its good gzip members delivered once);
+ * lines an intake refused for good go to `dead_letter.path`. `edge-agent stream requeue ID`
+ * reads a quarantined file again.
  * @module
  */
 
 import { resolve } from "node:path";
-import { f } from "../config/spec.ts";
 import { defineMode } from "./mode.ts";
-import { otlpSpec, runOtlpExport } from "../metrics/otlp.ts";
-import { runPipeline } from "../pipeline/run.ts";
-import { HttpSink, httpSinkSpec } from "../sinks/http.ts";
-import { awsClientConfig, awsFields } from "../sources/aws.ts";
+import { awsClientConfig } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
-import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 import type { Source } from "../pipeline/types.ts";
+import { deliverStream } from "./stream_deliver.ts";
+import { streamSpec } from "./stream_spec.ts";
+
+export { streamSpec };
 
 /**
  * The S3 client settings for downloads: the SDK's default (`WHEN_SUPPORTED`) wraps every body in
@@ -27,87 +32,6 @@ import type { Source } from "../pipeline/types.ts";
 async function downloadConfig(c: Parameters<typeof awsClientConfig>[0]) {
   return { ...await awsClientConfig(c), responseChecksumValidation: "WHEN_REQUIRED" as const };
 }
-
-/** The `stream:` config section. */
-export const streamSpec = f.object({
-  source: f.enum(["s3", "file"] as const, {
-    description:
-      "Where files come from: s3 (a bucket prefix) or file (a local directory laid out like one)",
-    default: "s3",
-  }),
-  s3: f.object({
-    bucket: f.string({
-      description: 'Bucket name, without "s3://"',
-      example: "my-log-bucket",
-      default: "",
-      allowEmpty: true,
-      check: (v) =>
-        v.startsWith("s3://")
-          ? `drop the "s3://" prefix: write bucket: ${
-            v.slice(5).split("/")[0]
-          } (S3 rejects it as InvalidBucketName)`
-          : undefined,
-    }),
-    prefix: f.string({
-      description: "Key prefix above the year=/month=/day= partitions",
-      default: "",
-      allowEmpty: true,
-    }),
-    ...awsFields,
-  }, { description: "S3 source (source: s3)" }),
-  file: f.object({
-    path: f.string({
-      description: "Directory treated like a bucket (source: file)",
-      default: "/var/log/edge-agent/incoming",
-    }),
-  }, { description: "Local directory source (source: file)" }),
-  discovery: f.enum(["scan", "sqs"] as const, {
-    description:
-      "scan: list the day partitions every scan_interval. sqs: read ObjectCreated notifications from sqs.queue_url (several agents can share one queue)",
-    default: "scan",
-  }),
-  sqs: sqsSpec,
-  http: httpSinkSpec,
-  processing: f.object({
-    worker_count: f.int({
-      description: "Files downloaded and decoded in parallel",
-      default: 15,
-      min: 1,
-      max: 256,
-    }),
-    queue_size: f.int({
-      description:
-        "Accepted for compatibility with the reference; files are pulled as workers free up",
-      default: 1000,
-      min: 1,
-    }),
-    scan_interval: f.duration({ description: "How often to list for new files", default: "15s" }),
-    delay_window: f.duration({
-      description: "Only files at least this old (by the timestamp in their name) are read",
-      default: "60s",
-    }),
-    lateness: f.duration({
-      description:
-        "Files landing late with a timestamp up to this far behind the watermark are still read, once",
-      default: "10m",
-    }),
-    max_line_bytes: f.size({
-      description: "Longer lines are cut here and counted in lines_truncated_total",
-      default: "1MiB",
-      min: 64,
-    }),
-    once: f.bool({
-      description: "Process what is there now, then exit (backfills)",
-      default: false,
-    }),
-  }, { description: "How files are found and read" }),
-  otlp: otlpSpec,
-  state_file: f.string({
-    description:
-      "Watermark and recently delivered keys. Relative to the config file. Delete it to start at now - delay_window; lower last_processed_timestamp to reprocess",
-    default: "/var/lib/edge-agent/stream-state.json",
-  }),
-}, { description: "Mode stream: S3 (or a directory) → HTTP endpoints" });
 
 /** Mode `stream`. */
 export const streamMode = defineMode({
@@ -129,6 +53,7 @@ export const streamMode = defineMode({
     },
     "state-file": { key: "state_file", description: "State file" },
   },
+  stateFile: (config, configDir) => resolve(configDir, config.state_file),
   async run({ config, configDir, metrics, log, health, signal }) {
     const stateFile = resolve(configDir, config.state_file);
     const p = config.processing;
@@ -149,7 +74,6 @@ export const streamMode = defineMode({
         untilEmpty: p.once,
       });
     } else if (config.source === "s3") {
-      if (!config.s3.bucket) throw new Error("stream.s3.bucket is required when source is s3");
       // The AWS SDK is loaded only when S3 is used (it costs start-up time and memory).
       const [{ S3Client }, { S3ScanSource }] = await Promise.all([
         import("@aws-sdk/client-s3"),
@@ -176,26 +100,13 @@ export const streamMode = defineMode({
         log,
       });
     }
-    const sink = new HttpSink(config.http, { metrics, log, health });
-    const stopExport = new AbortController();
-    const exporting = runOtlpExport(metrics, config.otlp, log, stopExport.signal);
-    const stats = await runPipeline({
-      source,
-      sink,
+    const stats = await deliverStream(source, config, {
       metrics,
       log,
       health,
       signal,
-      processing: { worker_count: p.worker_count, max_line_bytes: p.max_line_bytes },
-      batch: config.http,
-      // A file is one unit: a corrupt file fails whole and is retried. Holding each member's
-      // first MiB until its CRC checks out keeps a small corrupt file from delivering anything,
-      // at a quarter of the default hold's memory per file in flight.
-      decode: { holdMemberBytes: 1 << 20 },
+      configDir,
     });
-    stopExport.abort();
-    await exporting;
-    log.info("stream finished", { ...stats });
     return stats.unitsFailed > 0 && p.once ? 1 : 0;
   },
 });

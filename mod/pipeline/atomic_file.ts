@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 /**
  * Atomically replace `path` with `data`.
@@ -41,4 +41,44 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   } catch {
     // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
   }
+}
+
+/**
+ * Remove the temp files {@link writeFileAtomic} (or a progress file) left beside `path` when its
+ * writer was killed mid-write (kill -9). A temp file of another process is stale when that
+ * process is gone (Linux: no /proc/<pid>); where /proc cannot be read (the agent's permission set
+ * refuses it), when it is older than `minAgeMs`: a live writer's temp file lives for the
+ * milliseconds of one write. Call it at start and again at close (by then a temp file a killed
+ * predecessor left a moment before the start is old enough).
+ *
+ * @returns how many were removed.
+ */
+export async function removeStaleTemps(path: string, minAgeMs = 2000): Promise<number> {
+  const prefix = `${basename(path)}.tmp-`;
+  const dir = dirname(path);
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !e.name.startsWith(prefix)) continue;
+      const pid = Number(/^(\d+)-/.exec(e.name.slice(prefix.length))?.[1]);
+      if (!pid || pid === Deno.pid) continue;
+      const file = join(dir, e.name);
+      let stale: boolean;
+      try {
+        await Deno.stat(`/proc/${pid}`);
+        stale = false; // its writer still runs
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) stale = true;
+        else {
+          // /proc not readable here: judge by age.
+          const mtime = (await Deno.stat(file).catch(() => undefined))?.mtime?.getTime();
+          stale = mtime !== undefined && Date.now() - mtime > minAgeMs;
+        }
+      }
+      if (stale) await Deno.remove(file).then(() => n++, () => {});
+    }
+  } catch {
+    // An unreadable directory shows up when the file is read or written.
+  }
+  return n;
 }

@@ -25,6 +25,8 @@ export interface TaggedBatch<T, Tag> {
   bytes: number;
   /** Items per tag. */
   tags: Map<Tag, number>;
+  /** The tags in item order, run-length: `[tag, n]` (item i's tag, for partial failures). */
+  runs: [Tag, number][];
   /** With `copyLines`: the items, each followed by "\n", in one buffer (`bytes` long). */
   body?: Uint8Array;
 }
@@ -55,6 +57,7 @@ class OpenBatch<T, Tag> implements TaggedBatch<T, Tag> {
   count = 0;
   bytes = 0;
   tags = new Map<Tag, number>();
+  runs: [Tag, number][] = [];
   body: Uint8Array | undefined;
   /** With copyLines: the buffer the lines are copied into (`body` is its filled part). */
   slab: Uint8Array | undefined;
@@ -156,6 +159,9 @@ export class Batcher<T, Tag = unknown> {
     b.count++;
     b.bytes += size;
     b.tags.set(tag, (b.tags.get(tag) ?? 0) + 1);
+    const run = b.runs[b.runs.length - 1];
+    if (run && run[0] === tag) run[1]++;
+    else b.runs.push([tag, 1]);
     if (b.count >= this.#lines || b.bytes >= this.#bytes) wait = this.#close();
     return wait;
   }

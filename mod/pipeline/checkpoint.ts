@@ -8,7 +8,7 @@
  * `close()`) writes at once on shutdown. So a crash can forget the last second of acks: those
  * units are read and delivered again. We prefer a duplicate line to a lost one.
  *
- * A missing file is a fresh start. A file that cannot be parsed is an error naming the path:
+ * A missing file is a fresh start (a missing directory is created). A file that cannot be parsed is an error naming the path:
  * silently starting over would re-send (or, with a watermark, skip) a whole history.
  *
  * File format (version 1):
@@ -17,8 +17,15 @@
  *   "done": { "year=2025/month=10/day=12/1760305292_56442_130_1.gz":
  *             { "at": 1760305353000, "lines": 6554, "consumed": 655360 } },
  *   "offsets": { "blob/a.log": 1048576 },
+ *   "quarantined": { "bad.gz": { "id": "file:///in/bad.gz", "reason": "corrupt_gzip",
+ *             "message": "...", "offset": 1048576, "at": 1760305353000, "attempts": 1, "lines": 0 } },
  *   "state": { "watermark": 1760305292 } }
  * ```
+ *
+ * `quarantined` holds the units that failed for good (also in `done`, so they are not read
+ * again; `requeue` removes both); optional when read. How far units in flight were delivered is
+ * kept beside it, in `<path>.progress` (see progress_file.ts): it changes with every batch, so it
+ * is written as it changes and without fsync, which this file could not afford.
  *
  * @example
  * ```ts
@@ -30,10 +37,12 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
 import type { Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
-import { writeFileAtomic } from "./atomic_file.ts";
+import { dirname } from "node:path";
+import { removeStaleTemps, writeFileAtomic } from "./atomic_file.ts";
+import { ProgressFile } from "./progress_file.ts";
+import type { QuarantineRecord } from "./types.ts";
 
 /** What is recorded for a delivered unit. */
 export interface UnitDone {
@@ -51,6 +60,7 @@ export interface CheckpointFile {
   updated: string;
   done: Record<string, UnitDone>;
   offsets: Record<string, number>;
+  quarantined?: Record<string, QuarantineRecord>;
   state: Record<string, unknown>;
 }
 
@@ -76,6 +86,8 @@ export class CheckpointStore {
   readonly #writeErrors;
   #done = new Map<string, UnitDone>();
   #offsets = new Map<string, number>();
+  readonly #progress: ProgressFile;
+  #quarantined = new Map<string, QuarantineRecord>();
   #state: Record<string, unknown> = {};
   #dirty = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -101,6 +113,7 @@ export class CheckpointStore {
     this.#flushInterval = flushInterval;
     this.#log = log;
     this.#now = now;
+    this.#progress = new ProgressFile(`${path}.progress`, log);
     this.#writeErrors = metrics?.counter(
       "checkpoint_write_errors_total",
       "Failed checkpoint file writes (retried at the next flush)",
@@ -114,7 +127,9 @@ export class CheckpointStore {
    * @throws {Error} naming the path when the file cannot be read or is not a valid checkpoint.
    */
   async load(): Promise<void> {
+    await this.#makeDir();
     await this.#removeStaleTemps();
+    await this.#progress.load();
     let text: string;
     try {
       text = await Deno.readTextFile(this.path);
@@ -144,6 +159,7 @@ export class CheckpointStore {
         `checkpoint file ${this.path} is not a valid checkpoint: ${problem}; move it away to start fresh (every unit is then read again)`,
       );
     }
+    for (const id of this.#progress.ids()) if (this.#done.has(id)) this.#progress.delete(id);
   }
 
   /** Adopt a parsed file; returns what is wrong with it, if anything. */
@@ -192,35 +208,45 @@ export class CheckpointStore {
     ) {
       return '"state" must be an object';
     }
+    const quarantined = new Map<string, QuarantineRecord>();
+    if (o.quarantined !== undefined) {
+      if (
+        o.quarantined === null || typeof o.quarantined !== "object" ||
+        Array.isArray(o.quarantined)
+      ) {
+        return '"quarantined" must be an object';
+      }
+      for (const [id, q] of Object.entries(o.quarantined)) {
+        const r = q as Partial<QuarantineRecord> | null;
+        if (r === null || typeof r !== "object" || typeof r.reason !== "string") {
+          return `quarantined[${JSON.stringify(id)}] must be an object with a reason`;
+        }
+        quarantined.set(id, r as QuarantineRecord);
+      }
+    }
     this.#done = done;
     this.#offsets = offsets;
+    this.#quarantined = quarantined;
     this.#state = { ...(o.state as Record<string, unknown> | undefined) };
     return undefined;
   }
 
-  /** Temp files of writeFileAtomic whose writer is gone (Linux: no /proc/<pid>). */
-  async #removeStaleTemps(): Promise<void> {
-    const prefix = `${basename(this.path)}.tmp-`;
-    const dir = dirname(this.path);
+  /** A missing state directory is created (else every write would fail after delivery). */
+  async #makeDir(): Promise<void> {
     try {
-      await Deno.stat("/proc/self");
-    } catch {
-      return; // no /proc: cannot tell a dead writer from a live one
+      await Deno.mkdir(dirname(this.path), { recursive: true });
+    } catch (e) {
+      throw new Error(
+        `cannot create the directory of checkpoint file ${this.path}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
-    try {
-      for await (const e of Deno.readDir(dir)) {
-        if (!e.isFile || !e.name.startsWith(prefix)) continue;
-        const pid = Number(/^(\d+)-/.exec(e.name.slice(prefix.length))?.[1]);
-        if (!pid || pid === Deno.pid) continue;
-        try {
-          await Deno.stat(`/proc/${pid}`);
-          continue; // its writer still runs
-        } catch {
-          await Deno.remove(join(dir, e.name)).catch(() => {});
-        }
-      }
-    } catch {
-      // An unreadable directory shows up when the file is read or written.
+  }
+
+  async #removeStaleTemps(): Promise<void> {
+    const n = await removeStaleTemps(this.path) + await removeStaleTemps(this.#progress.path);
+    if (n > 0) {
+      this.#log?.info("removed temp files of a killed writer", { state_file: this.path, files: n });
     }
   }
 
@@ -257,12 +283,61 @@ export class CheckpointStore {
       consumed: result.consumed,
     });
     this.#offsets.delete(id);
+    // Its progress goes once this is written (a crash before then resumes after the progress).
     this.#touch();
   }
 
   /** Forget a unit (it will be read again). */
   forget(id: string): void {
-    if (this.#done.delete(id) || this.#offsets.delete(id)) this.#touch();
+    const a = this.#done.delete(id), b = this.#offsets.delete(id);
+    const d = this.#quarantined.delete(id);
+    this.#progress.delete(id);
+    if (a || b || d) this.#touch();
+  }
+
+  /**
+   * Record a unit that failed for good: done (not read again) and quarantined (listed, may be
+   * re-queued).
+   */
+  markQuarantined(
+    id: string,
+    record: QuarantineRecord,
+    result: { lines: number; consumed: number },
+  ): void {
+    this.markDone(id, { ...result, at: record.at });
+    this.#quarantined.set(id, record);
+    this.#touch();
+  }
+
+  /** The quarantine record of a unit, if it is quarantined. */
+  getQuarantined(id: string): QuarantineRecord | undefined {
+    return this.#quarantined.get(id);
+  }
+
+  /** The quarantined units, by key. */
+  quarantined(): IterableIterator<[string, QuarantineRecord]> {
+    return this.#quarantined.entries();
+  }
+
+  /**
+   * Re-queue a quarantined unit: it is no longer done nor quarantined, and is read again (whole).
+   *
+   * @returns whether `id` was quarantined.
+   */
+  requeue(id: string): boolean {
+    if (!this.#quarantined.has(id)) return false;
+    this.forget(id);
+    return true;
+  }
+
+  /** Items of an unfinished unit delivered contiguously from its start; 0 when unknown. */
+  getProgress(id: string): number {
+    return this.#progress.get(id);
+  }
+
+  /** Record how many items of an unfinished unit were delivered (see the module doc). */
+  setProgress(id: string, items: number): void {
+    this.#progress.set(id, items);
   }
 
   /**
@@ -276,6 +351,8 @@ export class CheckpointStore {
     for (const [id, d] of this.#done) {
       if (predicate(id, d)) {
         this.#done.delete(id);
+        this.#quarantined.delete(id);
+        this.#progress.delete(id);
         n++;
       }
     }
@@ -320,6 +397,7 @@ export class CheckpointStore {
       updated: new Date(this.#now()).toISOString(),
       done: Object.fromEntries(this.#done),
       offsets: Object.fromEntries(this.#offsets),
+      ...(this.#quarantined.size > 0 && { quarantined: Object.fromEntries(this.#quarantined) }),
       state: { ...this.#state },
     };
   }
@@ -349,9 +427,12 @@ export class CheckpointStore {
     if (!this.#dirty) return;
     this.#dirty = false;
     const text = JSON.stringify(this.snapshot(), null, 1) + "\n";
+    const recorded = this.#progress.ids().filter((id) => this.#done.has(id));
     this.#writing = writeFileAtomic(this.path, text);
     try {
       await this.#writing;
+      // Units now recorded as done need no progress any more.
+      for (const id of recorded) if (this.#done.has(id)) this.#progress.delete(id);
       if (this.#failing) {
         this.#failing = false;
         this.#log?.info("checkpoint written again", { state_file: this.path });
@@ -386,6 +467,7 @@ export class CheckpointStore {
       this.#timer = undefined;
     }
     await this.#write();
+    await this.#progress.flush();
   }
 
   /**
@@ -403,6 +485,8 @@ export class CheckpointStore {
       do await this.#write(); while (this.#dirty);
     } finally {
       this.#closed = true;
+      await this.#progress.flush();
+      await this.#removeStaleTemps();
     }
   }
 }

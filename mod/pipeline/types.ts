@@ -20,6 +20,38 @@ export interface UnitResult {
   consumed: number;
   /** Lines cut at `max_line_bytes`. */
   truncated: number;
+  /** Input bytes passed over as corrupt (gzip resync); absent when none. */
+  skipped?: number;
+  /** Items a sink refused for good, written to the dead letter; absent when none. */
+  rejected?: number;
+  /** Items skipped at the start because an earlier attempt delivered them (resume). */
+  resumed?: number;
+}
+
+/**
+ * A unit that failed for good (corrupt input, content the destination refused, too many failed
+ * attempts): recorded in the source's state, listed in /status, not read again until an operator
+ * re-queues it (`edge-agent <mode> requeue ID`).
+ */
+export interface QuarantineRecord {
+  /** The unit's id. */
+  id: string;
+  /** Short label: `corrupt_gzip`, `truncated_gzip`, `not_gzip`, `unreadable`, `rejected`, `too_large`, `max_attempts`. */
+  reason: string;
+  /** What was wrong, with the unit and offset. */
+  message: string;
+  /** Input byte offset of the fault, when known. */
+  offset?: number;
+  /** When it was quarantined, ms since epoch. */
+  at: number;
+  /** Attempts made (unit-level failures; destination outages are not counted). */
+  attempts: number;
+  /** Items delivered before (and around) the fault. */
+  lines: number;
+  /** Input bytes passed over as corrupt. */
+  skipped?: number;
+  /** Items written to the dead letter. */
+  rejected?: number;
 }
 
 /** A unit of work from a source. */
@@ -32,8 +64,25 @@ export interface Unit {
   readonly size?: number;
   /** Free-form attributes a sink may use (Kafka headers, stream name templates). */
   readonly attributes?: Readonly<Record<string, string>>;
+  /**
+   * Items of this unit an earlier attempt already delivered (contiguously, from the start): the
+   * pipeline skips that many. See {@link progress}.
+   */
+  readonly resumeItems?: number;
   /** The unit's raw bytes (the pipeline detects and decodes gzip). Streamed, never buffered whole. */
   open(signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The first `items` items of the unit (counted from its start, resumed ones included) are
+   * delivered: a source that persists this with its checkpoint resumes a retried unit there
+   * (`resumeItems`), so a crash re-sends only the batches that were in flight.
+   */
+  progress?(items: number): void;
+  /**
+   * The unit failed for good (see {@link QuarantineRecord}): record it, do not read it again
+   * until it is re-queued. Instead of ack or nack. Sources without it get `ack` when the unit's
+   * good data went out, else `nack` with a non-retryable error.
+   */
+  quarantine?(record: QuarantineRecord, result: UnitResult): Promise<void>;
   /** Every batch carrying this unit's data was delivered: checkpoint it, delete the message. */
   ack(result: UnitResult): Promise<void>;
   /**
@@ -52,6 +101,14 @@ export interface Source {
    * one-shot run) or when `signal` aborts (a long-running scan stops taking new work).
    */
   units(signal: AbortSignal): AsyncIterable<Unit>;
+  /**
+   * The time (ms since epoch) of the oldest unit the source handed out or must hand out again
+   * that is neither acked nor quarantined (a nacked unit waiting for the next scan), for
+   * `processing_lag_seconds`; undefined when there is none.
+   */
+  oldestPending?(): number | undefined;
+  /** The units its state records as quarantined (for /status), once its state is loaded. */
+  quarantined?(): QuarantineRecord[];
   /** Release connections. */
   close?(): Promise<void>;
 }

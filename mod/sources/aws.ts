@@ -6,26 +6,9 @@
  */
 
 import type { FetchHttpHandler } from "@smithy/fetch-http-handler";
-import { f, type Infer } from "../config/spec.ts";
+import type { AwsConfig } from "./aws_spec.ts";
 
-/** Fields of an AWS connection (spread into a component's spec). */
-export const awsFields = {
-  region: f.optional(f.string({
-    description: "AWS region; when absent, the SDK's chain (AWS_REGION, profile) decides",
-    example: "us-east-1",
-  })),
-  endpoint: f.optional(f.string({
-    description: "Endpoint override for S3-compatible or local servers, e.g. http://127.0.0.1:9000",
-    pattern: /^https?:\/\/\S+$/,
-  })),
-  force_path_style: f.bool({
-    description: "Path-style S3 URLs (bucket in the path): needed by MinIO and moto",
-    default: false,
-  }),
-};
-
-/** An AWS connection's settings. */
-export type AwsConfig = { [K in keyof typeof awsFields]: Infer<(typeof awsFields)[K]> };
+export { type AwsConfig, awsFields } from "./aws_spec.ts";
 
 /**
  * The options object AWS SDK v3 clients take, from an {@link AwsConfig}. Requests go through

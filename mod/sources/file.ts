@@ -12,17 +12,23 @@
  * Skipped: names starting with a dot (rsync/editor temp files), the state file itself,
  * directories reached through symlinks (no loops). Files reached through symlinks are read.
  *
- * A file that fails (unreadable, corrupt gzip, a sink gave up) is not recorded and is read
- * again at the next scan (in watch mode); with `once` it stays unread and the run reports it.
+ * A file whose delivery failed (a destination down, a sink gave up) is not recorded and is read
+ * again at the next scan (in watch mode), resuming after the lines already delivered (the
+ * checkpoint keeps that count for files in flight); with `once` it stays unread and the run
+ * reports it. A file that failed for good (unreadable, corrupt gzip, refused by the destination)
+ * is quarantined: recorded in the checkpoint's `quarantined`, not read again until
+ * `edge-agent <mode> requeue file:///path` (or its entry is deleted from the state file).
  * @module
  */
 
-import { basename, join, matchesGlob, resolve } from "node:path";
+import { basename, join, matchesGlob, relative, resolve, sep } from "node:path";
 import { f, type Infer } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
+import { takeRequeues } from "../pipeline/failure_policy.ts";
+import { NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
 import { sleep } from "../pipeline/retry.ts";
-import type { Source, Unit } from "../pipeline/types.ts";
+import type { QuarantineRecord, Source, Unit } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
 
 /** The `file:` source config section. */
@@ -93,6 +99,42 @@ export interface FoundFile {
   size: number;
 }
 
+/**
+ * A file's bytes as a byte stream (readable into the caller's buffers). A read that fails
+ * (EIO, EACCES) would fail the same way next time: it errors the stream with a
+ * {@link NonRecoverableError} (reason `unreadable`) naming the file and byte offset.
+ */
+function readFile(f: Deno.FsFile, path: string): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 64 * 1024,
+    async pull(c) {
+      const req = c.byobRequest!;
+      const v = req.view!;
+      let n: number | null;
+      try {
+        n = await f.read(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      } catch (e) {
+        f.close();
+        throw new NonRecoverableError(
+          `cannot read ${path} at byte ${offset}: ${(e as Error).message}`,
+          { cause: e, reason: "unreadable" },
+        );
+      }
+      if (n === null) {
+        f.close();
+        c.close();
+        req.respond(0);
+        return;
+      }
+      offset += n;
+      req.respond(n);
+    },
+    cancel: () => f.close(),
+  });
+}
+
 /** Yields the files of a directory tree as units. */
 export class FileSource implements Source {
   readonly kind = "file";
@@ -107,7 +149,9 @@ export class FileSource implements Source {
   readonly #now: () => number;
   readonly #store: CheckpointStore;
   readonly #ownStore: boolean;
-  #inflight = new Set<string>();
+  #inflight = new Map<string, number>();
+  /** Files found and not yet handed out, or whose last attempt failed, with their time. */
+  #waiting = new Map<string, number>();
   #loaded = false;
   #scans = 0;
 
@@ -216,6 +260,8 @@ export class FileSource implements Source {
       throw new Error(`cannot list ${this.#root}: ${(e as Error).message}`, { cause: e });
     }
     this.#scans++;
+    for (const rel of [...this.#waiting.keys()]) if (!present.has(rel)) this.#waiting.delete(rel);
+    for (const f of out) this.#waiting.set(f.rel, f.time);
     const pruned = this.#store.prune((id) => id.startsWith(this.#prefix) && !present.has(id));
     if (pruned > 0) this.#log.debug("forgot files that are gone", { files: pruned });
     return out.sort((a, b) => a.time - b.time || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
@@ -234,6 +280,7 @@ export class FileSource implements Source {
       this.#loaded = true;
     }
     while (!signal.aborted) {
+      await this.#takeRequeues();
       let found: FoundFile[] = [];
       try {
         found = await this.scan();
@@ -247,7 +294,8 @@ export class FileSource implements Source {
       for (const file of found) {
         if (signal.aborted) return;
         if (this.#store.isDone(file.rel) || this.#inflight.has(file.rel)) continue;
-        this.#inflight.add(file.rel);
+        this.#inflight.set(file.rel, file.time);
+        this.#waiting.delete(file.rel);
         yield this.#unit(file);
       }
       if (this.#once) return;
@@ -255,26 +303,79 @@ export class FileSource implements Source {
     }
   }
 
+  /** Ids asked for by `requeue`: no longer done nor quarantined, read at this scan. */
+  async #takeRequeues(): Promise<void> {
+    let ids: string[];
+    try {
+      ids = await takeRequeues(this.#store.path);
+    } catch (e) {
+      this.#log.error("cannot take re-queued units", { error: e });
+      return;
+    }
+    for (const id of ids) {
+      const rel = id.startsWith("file://")
+        ? relative(this.#root, id.slice("file://".length)).split(sep).join("/")
+        : id;
+      if (this.#store.requeue(rel)) this.#log.info("re-queued: will be read again", { unit: id });
+      else this.#log.warn("requeue: not quarantined here, nothing to do", { unit: id });
+    }
+  }
+
+  /** The files quarantined, as recorded in the checkpoint. */
+  quarantined(): QuarantineRecord[] {
+    return [...this.#store.quarantined()].map(([, r]) => r);
+  }
+
+  /** The oldest file handed out or failed and not yet done (ms since epoch). */
+  oldestPending(): number | undefined {
+    let oldest: number | undefined;
+    for (const t of [...this.#inflight.values(), ...this.#waiting.values()]) {
+      if (oldest === undefined || t < oldest) oldest = t;
+    }
+    return oldest;
+  }
+
   #unit(file: FoundFile): Unit {
+    const resume = this.#store.getProgress(file.rel);
     return {
       id: `file://${file.path}`,
       time: file.time,
       size: file.size,
       attributes: { path: file.rel },
+      ...(resume > 0 && { resumeItems: resume }),
+      progress: (items) => this.#store.setProgress(file.rel, items),
       open: async () => {
+        let f: Deno.FsFile;
         try {
-          return (await Deno.open(file.path, { read: true })).readable;
+          f = await Deno.open(file.path, { read: true });
         } catch (e) {
-          throw new Error(`cannot open ${file.path}: ${(e as Error).message}`, { cause: e });
+          const gone = e instanceof Deno.errors.NotFound;
+          throw new NonRecoverableError(`cannot open ${file.path}: ${(e as Error).message}`, {
+            cause: e,
+            reason: gone ? "gone" : "unreadable",
+          });
         }
+        return readFile(f, file.path);
       },
       ack: (result) => {
         this.#inflight.delete(file.rel);
-        this.#store.markDone(file.rel, { lines: result.lines, consumed: result.consumed });
+        this.#store.markDone(file.rel, {
+          lines: result.lines + (result.resumed ?? 0),
+          consumed: result.consumed,
+        });
+        return Promise.resolve();
+      },
+      quarantine: (record, result) => {
+        this.#inflight.delete(file.rel);
+        this.#store.markQuarantined(file.rel, record, {
+          lines: result.lines + (result.resumed ?? 0),
+          consumed: result.consumed,
+        });
         return Promise.resolve();
       },
       nack: () => {
         this.#inflight.delete(file.rel);
+        this.#waiting.set(file.rel, file.time);
         return Promise.resolve();
       },
     };

@@ -7,7 +7,9 @@
  * late with an older LastModified is still read, once. An object that failed for a reason
  * retrying cannot fix (unknown tenant, invalid key) is recorded as done, its reason logged by
  * whoever failed it; one that failed otherwise is listed again by the next scan and holds the
- * watermark back until it is delivered. Without a state
+ * watermark back until it is delivered, resuming after the records already delivered
+ * (`progress`); one the pipeline quarantined is recorded in `quarantined` and read again only
+ * when re-queued (`edge-agent route requeue s3://bucket/key`). Without a state
  * file, every object already in the bucket is new.
  * @module
  */
@@ -15,8 +17,10 @@
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../log/logger.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
+import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
 import { sleep } from "../pipeline/retry.ts";
+import type { QuarantineRecord } from "../pipeline/types.ts";
 import { openS3Object, type S3ObjectSource, type S3ObjectUnit } from "./s3_object.ts";
 
 /** Options for {@link S3BucketScanSource}. */
@@ -51,6 +55,8 @@ export class S3BucketScanSource implements S3ObjectSource {
   readonly #inflight = new Map<string, number>();
   /** Failed, to be read again: they hold the watermark back so that it never passes them. */
   readonly #failed = new Map<string, number>();
+  /** Re-queued keys, listed by the next scan whatever their time. */
+  readonly #requeued = new Set<string>();
 
   constructor(o: S3BucketScanOptions) {
     if (!o.bucket || o.bucket.startsWith("s3://")) {
@@ -66,21 +72,60 @@ export class S3BucketScanSource implements S3ObjectSource {
 
   async *units(signal: AbortSignal): AsyncIterable<S3ObjectUnit> {
     await this.#store.load();
+    let scans = 0;
     while (!signal.aborted) {
-      const found = await this.#scan(signal);
+      await this.#takeRequeues();
+      let found: Found[];
+      try {
+        found = await this.#scan(signal);
+        scans++;
+      } catch (e) {
+        // SIGTERM during a listing: drain what is in flight, exit cleanly.
+        if (signal.aborted) return;
+        if (this.#o.once || scans === 0) throw e;
+        this.#o.log.error("scan failed: retrying at the next interval", {
+          bucket: this.#o.bucket,
+          error: e,
+        });
+        await sleep(this.#o.scanInterval, signal);
+        continue;
+      }
       for (const f of found) {
         this.#failed.delete(f.key);
         this.#inflight.set(f.key, f.time);
       }
       for (const [i, f] of found.entries()) {
         if (signal.aborted) {
-          for (const rest of found.slice(i)) this.#inflight.delete(rest.key);
+          // Not handed out: they hold the watermark back until a later run reads them.
+          for (const rest of found.slice(i)) {
+            this.#inflight.delete(rest.key);
+            this.#failed.set(rest.key, rest.time);
+          }
           return;
         }
         yield this.#unit(f);
       }
       if (this.#o.once) return;
       await sleep(this.#o.scanInterval, signal);
+    }
+  }
+
+  /** Ids asked for by `requeue`: no longer done nor quarantined, listed by this scan. */
+  async #takeRequeues(): Promise<void> {
+    let ids: string[];
+    try {
+      ids = await takeRequeues(this.#o.stateFile);
+    } catch (e) {
+      this.#o.log.error("cannot take re-queued units", { error: e });
+      return;
+    }
+    const prefix = `s3://${this.#o.bucket}/`;
+    for (const id of ids) {
+      const key = id.startsWith(prefix) ? id.slice(prefix.length) : id;
+      if (this.#store.requeue(key)) {
+        this.#requeued.add(key);
+        this.#o.log.info("re-queued: will be read again", { unit: id });
+      } else this.#o.log.warn("requeue: not quarantined here, nothing to do", { unit: id });
     }
   }
 
@@ -100,6 +145,10 @@ export class S3BucketScanSource implements S3ObjectSource {
       for (const obj of page.Contents ?? []) {
         const key = obj.Key!;
         const time = Math.floor((obj.LastModified?.getTime() ?? 0) / 1000);
+        if (this.#requeued.delete(key)) {
+          out.push({ key, time, ...(obj.Size !== undefined && { size: obj.Size }) });
+          continue;
+        }
         if (time <= floor || this.#store.isDone(key) || this.#inflight.has(key)) continue;
         out.push({ key, time, ...(obj.Size !== undefined && { size: obj.Size }) });
       }
@@ -116,14 +165,26 @@ export class S3BucketScanSource implements S3ObjectSource {
       this.#advance(f.time);
       return Promise.resolve();
     };
+    const resume = this.#store.getProgress(f.key);
     return {
       id: `s3://${bucket}/${f.key}`,
       bucket,
       key: f.key,
       time: f.time * 1000,
       ...(f.size !== undefined && { size: f.size }),
+      ...(resume > 0 && { resumeItems: resume }),
       open: (signal) => openS3Object(client, bucket, f.key, signal),
-      ack: (r) => done(r.lines, r.consumed),
+      progress: (items) => this.#store.setProgress(f.key, items),
+      ack: (r) => done(r.lines + (r.resumed ?? 0), r.consumed),
+      quarantine: (record, r) => {
+        this.#inflight.delete(f.key);
+        this.#store.markQuarantined(f.key, record, {
+          lines: r.lines + (r.resumed ?? 0),
+          consumed: r.consumed,
+        });
+        this.#advance(f.time);
+        return Promise.resolve();
+      },
       nack: (e) => {
         if (nonRecoverable(e)) return done(0, 0);
         this.#inflight.delete(f.key); // listed again by the next scan
@@ -131,6 +192,20 @@ export class S3BucketScanSource implements S3ObjectSource {
         return Promise.resolve();
       },
     };
+  }
+
+  /** The objects quarantined, as recorded in the checkpoint. */
+  quarantined(): QuarantineRecord[] {
+    return [...this.#store.quarantined()].map(([, r]) => r);
+  }
+
+  /** The oldest object listed and not yet delivered or quarantined (ms since epoch). */
+  oldestPending(): number | undefined {
+    let oldest: number | undefined;
+    for (const pending of [this.#inflight, this.#failed]) {
+      for (const t of pending.values()) if (oldest === undefined || t < oldest) oldest = t;
+    }
+    return oldest === undefined ? undefined : oldest * 1000;
   }
 
   /** Watermark = newest done object, never past one still in flight; forget old keys. */

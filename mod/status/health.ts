@@ -10,9 +10,19 @@ export interface ComponentState {
   since: string;
 }
 
+/** A quarantined unit as /status lists it (see QuarantineRecord in pipeline/types.ts). */
+export interface QuarantineEntry {
+  id: string;
+  reason: string;
+  message: string;
+  offset?: number;
+  at: number;
+}
+
 /** Readiness by component; ready when every registered component is. */
 export class Health {
   #components = new Map<string, ComponentState>();
+  #quarantined: (QuarantineEntry & Record<string, unknown>)[] = [];
   #errors: { at: string; msg: string; fields?: Record<string, unknown> }[] = [];
   #maxErrors: number;
 
@@ -59,6 +69,18 @@ export class Health {
   recordError(msg: string, fields?: Record<string, unknown>): void {
     this.#errors.push({ at: new Date().toISOString(), msg, ...(fields && { fields }) });
     if (this.#errors.length > this.#maxErrors) this.#errors.shift();
+  }
+
+  /** Remember a quarantined unit for /status (the most recent `maxErrors`). */
+  recordQuarantine(entry: QuarantineEntry): void {
+    this.#quarantined = this.#quarantined.filter((q) => q.id !== entry.id);
+    this.#quarantined.push({ ...entry });
+    if (this.#quarantined.length > this.#maxErrors) this.#quarantined.shift();
+  }
+
+  /** The most recently quarantined units, newest last, with `at` as an ISO time. */
+  quarantined(): Record<string, unknown>[] {
+    return this.#quarantined.map((q) => ({ ...q, at: new Date(q.at).toISOString() }));
   }
 
   lastErrors(): { at: string; msg: string; fields?: Record<string, unknown> }[] {

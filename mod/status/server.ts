@@ -19,6 +19,10 @@ export const statusSpec = f.object({
       "host:port to listen on. Keep 127.0.0.1 unless a probe from outside the host needs it",
     default: STATUS_DEFAULT_LISTEN,
     pattern: /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/,
+    check: (v) => {
+      const port = Number(v.slice(v.lastIndexOf(":") + 1));
+      return port > 65535 ? `the port must be 0 to 65535: got ${port}` : undefined;
+    },
   }),
 }, { description: "Embedded HTTP status endpoint (/healthz, /readyz, /metrics, /status)" });
 
@@ -80,6 +84,7 @@ export function statusHandler(
           lag_seconds: lag ? lag.snapshot() : null,
           counters: registry.snapshot(),
           last_errors: health.lastErrors(),
+          quarantined: health.quarantined(),
           ...extra?.(),
         });
       }

@@ -1,8 +1,9 @@
 /**
  * Realistic syslog messages written straight into a caller's buffer: RFC 3164
- * (`<PRI>Mmm dd hh:mm:ss host app[pid]: text seq=W:N`, day space-padded) or RFC 5424
- * (`<PRI>1 2026-11-23T01:02:03.000Z host app pid - - text seq=W:N`), padded to a fixed size if
- * asked. Everything variable is pre-encoded once (hosts, apps with their PIDs, facility/severity
+ * (`<PRI>Mmm dd hh:mm:ss host app[pid]: text seq=W:N`, day space-padded, the TIMESTAMP in local
+ * time and the HOSTNAME without its domain, as §4.1.2 says) or RFC 5424
+ * (`<PRI>1 2026-11-23T01:02:03.000Z host.domain app pid - - text seq=W:N`, UTC and the FQDN),
+ * padded to a fixed size if asked. Everything variable is pre-encoded once (hosts, apps with their PIDs, facility/severity
  * prefixes drawn with weights, message templates), the timestamp bytes are rebuilt once per
  * second, and the sequence number is written as ASCII digits in place: {@link SyslogWriter.write}
  * allocates nothing.
@@ -32,6 +33,74 @@ export interface SyslogWriterOptions {
   seqPrefix?: string;
   /** Seed of the pseudo-random choices (same seed, same messages). @default 1 */
   seed?: number;
+  /**
+   * The zone of RFC 3164 timestamps (local time, §4.1.2): `"local"` (the host's, from `TZ`),
+   * `"UTC"`, or an IANA name such as `"Asia/Kolkata"`. RFC 5424 timestamps are always UTC (`Z`):
+   * they carry their offset, so a receiver reads them right in any zone.
+   * @default "local"
+   */
+  timeZone?: string;
+}
+
+/**
+ * Check a time zone for {@link SyslogWriterOptions.timeZone}.
+ *
+ * @returns a message saying what is wrong, or undefined when `"local"`, `"UTC"` or a known
+ * IANA name.
+ */
+export function checkTimeZone(zone: string): string | undefined {
+  if (zone === "local") return undefined;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return undefined;
+  } catch {
+    return `must be "local", "UTC" or an IANA time zone name (e.g. Asia/Kolkata): got ${
+      JSON.stringify(zone)
+    }`;
+  }
+}
+
+/** Month (0–11), day, hours, minutes and seconds of an instant in one time zone. */
+type WallClock = (ms: number) => [number, number, number, number, number];
+
+function wallClock(zone: string): WallClock {
+  if (zone === "local") {
+    return (ms) => {
+      const d = new Date(ms);
+      return [d.getMonth(), d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds()];
+    };
+  }
+  if (zone === "UTC") {
+    return (ms) => {
+      const d = new Date(ms);
+      return [
+        d.getUTCMonth(),
+        d.getUTCDate(),
+        d.getUTCHours(),
+        d.getUTCMinutes(),
+        d.getUTCSeconds(),
+      ];
+    };
+  }
+  const bad = checkTimeZone(zone);
+  if (bad) throw new RangeError(`timezone ${bad}`);
+  const fmt = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone,
+    month: "numeric",
+    day: "numeric",
+    hour: "numeric",
+    minute: "numeric",
+    second: "numeric",
+    hourCycle: "h23",
+  });
+  return (ms) => {
+    const out: [number, number, number, number, number] = [0, 0, 0, 0, 0];
+    for (const p of fmt.formatToParts(ms)) {
+      const i = ["month", "day", "hour", "minute", "second"].indexOf(p.type);
+      if (i >= 0) out[i] = Number(p.value) - (i === 0 ? 1 : 0);
+    }
+    return out;
+  };
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -60,6 +129,7 @@ const SEVERITIES: [number, number][] = [
   [0, 0.4], // emerg
 ];
 
+/** Short host names; RFC 5424 adds {@link DOMAIN}. */
 const HOSTS = [
   "web",
   "api",
@@ -72,6 +142,7 @@ const HOSTS = [
   "batch",
   "edge",
 ];
+const DOMAIN = ".prod.example.net";
 const APPS = [
   "sshd",
   "sudo",
@@ -121,14 +192,18 @@ export class SyslogWriter {
   readonly #origins: Uint8Array[];
   readonly #texts: Uint8Array[];
   readonly #seq: Uint8Array;
+  readonly #clock: WallClock;
   #stamp = new Uint8Array(0);
   #stampSecond = -1;
   #rng: number;
 
+  /** @throws {RangeError} on an unknown `timeZone`. */
   constructor(
-    { format = "rfc3164", messageSize = 0, seqPrefix = "seq=", seed = 1 }: SyslogWriterOptions = {},
+    { format = "rfc3164", messageSize = 0, seqPrefix = "seq=", seed = 1, timeZone = "local" }:
+      SyslogWriterOptions = {},
   ) {
     this.format = format;
+    this.#clock = wallClock(timeZone);
     this.messageSize = messageSize;
     this.#rng = (seed >>> 0) || 1;
     const fac = weighted(FACILITIES, 100);
@@ -140,9 +215,10 @@ export class SyslogWriter {
     }
     this.#origins = [];
     for (let i = 0; i < 128; i++) {
+      // §4.1.2: the 3164 HOSTNAME is the name without its domain; 5424 takes the FQDN.
       const host = `${HOSTS[this.#next() % HOSTS.length]}-${
         String(this.#next() % 40).padStart(2, "0")
-      }.prod.example.net`;
+      }${format === "rfc3164" ? "" : DOMAIN}`;
       const app = APPS[this.#next() % APPS.length]!;
       const pid = 300 + (this.#next() % 65000);
       this.#origins.push(
@@ -174,15 +250,15 @@ export class SyslogWriter {
   #stampFor(ms: number): Uint8Array {
     const second = Math.floor(ms / 1000);
     if (second === this.#stampSecond) return this.#stamp;
-    const d = new Date(second * 1000);
     const p2 = (n: number) => String(n).padStart(2, "0");
-    this.#stamp = enc.encode(
-      this.format === "rfc3164"
-        ? `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${
-          p2(d.getUTCHours())
-        }:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}`
-        : d.toISOString(),
-    );
+    let text: string;
+    if (this.format === "rfc3164") {
+      const [month, day, h, m, s] = this.#clock(second * 1000);
+      text = `${MONTHS[month]} ${String(day).padStart(2, " ")} ${p2(h)}:${p2(m)}:${p2(s)}`;
+    } else {
+      text = new Date(second * 1000).toISOString();
+    }
+    this.#stamp = enc.encode(text);
     this.#stampSecond = second;
     return this.#stamp;
   }

@@ -1,6 +1,8 @@
 /**
  * One generator worker: writes syslog messages into a preallocated vector and sends them to one
- * target port, paced by a token bucket, until its duration ends or it is told to stop.
+ * target port, paced against the run's absolute schedule (schedule.ts: what was sent vs rate ×
+ * time since the first send, a stall made up by a bounded burst), until its duration (also
+ * counted from the first send) ends or it is told to stop.
  *
  * UDP goes through sendmmsg(2) by FFI (256 messages a call) where libc can be loaded, else
  * through node:dgram. When every message has the same size (`messageSize` set and not exceeded),
@@ -21,7 +23,7 @@ import { type Libc, LINUX, loadLibc } from "../pipeline/libc.ts";
 import { MmsgVector } from "../pipeline/mmsg_vector.ts";
 import { sleep } from "../pipeline/retry.ts";
 import { type SyslogFormat, SyslogWriter } from "./message.ts";
-import { TokenBucket } from "../pipeline/token_bucket.ts";
+import { Schedule } from "./schedule.ts";
 
 /** What a sender is told. */
 export interface SenderInit {
@@ -33,9 +35,15 @@ export interface SenderInit {
   protocol: "udp" | "tcp";
   /** This worker's messages per second; 0: as fast as possible. */
   rate: number;
+  /** When this worker's first message is due after its first send (ms): workers interleave. */
+  phaseMs: number;
+  /** Most time's worth of messages made up after a stall (ms); the rest is given up. */
+  catchUpMs: number;
   /** Stop after this many milliseconds; 0: until stopped. */
   durationMs: number;
   format: SyslogFormat;
+  /** Zone of RFC 3164 timestamps: "local", "UTC" or an IANA name. */
+  timeZone: string;
   /** Pad every message to this many bytes; 0: natural size. */
   messageSize: number;
   seqPrefix: string;
@@ -52,7 +60,8 @@ export interface SenderInit {
 /** Offsets in the control buffer: Int32 flags, then Float64 counters. */
 const STOP = 0, SLEEP = 1;
 const SENT = 0, BYTES = 1, ERRORS = 2, DONE = 3, STARTED = 4, FFI = 5, ENDED = 6, GSO = 7;
-const COUNTERS = 8;
+const GIVEN_UP = 8;
+const COUNTERS = 9;
 
 /** A control block for one sender: a stop flag and its counters. */
 export function senderControl(): SharedArrayBuffer {
@@ -73,6 +82,11 @@ export interface SenderCounters {
   ffi: boolean;
   /** Whether UDP GSO is in use (false before the socket is set up, and after a fallback). */
   gso: boolean;
+  /**
+   * Messages its schedule gave up: owed beyond `catchUpMs` worth after a stall. Never numbered,
+   * so not losses: the sender could not keep up.
+   */
+  givenUp: number;
 }
 
 /** Read a sender's counters. */
@@ -87,6 +101,7 @@ export function readSender(control: SharedArrayBuffer): SenderCounters {
     endedAt: f[ENDED]!,
     ffi: f[FFI] === 1,
     gso: f[GSO] === 1,
+    givenUp: f[GIVEN_UP]!,
   };
 }
 
@@ -107,43 +122,100 @@ async function resolveHost(host: string): Promise<string> {
   return a;
 }
 
-/** A sender's pacing: its token bucket, deadline and stop flag. */
+/**
+ * A sender's pacing: its {@link Schedule}, deadline and stop flag. The clock starts at the first
+ * take (the first send), so the duration and the schedule count from there: setup owes nothing.
+ */
 class Pace {
-  readonly start = performance.now();
-  readonly deadline: number;
-  readonly #bucket?: TokenBucket;
+  #start = 0;
+  /** Until the first send, setup's start + duration, so a sender that never sends still stops. */
+  #deadline: number;
+  readonly #duration: number;
+  /** How long past the end a sender may go on sending what was due before it. */
+  readonly #grace: number;
+  readonly #schedule?: Schedule;
   /** Send at least this many at once when paced (about 2 ms worth), so pacing costs few wakeups. */
   readonly #step: number;
   readonly #batch: number;
   readonly #flags: Int32Array;
+  readonly #stats: Float64Array;
+  /** Taken but not sent (batches cut short), and so given up. */
+  #unsent = 0;
 
-  constructor(init: SenderInit, flags: Int32Array) {
-    this.deadline = init.durationMs > 0 ? this.start + init.durationMs : Infinity;
-    this.#bucket = init.rate > 0
-      ? new TokenBucket(init.rate, Math.max(init.batch, init.rate / 100), () => performance.now())
+  constructor(init: SenderInit, flags: Int32Array, stats: Float64Array) {
+    this.#duration = init.durationMs > 0 ? init.durationMs : Infinity;
+    this.#deadline = performance.now() + this.#duration;
+    this.#grace = init.catchUpMs;
+    this.#schedule = init.rate > 0
+      ? new Schedule(init.rate, () => performance.now(), {
+        phaseMs: init.phaseMs,
+        catchUpMs: init.catchUpMs,
+      })
       : undefined;
-    this.#step = this.#bucket
+    this.#step = this.#schedule
       ? Math.max(1, Math.min(init.batch, Math.ceil(init.rate / 500)))
       : init.batch;
     this.#batch = init.batch;
     this.#flags = flags;
+    this.#stats = stats;
   }
 
-  stopped(): boolean {
-    return Atomics.load(this.#flags, STOP) === 1 || performance.now() >= this.deadline;
+  /**
+   * Told to stop, or the duration is over and every message due before its end went (a sender
+   * stalled over the end still sends those: rate × duration in all). `pending`: a batch taken
+   * before the end is not all sent yet (the kernel refused part of it for a while): it goes on,
+   * for at most `catchUpMs` past the end.
+   */
+  stopped(pending = false): boolean {
+    if (Atomics.load(this.#flags, STOP) === 1) return true;
+    const now = performance.now();
+    if (now < this.#deadline) return false;
+    if (now >= this.#deadline + this.#grace) return true;
+    return !pending && (!this.#schedule || this.#schedule.owedBefore(this.#deadline) === 0);
   }
 
-  /** How many may go now (0: none yet). */
+  /** Count `n` taken messages that will not go (a batch cut short) as given up. */
+  giveUp(n: number): void {
+    this.#unsent += n;
+    this.#stats[GIVEN_UP] = (this.#schedule?.givenUp ?? 0) + this.#unsent;
+  }
+
+  /**
+   * The sender stops: unless told to, what was due before the end and did not go (its last
+   * `catchUpMs` ran out) is given up too, so sent + given up = rate × duration.
+   */
+  end(): void {
+    if (!this.#schedule || this.#start === 0 || Atomics.load(this.#flags, STOP) === 1) return;
+    this.giveUp(this.#schedule.take(Infinity, this.#deadline));
+  }
+
+  /**
+   * How many may go now (0: none yet, or the duration is over), of those due before the end;
+   * the first call starts the clock.
+   */
   take(): number {
-    return this.#bucket ? this.#bucket.take(this.#batch) : this.#batch;
+    const now = performance.now();
+    if (this.#start === 0) {
+      // The schedule and the end count from the same instant: all due before the end go.
+      this.#schedule?.start(now);
+      this.#start = now;
+      this.#deadline = now + this.#duration;
+      this.#stats[STARTED] = performance.timeOrigin + now;
+    }
+    if (this.#schedule) {
+      const n = this.#schedule.take(this.#batch, this.#deadline);
+      this.#stats[GIVEN_UP] = this.#schedule.givenUp + this.#unsent;
+      return n;
+    }
+    return now >= this.#deadline ? 0 : this.#batch;
   }
 
   /** Milliseconds until a step's worth may go, at most 100 and not past the deadline. */
   wait(): number {
-    if (!this.#bucket) return 0;
+    if (!this.#schedule) return 0;
     return Math.min(
-      this.#bucket.msUntil(this.#step),
-      Math.max(0, this.deadline - performance.now()),
+      this.#schedule.msUntil(this.#step),
+      Math.max(0, this.#deadline - performance.now()),
       100,
     );
   }
@@ -162,6 +234,7 @@ interface Setup {
 async function setUp(init: SenderInit): Promise<Setup> {
   const writer = new SyslogWriter({
     format: init.format,
+    timeZone: init.timeZone,
     messageSize: init.messageSize,
     seqPrefix: init.seqPrefix,
     seed: init.id + 1,
@@ -169,8 +242,7 @@ async function setUp(init: SenderInit): Promise<Setup> {
   const host = await resolveHost(init.host);
   const flags = new Int32Array(init.control, 0, 2);
   const stats = new Float64Array(init.control, 8, COUNTERS);
-  const pace = new Pace(init, flags);
-  stats[STARTED] = performance.timeOrigin + pace.start;
+  const pace = new Pace(init, flags, stats);
   return { init, host, writer, flags, stats, pace };
 }
 
@@ -224,6 +296,7 @@ export async function runSenders(inits: SenderInit[]): Promise<SenderFailure[]> 
     } catch (e) {
       failures.push({ id: x.init.id, error: e instanceof Error ? e : new Error(String(e)) });
     } finally {
+      x.pace.end();
       finish(x.stats);
     }
   }));
@@ -347,7 +420,7 @@ class FfiUdpSender {
   }
 
   stopped(): boolean {
-    return this.#x.pace.stopped();
+    return this.#x.pace.stopped(this.#done < this.#n);
   }
 
   /**
@@ -444,8 +517,10 @@ class FfiUdpSender {
       this.#seq += this.#done;
       stats[SENT] = this.#seq;
       stats[BYTES]! += sizeOf(this.#vec, this.#done);
+      this.#x.pace.giveUp(this.#n - this.#done);
       this.#n = this.#done;
     }
+    this.#x.pace.end();
     this.#sock.close();
     finish(stats);
   }

@@ -97,8 +97,9 @@ export async function s3Bench(
 
 /**
  * Lag at the reference's rate: 28 files of ~2 MB every 15 s land in S3 while the agent runs
- * continuously (scan_interval 5s, delay_window 5s); `processing_lag_seconds` is sampled from the
- * agent's /metrics every 250 ms.
+ * continuously (scan_interval 5s, delay_window 5s); `processing_delivered_lag_seconds` (the lag at
+ * each delivery, what `processing_lag_seconds` meant before it became the age of the oldest file not
+ * yet delivered) is sampled from the agent's /metrics every 250 ms.
  */
 export async function lagBench(
   { rounds = 3, perRound = 28, fileBytes = 2 * 1024 * 1024 } = {},
@@ -132,7 +133,7 @@ export async function lagBench(
       await new Promise((r) => setTimeout(r, 250));
       try {
         const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        const lag = /^processing_lag_seconds (\S+)$/m.exec(text);
+        const lag = /^processing_delivered_lag_seconds (\S+)$/m.exec(text);
         const files = /^s3_files_processed_total (\S+)$/m.exec(text);
         if (lag && files && Number(files[1]) > 0) samples.push(Number(lag[1]));
         const st = await Deno.readTextFile(`/proc/${agent.pid}/status`);

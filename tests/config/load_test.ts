@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { ConfigError, interpolate, loadConfig, validateText } from "../../mod/config/load.ts";
+import {
+  ConfigError,
+  formatIssue,
+  interpolate,
+  loadConfig,
+  validateText,
+} from "../../mod/config/load.ts";
 import { f } from "../../mod/config/spec.ts";
 
 const spec = f.object({
@@ -81,7 +87,7 @@ Deno.test("validateText() reports a YAML syntax error with its line:column", () 
 
 Deno.test("validateText() rejects a duplicate key", () => {
   const e = problems("bucket: a\nbucket: b\n");
-  assert.match(e.issues[0]!.message, /YAML syntax error/);
+  assert.equal(e.issues[0]!.message, 'duplicate key "bucket" (first at line 1)');
   assert.equal(e.issues[0]!.pos?.line, 2);
 });
 
@@ -139,4 +145,109 @@ Deno.test("validateText() applies overrides as if written in the file", () => {
   });
   assert.equal(c.http.workers, 7);
   assert.equal(c.bucket, "other");
+});
+
+Deno.test("validateText() names a duplicate key and its path", () => {
+  const e = problems("http:\n  workers: 2\n  gzip: true\n  workers: 3\n");
+  assert.equal(e.issues.length, 1, JSON.stringify(e.issues));
+  assert.equal(e.issues[0]!.path, "http.workers");
+  assert.deepEqual(e.issues[0]!.pos, { line: 4, col: 3 });
+  assert.match(e.issues[0]!.message, /duplicate key "workers" \(first at line 2\)/);
+});
+
+Deno.test("validateText() reports an unset ${VAR} once, even in a required field", () => {
+  const required = f.object({
+    name: f.string({ description: "name" }),
+    sub: f.object({ url: f.string({ description: "url" }) }, { description: "sub" }),
+  }, { description: "t" });
+  try {
+    validateText(required, "name: ${NOT_SET}\nsub:\n  url: ${ALSO_NOT_SET}/x\n", "a.yaml", {
+      env: () => undefined,
+    });
+    assert.fail("expected a ConfigError");
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.deepEqual(e.issues.map((i) => i.path), ["name", "sub.url"]);
+    assert.match(e.issues[0]!.message, /NOT_SET is not set/);
+    assert.match(e.issues[1]!.message, /ALSO_NOT_SET is not set/);
+  }
+});
+
+Deno.test("validateText() puts a missing required key at its parent section's key", () => {
+  const required = f.object({
+    top: f.object({
+      sub: f.object({ url: f.string({ description: "url" }) }, { description: "sub" }),
+      other: f.int({ description: "other", default: 1 }),
+    }, { description: "top" }),
+  }, { description: "t" });
+  const issues = (text: string) => {
+    try {
+      validateText(required, text, "a.yaml");
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues;
+      throw e;
+    }
+    assert.fail("expected a ConfigError");
+  };
+  // sub: is there without url: at sub's key.
+  assert.deepEqual(issues("top:\n  other: 2\n  sub:\n    x: 1\n").map((i) => [i.path, i.pos]), [
+    ["top.sub.url", { line: 3, col: 3 }],
+    ["top.sub.x", { line: 4, col: 5 }],
+  ]);
+  // No sub: at all: at top's key.
+  assert.deepEqual(issues("\ntop:\n  other: 2\n").map((i) => [i.path, i.pos]), [
+    ["top.sub.url", { line: 2, col: 1 }],
+  ]);
+});
+
+Deno.test("validateText() places a check's problem at the key it names, or its parent", () => {
+  const checked = f.object({
+    source: f.enum(["s3", "file"] as const, { description: "source", default: "s3" }),
+    s3: f.object({
+      bucket: f.string({ description: "bucket", default: "", allowEmpty: true }),
+    }, { description: "s3" }),
+  }, {
+    description: "t",
+    check: (v) =>
+      v.source === "s3" && !v.s3.bucket
+        ? [{ key: "s3.bucket", message: "is required when source is s3" }]
+        : [],
+  });
+  const at = (text: string) => {
+    try {
+      validateText(f.object({ sec: checked }, { description: "root" }), text, "a.yaml");
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues.map((i) => [i.path, i.pos, i.message]);
+      throw e;
+    }
+    return [];
+  };
+  assert.deepEqual(at('sec:\n  source: s3\n  s3:\n    bucket: ""\n'), [
+    ["sec.s3.bucket", { line: 4, col: 13 }, "is required when source is s3"],
+  ]);
+  assert.deepEqual(at("sec:\n  source: s3\n  s3: {}\n"), [
+    ["sec.s3.bucket", { line: 3, col: 3 }, "is required when source is s3"],
+  ]);
+  assert.deepEqual(at("sec:\n  source: s3\n"), [
+    ["sec.s3.bucket", { line: 1, col: 1 }, "is required when source is s3"],
+  ]);
+  assert.deepEqual(at("sec:\n  source: file\n"), []);
+});
+
+Deno.test("validateText() blames a bad override on the flag that set it", () => {
+  try {
+    validateText(spec, "http:\n  workers: 2\n", "a.yaml", {
+      overrides: { "http.workers": "many" },
+      overrideFlags: { "http.workers": "--workers" },
+    });
+    assert.fail("expected a ConfigError");
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.equal(e.issues.length, 1);
+    assert.equal(e.issues[0]!.flag, "--workers");
+    assert.equal(
+      formatIssue("a.yaml", e.issues[0]!),
+      '--workers: http.workers: must be an integer: got string "many"',
+    );
+  }
 });

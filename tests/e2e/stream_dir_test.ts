@@ -15,7 +15,7 @@ async function runStream(root: string, endpoints: string[], metrics = new Regist
     source: "file",
     file: { path: join(root, "bucket") },
     http: { endpoints, flush_interval: "50ms", batch_lines: 7 },
-    processing: { once: true, delay_window: "0s", max_line_bytes: 4096 },
+    processing: { once: true, delay_window: "0s", max_line_bytes: 4096, plain: "allow" },
     state_file: "state.json",
   });
   await streamMode.run(modeContext(config, root, { metrics }));
@@ -44,7 +44,7 @@ Deno.test("stream (file source) delivers exactly the input's line multiset, once
   );
   await Deno.writeTextFile(join(day2, "1736480001_1_1_5"), lines("f", 3).replaceAll("\n", "\r\n"));
   await Deno.writeTextFile(join(day2, "1736480002_1_1_6"), lines("same", 2) + lines("same", 2));
-  // A corrupt file: counted, not delivered, others continue.
+  // A corrupt file: quarantined (counted, not delivered, not retried), others continue.
   const corrupt = zlib.gzipSync(enc("never\n"));
   corrupt[corrupt.length - 5]! ^= 0xff;
   await Deno.writeFile(join(day2, "1736480003_1_1_7.gz"), corrupt);
@@ -53,12 +53,14 @@ Deno.test("stream (file source) delivers exactly the input's line multiset, once
   const m = await runStream(root, [r.url]);
   assert.deepEqual(r.lines.toSorted(), expected.toSorted());
   assert.equal(m.counter("file_files_processed_total", "").get(), 6);
-  assert.equal(m.counter("file_files_errored_total", "").get(), 1);
+  assert.equal(m.counter("file_files_errored_total", "").get(), 0);
+  assert.equal(m.counter("file_units_quarantined_total", "").get({ reason: "corrupt_gzip" }), 1);
 
-  // Restart: the state file remembers what was delivered; only the new file is read.
+  // Restart: the state file remembers what was delivered and quarantined; only the new file is read.
   await Deno.writeFile(join(day2, "1736480009_1_1_8.gz"), zlib.gzipSync(enc(lines("late", 4))));
   const again = await runStream(root, [r.url]);
   assert.equal(again.counter("file_files_processed_total", "").get(), 1);
+  assert.equal(again.counter("file_units_quarantined_total", "").total(), 0);
   assert.deepEqual(r.lines.toSorted(), expected.toSorted());
   await r.close();
   await Deno.remove(root, { recursive: true });

@@ -24,10 +24,10 @@ export interface Running {
   done(): Promise<{ code: number; summary: Summary; stderr: string }>;
 }
 
-/** Start `edge-agent <args>` from source. */
-export function start(args: string[]): Running {
+/** Start `edge-agent <args>` from source, with `env` added to this process's environment. */
+export function start(args: string[], env: Record<string, string> = {}): Running {
   const child = agentCommand(args, {
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -138,6 +138,18 @@ export function assertExact(g: Summary, rec: Summary): void {
     [0, 0, 0],
   );
   for (const w of g.workers) {
-    assert.equal(rec.workers[w.id].distinct, w.sent, `worker ${w.id}`);
+    assert.equal(rec.workers[w.id]?.distinct ?? 0, w.sent, `worker ${w.id}`);
   }
+}
+
+/**
+ * A UDP socket on loopback that keeps the datagrams it gets as text; `close()` stops it.
+ */
+export async function datagrams(): Promise<{ port: number; got: string[]; close(): void }> {
+  const dgram = await import("node:dgram");
+  const sock = dgram.createSocket("udp4");
+  const got: string[] = [];
+  sock.on("message", (m: Uint8Array) => got.push(dec.decode(m)));
+  await new Promise<void>((resolve) => sock.bind(0, "127.0.0.1", () => resolve()));
+  return { port: sock.address().port, got, close: () => sock.close() };
 }

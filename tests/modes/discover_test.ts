@@ -98,7 +98,7 @@ serviceTest("discover: shard_index/shard_count split the instances between repli
     assert.equal(bad.code, 1);
     assert.match(
       bad.stderr,
-      /discover\.shard_index \(2\) must be below discover\.shard_count \(2\)/,
+      /^--shard-index: discover\.shard_index: must be below shard_count \(2\): got 2$/m,
     );
     // A scan that fails in part (a policy without rds:DescribeDBLogFiles) makes --once exit 1.
     fake.deny.add("DescribeDBLogFiles");

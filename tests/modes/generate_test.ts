@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { settleReceiver, threadCount } from "../../mod/modes/generate.ts";
 import { Dashboard } from "../../mod/syslog/dashboard.ts";
-import { assertExact, freePort, generateTo, start, startReceiver } from "./_syslog.ts";
+import { assertExact, datagrams, freePort, generateTo, start, startReceiver } from "./_syslog.ts";
 
 Deno.test("generate → receive over UDP (sendmmsg/recvmmsg): every sequence tag arrives once, nothing lost", async () => {
   const r = await startReceiver(["--idle-timeout", "1s"]);
@@ -24,8 +24,8 @@ Deno.test("generate → receive over UDP (sendmmsg/recvmmsg): every sequence tag
   assert.equal(rec.summary.bytes, sent * 300, "every message padded to 300 bytes");
   assertExact(g.summary, rec.summary);
   for (const w of g.summary.workers) assert.equal(rec.summary.workers[w.id].highest, w.sent - 1);
-  // The duration bounds what was sent: at most rate × duration plus one burst a worker.
-  assert.ok(sent <= 20000 * 1.5 + 3 * 256, `${sent} sent in 1.5 s at 20000/s`);
+  // The run's schedule: rate × duration, less what a stall of over catch_up (1 s) gave up.
+  assert.equal(sent + g.summary.given_up, 20000 * 1.5, `${sent} sent in 1.5 s at 20000/s`);
 });
 
 Deno.test("generate with UDP GSO: /api/metrics says so, and receive counts separate 300-byte datagrams, none lost", async () => {
@@ -193,7 +193,10 @@ Deno.test("generate rejects port_end below port_start with both keys named", asy
   const g = await start(["generate", "--port-start", "600", "--port-end", "599", "--no-status"])
     .done();
   assert.equal(g.code, 1);
-  assert.match(g.stderr, /generate\.port_end \(599\) is below generate\.port_start \(600\)/);
+  assert.match(
+    g.stderr,
+    /^--port-end: generate\.port_end: must not be below port_start \(600\): got 599$/m,
+  );
 });
 
 /** A receiver's report of `distinct` numbers per worker, posted to the dashboard's handler. */
@@ -250,4 +253,146 @@ Deno.test("threadCount(): threads as asked (at most one per worker); 0 is one pe
   assert.equal(threadCount(2, 0, 2), 2);
   assert.equal(threadCount(40, 0, 16), 16); // the reference's 40 workers: 16 isolates, not 40
   assert.equal(threadCount(3, 0, 0), 1);
+});
+
+/** `Mmm dd hh:mm:ss` of `ms` in `timeZone`, by Intl. */
+function rfc3164Stamp(ms: number, timeZone: string): string {
+  const p = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      month: "short",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+    }).formatToParts(ms).map((x) => [x.type, x.value]),
+  );
+  return `${p.month} ${p.day!.padStart(2, " ")} ${p.hour}:${p.minute}:${p.second}`;
+}
+
+for (
+  const [how, flags, zone] of [
+    ["in the host's local time (TZ=Asia/Kolkata)", [], "Asia/Kolkata"],
+    ["in UTC with --timezone UTC", ["--timezone", "UTC"], "UTC"],
+    ["in an IANA zone with --timezone America/New_York", [
+      "--timezone",
+      "America/New_York",
+    ], "America/New_York"],
+  ] as const
+) {
+  Deno.test(`generate writes RFC 3164 timestamps ${how}, and short host names`, async () => {
+    const sock = await datagrams();
+    const before = Date.now();
+    const g = await start(
+      generateTo(sock.port, { workers: 1, rate: 20, duration: "500ms", extra: [...flags] }),
+      { TZ: "Asia/Kolkata" },
+    ).done();
+    const after = Date.now();
+    sock.close();
+    assert.equal(g.code, 0, g.stderr);
+    assert.ok(sock.got.length > 0 && sock.got.length <= g.summary.sent);
+    // Every second of the run, as the zone's wall clock reads it.
+    const stamps = new Set<string>();
+    for (let t = before - 1000; t <= after + 1000; t += 500) stamps.add(rfc3164Stamp(t, zone));
+    for (const m of sock.got) {
+      const x = /^<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+) /.exec(m);
+      assert.ok(x, m);
+      assert.ok(stamps.has(x[1]!), `${x[1]} not among ${[...stamps].join(", ")}`);
+      assert.match(x[2]!, /^[a-z]+-\d\d$/, "the HOSTNAME without its domain");
+    }
+  });
+}
+
+Deno.test("generate --format rfc5424 keeps the FQDN as HOSTNAME", async () => {
+  const sock = await datagrams();
+  const g = await start(
+    generateTo(sock.port, {
+      workers: 1,
+      rate: 20,
+      duration: "500ms",
+      extra: ["--format", "rfc5424"],
+    }),
+  ).done();
+  sock.close();
+  assert.equal(g.code, 0, g.stderr);
+  assert.ok(sock.got.length > 0);
+  for (const m of sock.got) assert.match(m, /^<\d+>1 \S+Z [a-z]+-\d\d\.prod\.example\.net /);
+});
+
+Deno.test("generate rejects an unknown --timezone with the name", async () => {
+  const g = await start(["generate", "--timezone", "Mars/Olympus", "--no-status"]).done();
+  assert.equal(g.code, 1);
+  assert.match(g.stderr, /timezone.*Mars\/Olympus/);
+});
+
+Deno.test("generate --rate 1 --duration 1s sends exactly 1 message (2 workers by default), and it arrives", async () => {
+  const r = await startReceiver(["--idle-timeout", "1s"]);
+  const g = await start([
+    "generate",
+    "--port-start",
+    String(r.port),
+    "--port-end",
+    String(r.port),
+    "--rate",
+    "1",
+    "--duration",
+    "1s",
+    "--status-listen",
+    `127.0.0.1:${freePort()}`,
+  ]).done();
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.summary.sent, 1, JSON.stringify(g.summary));
+  assert.equal(g.summary.threads, 1, "both workers on one thread by default (one isolate less)");
+  const rec = await r.run.done();
+  assertExact(g.summary, rec.summary);
+});
+
+Deno.test("generate --rate 3 --duration 2s --workers 1 sends rate × duration: 6", async () => {
+  const sock = await datagrams();
+  const g = await start(generateTo(sock.port, { workers: 1, rate: 3, duration: "2s" })).done();
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.summary.sent, 6, JSON.stringify(g.summary));
+  // Datagrams on loopback arrive at once; wait for the last one before closing.
+  for (let i = 0; i < 50 && sock.got.length < 6; i++) await new Promise((r) => setTimeout(r, 20));
+  sock.close();
+  assert.equal(sock.got.length, 6);
+});
+
+Deno.test("generate stalled over its end: what did not go by the end of catch_up is given up, so sent + given_up = rate × duration", async () => {
+  const sock = await datagrams();
+  const run = start(
+    generateTo(sock.port, {
+      workers: 1,
+      rate: 1000,
+      duration: "1s",
+      extra: ["--catch-up", "200ms"],
+    }),
+  );
+  await run.logged("generating");
+  // Stall the whole process across the end of its duration (and its 200 ms of grace).
+  await new Promise((r) => setTimeout(r, 300));
+  run.child.kill("SIGSTOP");
+  await new Promise((r) => setTimeout(r, 1500));
+  run.child.kill("SIGCONT");
+  const g = await run.done();
+  sock.close();
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.summary.sent + g.summary.given_up, 1000, JSON.stringify(g.summary));
+});
+
+Deno.test("generate stalled mid-run makes the stall up afterwards: rate × duration sent, and all arrive", async () => {
+  const r = await startReceiver(["--idle-timeout", "1s"]);
+  const run = start(generateTo(r.port, { workers: 2, rate: 2000, duration: "2s" }));
+  await run.logged("generating");
+  await new Promise((res) => setTimeout(res, 500));
+  run.child.kill("SIGSTOP"); // 400 ms without a send: 800 messages owed
+  await new Promise((res) => setTimeout(res, 400));
+  run.child.kill("SIGCONT");
+  const g = await run.done();
+  assert.equal(g.code, 0, g.stderr);
+  // Nothing given up unless a stall went past catch_up (1 s); what was owed went afterwards.
+  assert.equal(g.summary.sent + g.summary.given_up, 4000, JSON.stringify(g.summary));
+  const rec = await r.run.done();
+  assertExact(g.summary, rec.summary);
 });

@@ -27,7 +27,7 @@ async function run(
       flush_interval: "50ms",
       retry: { initial_backoff: "10ms", max_backoff: "50ms", max_retries: -1 },
     },
-    processing: { once: true },
+    processing: { once: true, plain: "allow" },
     state_file: `${dir}/state.json`,
     ...extra,
   });
@@ -77,15 +77,17 @@ serviceTest("stream: S3 → two endpoints, one failing, 500s: exact multiset", [
   assert.deepEqual([...a.lines, ...b.lines].toSorted(), expected.toSorted());
   assert.ok(a.stats.rejected > 0 && b.stats.rejected > 0, "both endpoints failed at times");
   assert.equal(m.counter("s3_files_processed_total", "").get(), 4);
-  assert.equal(m.counter("s3_files_errored_total", "").get(), 1);
+  assert.equal(m.counter("s3_files_errored_total", "").get(), 0);
+  assert.equal(m.counter("s3_units_quarantined_total", "").get({ reason: "corrupt_gzip" }), 1);
   assert.equal(m.counter("http_lines_sent_total", "").get(), expected.length);
   assert.ok(m.counter("http_errors_total", "").total() >= 5);
 
-  // Restart: nothing new is sent again (the corrupt file is retried and fails again).
+  // Restart: nothing is sent again, and the quarantined corrupt file is not retried.
   const before = a.lines.length + b.lines.length;
   const again = await run(bucket, dir, [a.url, b.url]);
   assert.equal(a.lines.length + b.lines.length, before);
-  assert.equal(again.counter("s3_files_errored_total", "").get(), 1);
+  assert.equal(again.counter("s3_files_errored_total", "").get(), 0);
+  assert.equal(again.counter("s3_units_quarantined_total", "").total(), 0);
   await a.close();
   await b.close();
   await Deno.remove(dir, { recursive: true });

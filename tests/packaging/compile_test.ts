@@ -70,6 +70,24 @@ function embeddedMetadata(bin: Uint8Array): Record<string, unknown> {
   throw new Error("unterminated metadata JSON");
 }
 
+/**
+ * A fresh DENO_DIR under `tmp` (no runtime cached) sharing the npm cache, so nothing is
+ * downloaded: compile.ts's graph has an npm package (fflate), and with one Deno installs every
+ * package of deno.lock before the script starts.
+ */
+async function freshDenoDir(tmp: string): Promise<string> {
+  const info = JSON.parse(
+    new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+        .output()).stdout,
+    ),
+  );
+  const denoDir = `${tmp}/deno`;
+  await Deno.mkdir(denoDir);
+  await Deno.symlink(info.npmCache, `${denoDir}/npm`);
+  return denoDir;
+}
+
 function baseEnv(denoDir: string): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -104,7 +122,8 @@ Deno.test("compileCommand() takes permissions from deno.json's permission set on
 });
 
 Deno.test("compile.ts fails fast and says how to supply denort when the download host is unreachable", async () => {
-  const denoDir = await Deno.makeTempDir(); // empty: no cached runtime
+  const tmp = await Deno.makeTempDir();
+  const denoDir = await freshDenoDir(tmp); // no cached runtime
   const hole = blackHole();
   try {
     const r = await compileTs(["--probe-timeout", "2000", "--out-dir", `${denoDir}/out`], {
@@ -117,11 +136,17 @@ Deno.test("compile.ts fails fast and says how to supply denort when the download
     assert.match(r.stderr, /--denort \/path\/to\/denort-\S+\.zip/);
     assert.ok(r.stderr.includes(denortCachePath(denoDir, Deno.version.deno, hostTarget)));
     assert.match(r.stderr, /DENORT_BIN=\/path\/to\/denort/);
+    // The section it points to exists.
+    const [, doc, section] = /See (\S+\.md), "([^"]+)"/.exec(r.stderr) ?? [];
+    assert.ok(doc && section, r.stderr);
+    const headings = (await Deno.readTextFile(new URL(`../../${doc}`, import.meta.url)))
+      .split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^#+ /, ""));
+    assert.ok(headings.includes(section), `${doc} has no heading "${section}"`);
     // It stopped before deno compile: nothing built.
     await assert.rejects(Deno.stat(`${denoDir}/out`), Deno.errors.NotFound);
   } finally {
     hole.close();
-    await Deno.remove(denoDir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
   }
 });
 
@@ -144,16 +169,7 @@ Deno.test("compile.ts --denort fills the cache and bakes deno.json's permissions
   );
   const tmp = await Deno.makeTempDir();
   try {
-    // A fresh DENO_DIR (no runtime cached) sharing the npm cache, so nothing is downloaded.
-    const info = JSON.parse(
-      new TextDecoder().decode(
-        (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-          .output()).stdout,
-      ),
-    );
-    const denoDir = `${tmp}/deno`;
-    await Deno.mkdir(denoDir);
-    await Deno.symlink(info.npmCache, `${denoDir}/npm`);
+    const denoDir = await freshDenoDir(tmp);
     const zip = `${tmp}/denort-${hostTarget}.zip`;
     await Deno.writeFile(
       zip,

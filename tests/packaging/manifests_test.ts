@@ -6,8 +6,10 @@ import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { statusHandler } from "../../mod/status/server.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { Health } from "../../mod/status/health.ts";
+import { matchesGlob } from "node:path";
+import { ConfigError } from "../../mod/config/load.ts";
 import { packageLambda } from "../../packaging/package_lambda.ts";
-import { ZipReader } from "../../packaging/zip_reader.ts";
+import { unzipEntry } from "../../packaging/zip_reader.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const dec = new TextDecoder();
@@ -122,8 +124,9 @@ Deno.test("Containerfile compiles with deno.json's permissions and runs non-root
   const health = runtime.find((l) => /^HEALTHCHECK /.test(l));
   assert.ok(health);
   const cmd = JSON.parse(health.slice(health.indexOf("CMD") + 3).trim());
-  assert.deepEqual(cmd.slice(0, 2), ["/usr/local/bin/edge-agent", "healthcheck"]);
-  assert.match(cmd.join(" "), /\/healthz$/);
+  // No --url: healthcheck asks where the config's status.listen says (EDGE_AGENT_CONFIG).
+  assert.deepEqual(cmd, ["/usr/local/bin/edge-agent", "healthcheck"]);
+  assert.ok(runtime.some((l) => /^ENV .*EDGE_AGENT_CONFIG=/.test(l)));
   const entry = runtime.find((l) => /^ENTRYPOINT /.test(l))!;
   assert.deepEqual(JSON.parse(entry.slice("ENTRYPOINT".length)), ["/usr/local/bin/edge-agent"]);
 });
@@ -151,14 +154,12 @@ Deno.test("packageLambda() zips the binary as an executable bootstrap with the c
       config: `${root}agent.example.yaml`,
       output: `${dir}/route-lambda.zip`,
     });
-    const zip = new ZipReader(await Deno.readFile(out));
-    assert.deepEqual(zip.entries.map((e) => [e.name, e.mode]), [["bootstrap", 0o755], [
-      "agent.yaml",
-      0o644,
-    ]]);
-    assert.deepEqual(await zip.read("bootstrap"), await Deno.readFile(binary));
+    const zip = await Deno.readFile(out);
+    const list = await new Deno.Command("unzip", { args: ["-Z", out], stdout: "piped" }).output();
+    assert.match(dec.decode(list.stdout), /^-rwxr-xr-x .* bootstrap\n-rw-r--r-- .* agent\.yaml$/m);
+    assert.deepEqual(unzipEntry(zip, "bootstrap"), await Deno.readFile(binary));
     assert.deepEqual(
-      await zip.read("agent.yaml"),
+      unzipEntry(zip, "agent.yaml"),
       await Deno.readFile(`${root}agent.example.yaml`),
     );
 
@@ -173,5 +174,70 @@ Deno.test("packageLambda() zips the binary as an executable bootstrap with the c
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("packageLambda() refuses an invalid config, or one without a route: section", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const pack = async (text: string) => {
+      await Deno.writeTextFile(`${dir}/agent.yaml`, text);
+      const warnings: string[] = [];
+      await packageLambda({
+        binary: "/usr/bin/true",
+        config: `${dir}/agent.yaml`,
+        output: `${dir}/route-lambda.zip`,
+        warn: (w) => warnings.push(w),
+      });
+      return warnings;
+    };
+    await assert.rejects(pack("stream:\n  source: file\n"), (e) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.issues[0]!.path, "route");
+      assert.match(e.issues[0]!.message, /no route: section/);
+      return true;
+    });
+    await assert.rejects(pack("route:\n  bogus: 1\n"), /route\.bogus: unknown key/);
+    await assert.rejects(Deno.stat(`${dir}/route-lambda.zip`), Deno.errors.NotFound);
+    // A ${VAR} the function's environment sets, unset here: a warning, and the zip is written.
+    const warnings = await pack("route:\n  tenant_config_table: ${EDGE_AGENT_TEST_UNSET_TABLE}\n");
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0]!,
+      /^not resolvable here, the function's environment must: .*EDGE_AGENT_TEST_UNSET_TABLE is not set/,
+    );
+    await Deno.stat(`${dir}/route-lambda.zip`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test(".dockerignore keeps out the repository's history, tests and builds, not the build's inputs", async () => {
+  const patterns = (await Deno.readTextFile(`${root}.dockerignore`)).split("\n")
+    .map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const ignored = (path: string) => {
+    let out = false;
+    for (const p of patterns) {
+      const negated = p.startsWith("!");
+      const glob = (negated ? p.slice(1) : p).replace(/\/$/, "");
+      if (matchesGlob(path, glob) || matchesGlob(path, `${glob}/**`)) out = !negated;
+    }
+    return out;
+  };
+  for (const path of [".git/HEAD", "tests/main_test.ts", "dist/edge-agent-x", "node_modules/x"]) {
+    assert.ok(ignored(path), `${path} should be ignored`);
+  }
+  for (
+    const path of [
+      "deno.json",
+      "deno.lock",
+      "main.ts",
+      "mod/modes/stream.ts",
+      "packaging/compile.ts",
+      "agent.example.yaml",
+      "dist/denort/denort-x86_64-unknown-linux-gnu.zip",
+    ]
+  ) {
+    assert.ok(!ignored(path), `${path} is needed by the build`);
   }
 });

@@ -1,49 +1,67 @@
 import assert from "node:assert/strict";
-import { crc32 } from "../../packaging/crc32.ts";
 import { zipFiles } from "../../packaging/zip_writer.ts";
-import { ZipReader } from "../../packaging/zip_reader.ts";
+import { unzipEntry } from "../../packaging/zip_reader.ts";
 
 const enc = new TextEncoder();
 
-Deno.test("crc32() matches the standard check value", () => {
-  assert.equal(crc32(enc.encode("123456789")), 0xcbf43926);
-  assert.equal(crc32(new Uint8Array()), 0);
-});
-
-Deno.test("zipFiles() round-trips through ZipReader with modes, deflated and stored", async () => {
-  const big = enc.encode("line\n".repeat(10_000));
-  const random = crypto.getRandomValues(new Uint8Array(4096)); // incompressible: stored
-  const zip = await zipFiles([
-    { name: "bootstrap", data: big, mode: 0o755 },
-    { name: "dir/random.bin", data: random },
-  ]);
-  const r = new ZipReader(zip);
-  assert.deepEqual(r.entries.map((e) => [e.name, e.method, e.mode]), [
-    ["bootstrap", 8, 0o755],
-    ["dir/random.bin", 0, 0o644],
-  ]);
-  assert.deepEqual(await r.read("bootstrap"), big);
-  assert.deepEqual(await r.read("dir/random.bin"), random);
-  await assert.rejects(r.read("nope"), /no entry "nope"/);
-});
-
-Deno.test("zipFiles() output passes `unzip -t` and keeps the executable bit", async () => {
+/** `unzip` (Debian package unzip) on a zip written to a scratch file. */
+async function unzip(zip: Uint8Array, ...args: string[]) {
   const dir = await Deno.makeTempDir();
   try {
-    const path = `${dir}/t.zip`;
-    await Deno.writeFile(
-      path,
-      await zipFiles([{ name: "bootstrap", data: enc.encode("#!/bin/sh\n"), mode: 0o755 }]),
-    );
-    const test = await new Deno.Command("unzip", { args: ["-t", path], stdout: "piped" }).output();
-    assert.ok(test.success, "unzip -t failed (Debian package: unzip)");
-    const list = await new Deno.Command("unzip", { args: ["-Z", path], stdout: "piped" }).output();
-    assert.match(new TextDecoder().decode(list.stdout), /-rwxr-xr-x .* bootstrap/);
+    await Deno.writeFile(`${dir}/t.zip`, zip);
+    const out = await new Deno.Command("unzip", {
+      args: [...args, `${dir}/t.zip`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { ok: out.success, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("zipFiles() round-trips through unzipEntry(), deflated and stored", () => {
+  const big = enc.encode("line\n".repeat(10_000));
+  const random = crypto.getRandomValues(new Uint8Array(4096)); // incompressible: stored
+  const zip = zipFiles([
+    { name: "bootstrap", data: big, mode: 0o755 },
+    { name: "dir/random.bin", data: random },
+  ]);
+  assert.ok(zip.length < big.length / 10, "the repetitive file is deflated");
+  assert.deepEqual(unzipEntry(zip, "bootstrap"), big);
+  assert.deepEqual(unzipEntry(zip, "dir/random.bin"), random);
+  assert.throws(() => unzipEntry(zip, "nope"), /no entry "nope"/);
 });
 
-Deno.test("ZipReader() rejects what is not a zip", () => {
-  assert.throws(() => new ZipReader(enc.encode("not a zip at all, no EOCD here")), TypeError);
+Deno.test("zipFiles() output passes `unzip -t` with Unix modes, deflate and stored entries", async () => {
+  const zip = zipFiles([
+    { name: "bootstrap", data: enc.encode("#!/bin/sh\n".repeat(100)), mode: 0o755 },
+    { name: "agent.yaml", data: crypto.getRandomValues(new Uint8Array(512)) },
+  ]);
+  const test = await unzip(zip, "-t");
+  assert.ok(test.ok, test.text);
+  assert.match(test.text, /No errors detected/);
+  const list = await unzip(zip, "-Z");
+  assert.match(list.text, /^-rwxr-xr-x .* unx .* defN .* bootstrap$/m);
+  assert.match(list.text, /^-rw-r--r-- .* unx .* stor .* agent\.yaml$/m);
+});
+
+Deno.test("zipFiles() records each entry's CRC-32: `unzip -t` catches a changed byte", async () => {
+  const data = crypto.getRandomValues(new Uint8Array(1000)); // stored: its bytes are in the zip
+  const zip = zipFiles([{ name: "f", data }]);
+  const head = data.subarray(0, 16).join();
+  const start = zip.findIndex((_, i) => zip.subarray(i, i + 16).join() === head);
+  assert.ok(start > 0);
+  zip[start + 500] = zip[start + 500]! ^ 0xff;
+  const test = await unzip(zip, "-t");
+  assert.equal(test.ok, false);
+  assert.match(test.text, /bad CRC/);
+});
+
+Deno.test("unzipEntry() rejects what is not a zip", () => {
+  assert.throws(
+    () => unzipEntry(enc.encode("not a zip at all, no EOCD here"), "x"),
+    /not a readable zip archive/,
+  );
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writeFileAtomic } from "../../mod/pipeline/atomic_file.ts";
+import { removeStaleTemps, writeFileAtomic } from "../../mod/pipeline/atomic_file.ts";
 
 Deno.test("writeFileAtomic() replaces a file's content", async () => {
   const dir = await Deno.makeTempDir();
@@ -44,5 +44,18 @@ Deno.test("writeFileAtomic() under kill -9 leaves the old or the new state, neve
     const state = JSON.parse(text); // throws on a torn file
     assert.equal(state.pad.length, 200_000);
   }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("removeStaleTemps() removes temp files of writers that are gone, keeps those of live ones", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/state.json`;
+  const dead = `${path}.tmp-999999999-abcd1234`;
+  const live = `${path}.tmp-${Deno.ppid}-abcd1234`;
+  const own = `${path}.tmp-${Deno.pid}-abcd1234`;
+  for (const f of [dead, live, own]) await Deno.writeTextFile(f, "{}");
+  assert.equal(await removeStaleTemps(path), 1);
+  const left = [...Deno.readDirSync(dir)].map((e) => e.name).toSorted();
+  assert.deepEqual(left, [live, own].map((f) => f.slice(dir.length + 1)).toSorted());
   await Deno.remove(dir, { recursive: true });
 });

@@ -221,3 +221,49 @@ Deno.test("CheckpointStore survives kill -9 at any point: the file is always the
   assert.deepEqual(names, ["state.json"]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("CheckpointStore keeps progress of units in flight and quarantine records; requeue forgets both", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/state.json`;
+  const s = new CheckpointStore(path, { flushInterval: 0 });
+  await s.load();
+  s.setProgress("a.gz", 3000);
+  s.markQuarantined("bad.gz", {
+    id: "file:///in/bad.gz",
+    reason: "corrupt_gzip",
+    message: "corrupt",
+    offset: 10,
+    at: 1,
+    attempts: 1,
+    lines: 5,
+  }, { lines: 5, consumed: 10 });
+  await s.close();
+  const t = new CheckpointStore(path);
+  await t.load();
+  assert.equal(t.getProgress("a.gz"), 3000);
+  assert.equal(t.isDone("bad.gz"), true);
+  assert.equal(t.getQuarantined("bad.gz")?.reason, "corrupt_gzip");
+  t.markDone("a.gz", { lines: 4000, consumed: 1 });
+  // Its progress goes once the checkpoint that records it as done is written.
+  assert.equal(t.getProgress("a.gz"), 3000);
+  await t.flush();
+  assert.equal(t.getProgress("a.gz"), 0);
+  assert.equal(t.requeue("bad.gz"), true);
+  assert.equal(t.isDone("bad.gz"), false);
+  assert.equal(t.requeue("bad.gz"), false);
+  await t.close();
+  const file = JSON.parse(await Deno.readTextFile(path));
+  assert.equal(file.quarantined, undefined);
+  assert.deepEqual(JSON.parse(await Deno.readTextFile(`${path}.progress`)).progress, {});
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("CheckpointStore.load() creates a missing state directory, so the first write does not fail after delivery", async () => {
+  const dir = await Deno.makeTempDir();
+  const s = new CheckpointStore(`${dir}/not/yet/state.json`, { flushInterval: 0 });
+  await s.load();
+  s.markDone("a", { lines: 1, consumed: 1 });
+  await s.close();
+  assert.ok(JSON.parse(await Deno.readTextFile(`${dir}/not/yet/state.json`)).done.a);
+  await Deno.remove(dir, { recursive: true });
+});

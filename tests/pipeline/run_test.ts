@@ -3,8 +3,11 @@ import zlib from "node:zlib";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { runPipeline } from "../../mod/pipeline/run.ts";
+import { DeadLetter } from "../../mod/pipeline/dead_letter.ts";
 import {
   type Batch,
+  BatchError,
+  type QuarantineRecord,
   type Sink,
   SinkError,
   type Source,
@@ -125,7 +128,7 @@ Deno.test("runPipeline() keeps order within a unit", async () => {
   assert.deepEqual(sink.lines, a);
 });
 
-Deno.test("runPipeline() nacks a corrupt unit, counts it, and delivers the others", async () => {
+Deno.test("runPipeline() gives up on a corrupt unit for good (nack, not retryable, when the source cannot quarantine), counts it, and delivers the others", async () => {
   const bad = gz(["x", "y"]);
   bad[bad.length - 6]! ^= 0xff;
   const source = memorySource({
@@ -139,7 +142,10 @@ Deno.test("runPipeline() nacks a corrupt unit, counts it, and delivers the other
   assert.deepEqual([...source.acked.keys()], ["good"]);
   assert.match(source.nacked.get("bad")!, /corrupt gzip member at byte 0: CRC32 mismatch/);
   assert.match(source.nacked.get("truncated")!, /truncated gzip member at byte 0/);
-  assert.equal(metrics.counter("mem_files_errored_total", "").get(), 2);
+  assert.equal(metrics.counter("mem_files_errored_total", "").get(), 0);
+  const q = metrics.counter("mem_units_quarantined_total", "");
+  assert.equal(q.get({ reason: "corrupt_gzip" }), 1);
+  assert.equal(q.get({ reason: "truncated_gzip" }), 1);
   assert.ok(sink.lines.includes("g1") && sink.lines.includes("g2"));
 });
 
@@ -201,4 +207,92 @@ Deno.test("runPipeline() counts lines dropped with drop_when_full and acks their
   assert.ok(stats.dropped > 0);
   assert.equal(metrics.counter("mem_buffer_drops_total", "").get(), stats.dropped);
   assert.equal(source.acked.get("a"), 100);
+});
+
+Deno.test("runPipeline() dead-letters the items of a BatchError with their own unit, delivers the rest, and quarantines the unit once", async () => {
+  const dir = await Deno.makeTempDir();
+  const a = Array.from({ length: 30 }, (_, i) => `a ${i}`);
+  const b = Array.from({ length: 30 }, (_, i) => `b ${i}`);
+  a[7] = "a TOO LARGE";
+  const quarantined: QuarantineRecord[] = [];
+  const source = memorySource({ a: gz(a), b: gz(b) }, 50);
+  const units = source.units.bind(source);
+  source.units = async function* (signal) {
+    for await (const u of units(signal)) {
+      yield {
+        ...u,
+        quarantine: (r) => {
+          quarantined.push(r);
+          return Promise.resolve();
+        },
+      };
+    }
+  };
+  // A sink that refuses one line for good (as the HTTP sink does for a line too large for a 413).
+  const got: string[] = [];
+  const sink: Sink<Uint8Array> = {
+    kind: "mem",
+    write(batch) {
+      const failed = batch.items.flatMap((l, index) =>
+        dec(l).includes("TOO LARGE") ? [{ index, reason: "too_large", message: "413" }] : []
+      );
+      for (const [i, l] of batch.items.entries()) {
+        if (!failed.some((f) => f.index === i)) got.push(dec(l));
+      }
+      if (failed.length) return Promise.reject(new BatchError("1 line too large", failed));
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+  const metrics = new Registry();
+  const deadLetter = new DeadLetter(`${dir}/dead.ndjson`);
+  const stats = await runPipeline({
+    source,
+    sink,
+    metrics,
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 8 },
+    deadLetter,
+  });
+  assert.deepEqual(got.toSorted(), [...a.filter((l) => l !== "a TOO LARGE"), ...b].toSorted());
+  const dead = (await Deno.readTextFile(`${dir}/dead.ndjson`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.equal(dead.length, 1);
+  assert.equal(dead[0].unit, "a");
+  assert.equal(dead[0].reason, "too_large");
+  assert.equal(dead[0].item, "a TOO LARGE");
+  assert.deepEqual(quarantined.map((q) => [q.id, q.reason, q.rejected]), [["a", "too_large", 1]]);
+  assert.deepEqual([...source.acked.keys()], ["b"]);
+  assert.equal(stats.rejected, 1);
+  assert.equal(metrics.counter("mem_items_rejected_total", "").get({ reason: "too_large" }), 1);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("runPipeline() resumes a unit after the items an earlier attempt delivered and reports progress contiguously", async () => {
+  const a = Array.from({ length: 100 }, (_, i) => `a ${i}`);
+  const progress: number[] = [];
+  const source = memorySource({ a: gz(a) });
+  const units = source.units.bind(source);
+  source.units = async function* (signal) {
+    for await (const u of units(signal)) {
+      yield { ...u, resumeItems: 35, progress: (n) => void progress.push(n) };
+    }
+  };
+  const sink = new MemorySink({ delayMs: 1 });
+  const stats = await runPipeline({
+    source,
+    sink,
+    metrics: new Registry(),
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 10, workers: 3 },
+  });
+  assert.deepEqual(sink.lines, a.slice(35));
+  assert.equal(stats.lines, 65);
+  // Never decreasing, ending at the unit's last item.
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i]! > progress[i - 1]!);
+  assert.equal(progress.at(-1), 100);
+  assert.equal(progress[0]! >= 45, true);
 });

@@ -135,3 +135,77 @@ serviceTest("S3ScanSource: a nacked file is listed again on the next scan", ["aw
   assert.equal(again.length, 1);
   await Deno.remove(dir, { recursive: true });
 });
+
+serviceTest(
+  "S3ScanSource: a reference state file (last_processed_timestamp only) means every file at or below it was delivered (issue #15, failure 2)",
+  ["aws"],
+  async () => {
+    const bucket = await freshBucket();
+    const dir = await Deno.makeTempDir();
+    const now = Date.UTC(2025, 5, 10, 12) / 1000;
+    const w = now - 1000;
+    for (const [t, seq] of [[w - 120, 1], [w - 30, 2], [w, 3], [w + 10, 4]] as const) {
+      await put(bucket, keyFor("", t, seq), "x\n");
+    }
+    await Deno.writeTextFile(`${dir}/s.json`, JSON.stringify({ last_processed_timestamp: w }));
+    const make = () =>
+      new S3ScanSource({
+        client: s3Client(),
+        bucket,
+        prefix: "",
+        stateFile: `${dir}/s.json`,
+        once: true,
+        log: quiet,
+        now: () => now * 1000,
+      });
+    const units = await Array.fromAsync(make().units(new AbortController().signal));
+    assert.deepEqual(units.map((u) => u.id), [`s3://${bucket}/${keyFor("", w + 10, 4)}`]);
+    await units[0]!.ack({ lines: 1, bytes: 1, consumed: 1, truncated: 0 });
+    // After our first save (which writes a done map) the files at or below W are still done.
+    const src = make();
+    assert.deepEqual(await Array.fromAsync(src.units(new AbortController().signal)), []);
+    await src.close();
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+serviceTest(
+  "S3ScanSource: a failed file holds the watermark back and keeps its delivered-line count across a restart",
+  ["aws"],
+  async () => {
+    const bucket = await freshBucket();
+    const dir = await Deno.makeTempDir();
+    const now = Date.UTC(2025, 5, 10, 12) / 1000;
+    for (let i = 0; i < 3; i++) await put(bucket, keyFor("", now - 300 + i, i), "x\n");
+    const make = () =>
+      new S3ScanSource({
+        client: s3Client(),
+        bucket,
+        prefix: "",
+        stateFile: `${dir}/s.json`,
+        once: true,
+        lateness: 0,
+        delayWindow: 0,
+        log: quiet,
+        now: () => now * 1000,
+      });
+    await Deno.writeTextFile(
+      `${dir}/s.json`,
+      JSON.stringify({ last_processed_timestamp: now - 400, done: {} }),
+    );
+    let src = make();
+    const [a, b, c] = await Array.fromAsync(src.units(new AbortController().signal));
+    a!.progress!(7);
+    await a!.nack(new Error("intake down"));
+    await b!.ack({ lines: 1, bytes: 1, consumed: 1, truncated: 0 });
+    await c!.ack({ lines: 1, bytes: 1, consumed: 1, truncated: 0 });
+    await src.close();
+    assert.equal(src.watermark, now - 301, "held below the failed file");
+    src = make();
+    const again = await Array.fromAsync(src.units(new AbortController().signal));
+    assert.deepEqual(again.map((u) => u.id), [a!.id]);
+    assert.equal(again[0]!.resumeItems, 7);
+    await src.close();
+    await Deno.remove(dir, { recursive: true });
+  },
+);

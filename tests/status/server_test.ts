@@ -83,3 +83,22 @@ Deno.test("serveStatus() answers all four endpoints over a real socket on 127.0.
   ac.abort();
   await server.finished;
 });
+
+Deno.test("statusHandler() /status lists the most recently quarantined units", async () => {
+  const { handler, health } = setup();
+  health.recordQuarantine({
+    id: "s3://b/k.gz",
+    reason: "corrupt_gzip",
+    message: "corrupt gzip member at byte 10",
+    offset: 10,
+    at: Date.UTC(2026, 0, 1),
+  });
+  const body = await (await handler(get("/status"))).json();
+  assert.deepEqual(body.quarantined, [{
+    id: "s3://b/k.gz",
+    reason: "corrupt_gzip",
+    message: "corrupt gzip member at byte 10",
+    offset: 10,
+    at: "2026-01-01T00:00:00.000Z",
+  }]);
+});
