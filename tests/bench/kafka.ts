@@ -14,7 +14,8 @@
  * given for each run: the machine is shared.
  *
  * Knobs: BENCH_KAFKA_LINES (default 705989), BENCH_KAFKA_BIG_LINES (default 115000),
- * BENCH_KAFKA_ROUNDS (default 2), BENCH_KAFKA_PROF=DIR (a CPU profile of each ingest run).
+ * BENCH_KAFKA_ROUNDS (default 2), BENCH_KAFKA_PROF=DIR (a CPU profile of each ingest run),
+ * BENCH_KAFKA_INGEST (JSON merged into the ingest section, e.g. `{"range_bytes":"16MiB"}`).
  * @module
  */
 
@@ -180,6 +181,7 @@ async function compare(
               blob: BLOB,
               start_offset: 0,
               state_file: `${dir}/offsets-${round}.json`,
+              ...JSON.parse(Deno.env.get("BENCH_KAFKA_INGEST") ?? "{}"),
             },
           }),
         );
