@@ -10,7 +10,8 @@
  *
  * Blob offsets live in `offsets_topic` (a compacted topic shared by every worker, which worker
  * mode needs: a rebalance moves a blob's events to another host) or in `state_file`.
- * Delivery is at-least-once: a crash re-sends at most the range in progress.
+ * Delivery is at-least-once: a crash re-sends at most two ranges (the one being delivered and
+ * the next, read meanwhile).
  * @module
  */
 

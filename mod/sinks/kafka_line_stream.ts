@@ -15,7 +15,7 @@
 
 import type { Decoder } from "../pipeline/gzip.ts";
 import { LineStream } from "../pipeline/line_stream.ts";
-import { reportDecodeFaults } from "../sources/azure_append_blob.ts";
+import { reportDecoded } from "../sources/azure_append_blob.ts";
 import type { Unit } from "../pipeline/types.ts";
 import type { HeldInput, KafkaMessage } from "../sources/kafka_client.ts";
 
@@ -76,8 +76,8 @@ export class KafkaLineStream implements TransformStream<Uint8Array, KafkaMessage
       flush: (ctrl) => {
         const out = lines.end();
         if (out.length) ctrl.enqueue(messages(out, member < 0 ? 0 : member));
-        // A resyncing decoder's skipped stretches go to the unit (an append blob range).
-        reportDecodeFaults(unit, decoder.faults);
+        // How far the decoder got and what it skipped go to the unit (an append blob range).
+        reportDecoded(unit, decoder);
       },
     });
   }

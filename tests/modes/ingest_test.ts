@@ -190,7 +190,7 @@ serviceTest(
 );
 
 serviceTest(
-  "ingest killed mid-blob (SIGKILL) and restarted: no line lost, duplicates within one range",
+  "ingest killed mid-blob (SIGKILL) and restarted: no line lost, duplicates within two ranges",
   ["azurite", "kafka"],
   async () => {
     const { container, append } = await appendBlob();
@@ -250,7 +250,8 @@ serviceTest(
     const got = (await readTopic(topic)).map((x) => x.value);
     assert.deepEqual([...new Set(got)].toSorted(), all.toSorted(), "no line lost");
     const duplicates = got.length - all.length;
-    assert.ok(duplicates <= 400, `${duplicates} duplicates: more than one range (400 lines)`);
+    // The range being delivered and the one read meanwhile (400 lines each).
+    assert.ok(duplicates <= 800, `${duplicates} duplicates: more than two ranges (800 lines)`);
     // The second run started at the committed offset: what it re-sent is exactly the tail
     // delivered after the last commit.
     assert.equal(got.length - before, all.length - linesBefore(parts, at));
