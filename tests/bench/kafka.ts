@@ -231,7 +231,8 @@ async function compare(
     runs.filter((r) => r.who === who).reduce((a, b) => a.seconds <= b.seconds ? a : b);
   const median = (who: string) => {
     const s = runs.filter((r) => r.who === who).map((r) => count / r.seconds).sort((a, b) => a - b);
-    return s[Math.floor(s.length / 2)]!;
+    const mid = Math.floor(s.length / 2);
+    return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
   };
   for (const who of ["ingest", "kcat"]) {
     const b = best(who);
