@@ -8,10 +8,14 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { ConfigError, formatIssue, loadConfig } from "./mod/config/load.ts";
+import { ConfigError, formatIssue, loadConfig, type NestRule } from "./mod/config/load.ts";
 import { renderExample } from "./mod/config/example.ts";
 import { type Field, maskSecrets, type ObjectField } from "./mod/config/spec.ts";
 import { errorChain, Logger } from "./mod/log/logger.ts";
+import { printFailure } from "./mod/log/failure.ts";
+import { routeProcessWarnings } from "./mod/log/process_warnings.ts";
+import { redactText } from "./mod/log/redact.ts";
+import { registerProcessMetrics } from "./mod/metrics/process_metrics.ts";
 import { Registry } from "./mod/metrics/registry.ts";
 import type { AgentSections, FlagSpec, Mode, StatusHooks } from "./mod/modes/mode.ts";
 import {
@@ -39,6 +43,12 @@ export const EXIT = {
 
 // deno-lint-ignore no-explicit-any
 type AnyMode = Mode<Field<any>>;
+
+/** How the entry point prints a failure (see mod/log/failure.ts); set once a mode is chosen. */
+const failure: { format: "json" | "text"; fields: Record<string, unknown> } = {
+  format: "text",
+  fields: {},
+};
 
 class UsageError extends Error {
   override name = "UsageError";
@@ -306,10 +316,10 @@ export async function run(
     case "validate": {
       if (configPath === undefined) throw new UsageError("validate needs --config FILE");
       try {
-        const config = await loadConfig(spec, configPath);
+        const config = await loadConfig(spec, configPath, { nest: referenceLayouts(modes) });
         out(`${configPath}: ok\n`);
         if (args.flags.has("show")) {
-          out(JSON.stringify(maskSecrets(spec, config), null, 2) + "\n");
+          out(redactText(JSON.stringify(maskSecrets(spec, config), null, 2)) + "\n");
         }
         return EXIT.ok;
       } catch (e) {
@@ -335,6 +345,9 @@ export async function run(
     out(modeHelp(mode));
     return EXIT.ok;
   }
+  // From here on a failure is printed in the log's format (JSON unless told otherwise).
+  failure.format = args.flags.get("log-format") === "text" ? "text" : "json";
+  failure.fields = { mode: mode.name };
 
   const overrides = overridesFrom(
     args.flags,
@@ -343,13 +356,22 @@ export async function run(
     new Set(["config", "help", "no-status"]),
   );
   const config = await loadConfig(spec, configPath, {
+    nest: referenceLayouts([mode]),
     overrides: overrides.values,
     overrideFlags: overrides.flags,
   }) as
     & AgentSections
     & Record<string, unknown>;
+  failure.format = config.log.format;
   if (args.positionals[0] === "requeue") return await requeue(mode, config, configPath, args, out);
   return await runMode(mode, config, config[mode.name], configPath, args);
+}
+
+/** The reference designs' config layouts the modes accept as their section (monitor's). */
+function referenceLayouts(modes: readonly (AnyMode | PlannedMode)[]): NestRule[] {
+  return modes.flatMap((m) =>
+    "referenceLayout" in m && m.referenceLayout ? [{ section: m.name, ...m.referenceLayout }] : []
+  );
 }
 
 /** `edge-agent <mode> requeue ID...`: quarantined units to be read again. */
@@ -394,6 +416,16 @@ async function runMode(
     fields: { mode: mode.name },
     onError: (msg, fields) => health.recordError(msg, fields),
   });
+  routeProcessWarnings(log);
+  // An error nothing caught ends the process as Deno would, but as a log line (JSON with json).
+  const uncaught = (e: Event) => {
+    e.preventDefault();
+    const error = e instanceof PromiseRejectionEvent ? e.reason : (e as ErrorEvent).error;
+    log.error("uncaught error: exiting", { error: error instanceof Error ? error : String(error) });
+    Deno.exit(EXIT.failure);
+  };
+  globalThis.addEventListener("unhandledrejection", uncaught);
+  globalThis.addEventListener("error", uncaught);
   // A mode run without its section gets the section's defaults (required keys are reported).
   const section = sectionIn ??
     (await loadConfig(mode.spec, undefined, {}).catch((e) => {
@@ -411,10 +443,15 @@ async function runMode(
     }));
 
   const metrics = new Registry();
+  registerProcessMetrics(metrics, {
+    version: VERSION,
+    deno: DENO_VERSION,
+    commit: GIT_COMMIT === "dev" ? "unknown" : GIT_COMMIT,
+  });
   const hooks: StatusHooks = {};
   const controller = new AbortController();
   const serverAbort = new AbortController();
-  let server: Deno.HttpServer | undefined;
+  let server: ReturnType<typeof serveStatus> | undefined;
   // A CLI tool serves status only when an address was asked for.
   const quiet = (mode.cliTool?.(args.positionals) ?? false) &&
     agent.status.listen === STATUS_DEFAULT_LISTEN;
@@ -482,6 +519,8 @@ async function runMode(
   } finally {
     clearTimeout(drainTimer);
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    globalThis.removeEventListener("unhandledrejection", uncaught);
+    globalThis.removeEventListener("error", uncaught);
     serverAbort.abort();
     await server?.finished;
   }
@@ -514,10 +553,10 @@ if (import.meta.main) {
       console.error(`edge-agent: ${e.message}`);
       code = EXIT.usage;
     } else if (e instanceof ConfigError) {
-      for (const i of e.issues) console.error(formatIssue(e.file, i));
+      printFailure(e.issues.map((i) => formatIssue(e.file, i)), failure.format, failure.fields);
       code = EXIT.failure;
     } else {
-      console.error(`edge-agent: ${errorChain(e)}`);
+      printFailure([`edge-agent: ${errorChain(e)}`], failure.format, failure.fields);
       code = EXIT.failure;
     }
   }

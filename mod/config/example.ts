@@ -69,8 +69,15 @@ function renderFields(shape: Record<string, AnyField>, pad: string): string[] {
     const shown = field.example ?? field.rawDefault;
     if (field.kind === "object") {
       const body = renderValue(key, field, undefined, pad);
-      // Optional sections (modes) are written out but can be removed as a whole.
-      lines.push(...body);
+      // Optional sections (modes) are written out but can be removed as a whole. One whose keys
+      // are all commented out is commented out too (a key with nothing under it would be null).
+      const allCommented = field.optional &&
+        body.slice(1).every((l) => l.trimStart().startsWith("#"));
+      lines.push(
+        ...(allCommented
+          ? body.map((l) => `${pad}# ${l.slice(pad.length).replace(/^(\s*)# /, "$1")}`)
+          : body),
+      );
     } else if (shown === undefined) {
       lines.push(`${pad}# ${key}:`);
     } else if (field.optional && field.example === undefined) {

@@ -13,6 +13,7 @@ import {
   type Node as YamlNode,
   parseDocument,
 } from "yaml";
+import { redactText } from "../log/redact.ts";
 import type { Ctx, Field, Input, Issue, Pos } from "./spec.ts";
 
 /** A config that failed to load or validate; `issues` holds every problem. */
@@ -36,7 +37,7 @@ export class ConfigError extends Error {
  */
 export function formatIssue(file: string, i: Issue): string {
   const where = i.flag ?? (i.pos ? `${file}:${i.pos.line}:${i.pos.col}` : file);
-  return `${where}: ${i.path || "(top level)"}: ${i.message}`;
+  return redactText(`${where}: ${i.path || "(top level)"}: ${i.message}`);
 }
 
 /** Where `${VAR}` and `${credential:NAME}` look up their values. */
@@ -184,6 +185,50 @@ export interface LoadOptions extends InterpolateOptions {
   overrides?: Record<string, unknown>;
   /** The flag that set each override, by the same path: problems are blamed on it. */
   overrideFlags?: Record<string, string>;
+  /**
+   * Reference layouts: a file whose top level has `marker` and no `section` key is read as if
+   * `keys` stood under `section:` (monitor's reference config is `kafka:`, `global:`,
+   * `environments:` at the top). Positions stay those of the file.
+   */
+  nest?: readonly NestRule[];
+}
+
+/** One reference layout of {@link LoadOptions.nest}. */
+export interface NestRule {
+  section: string;
+  marker: string;
+  keys: readonly string[];
+}
+
+/** Move a reference layout's top-level keys under their section (see {@link LoadOptions.nest}). */
+function nestReference(root: Input, rules: readonly NestRule[]): void {
+  const top = root.entries;
+  if (!top || typeof root.value !== "object" || root.value === null) return;
+  const value = root.value as Record<string, unknown>;
+  for (const rule of rules) {
+    if (!top.has(rule.marker) || top.has(rule.section)) continue;
+    const entries = new Map<string, Input>();
+    const keyPos = new Map<string, Pos>();
+    const inner: Record<string, unknown> = {};
+    for (const k of rule.keys) {
+      const child = top.get(k);
+      if (!child) continue;
+      entries.set(k, child);
+      const kp = root.keyPos?.get(k);
+      if (kp) keyPos.set(k, kp);
+      inner[k] = child.value;
+      top.delete(k);
+      delete value[k];
+    }
+    const marker = entries.get(rule.marker);
+    top.set(rule.section, {
+      value: inner,
+      entries,
+      keyPos,
+      ...(marker?.pos && { pos: marker.pos }),
+    });
+    value[rule.section] = inner;
+  }
 }
 
 /**
@@ -199,6 +244,7 @@ export function validateText<T>(
 ): T {
   const ctx: Ctx = { issues: [] };
   const root = text.trim() === "" ? { value: {} } : parseYaml(text, ctx, opts);
+  if (root && opts.nest) nestReference(root, opts.nest);
   if (root && opts.overrides) applyOverrides(root, opts.overrides, opts.overrideFlags ?? {});
   const out = root ? spec.parse(root, "", ctx) : undefined;
   if (ctx.issues.length > 0 || out === undefined) {

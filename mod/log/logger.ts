@@ -1,8 +1,11 @@
 /**
  * Structured logging: one JSON object (or one text line) per event on stderr. Secret-looking
- * fields are masked, errors are printed with their `cause` chain.
+ * fields are masked, URLs in messages and fields lose their userinfo and secret query parameters
+ * (redact.ts: the one place log output is redacted), errors are printed with their `cause` chain.
  * @module
  */
+
+import { redactText, redactValue } from "./redact.ts";
 
 /** Log levels, least to most severe. */
 export type Level = "debug" | "info" | "warn" | "error";
@@ -40,13 +43,19 @@ export function errorChain(e: unknown): string {
   return parts.filter((p, i) => i === 0 || !parts[i - 1]!.includes(p)).join(": ");
 }
 
+/** `unitsFailed` → `units_failed`: log fields are snake_case, whatever object they came from. */
+function snake(key: string): string {
+  return /[A-Z]/.test(key) ? key.replace(/(?<=[a-z0-9])([A-Z])/g, "_$1").toLowerCase() : key;
+}
+
 function clean(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) {
+  for (const [key, v] of Object.entries(fields)) {
     if (v === undefined) continue;
+    const k = snake(key);
     if (SECRET_KEY.test(k) && v !== null && v !== "") out[k] = "***";
-    else if (v instanceof Error) out[k] = errorChain(v);
-    else out[k] = v;
+    else if (v instanceof Error) out[k] = redactText(errorChain(v));
+    else out[k] = redactValue(v);
   }
   return out;
 }
@@ -102,6 +111,7 @@ export class Logger {
 
   #log(level: Level, msg: string, fields?: Record<string, unknown>): void {
     if (RANK[level] < this.#level) return;
+    msg = redactText(msg);
     const all = clean({ ...this.#fields, ...fields });
     if (level === "error") this.#onError?.(msg, all);
     const ts = new Date().toISOString();

@@ -58,7 +58,19 @@ abstract class Series<V> implements Metric {
     if (k && !this.labelSets.has(k)) this.labelSets.set(k, { ...labels });
     return k;
   }
-  constructor(readonly name: string, readonly help: string) {}
+  /**
+   * @param labelNames the labels its series carry. A labelled metric with no series yet shows no
+   * sample (not an unlabelled 0 that would change its labels once the first series comes).
+   */
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[] = [],
+  ) {}
+  /** The exposition line of an unused metric: `name 0`, none when it is labelled. */
+  protected emptyLines(): string[] {
+    return this.labelNames.length ? [] : [`${this.name} 0`];
+  }
   abstract lines(): string[];
   abstract snapshot(): unknown;
   protected snap(value: (v: V) => unknown): unknown {
@@ -87,7 +99,7 @@ export class Counter extends Series<number> {
     return t;
   }
   lines(): string[] {
-    if (this.series.size === 0) return [`${this.name} 0`];
+    if (this.series.size === 0) return this.emptyLines();
     return [...this.series].map(([k, v]) => `${this.name}${k ? `{${k}}` : ""} ${fmt(v)}`);
   }
   snapshot(): unknown {
@@ -112,7 +124,7 @@ export class Gauge extends Series<number> {
     return this.series.get(key(labels)) ?? 0;
   }
   lines(): string[] {
-    if (this.series.size === 0) return [`${this.name} 0`];
+    if (this.series.size === 0) return this.emptyLines();
     return [...this.series].map(([k, v]) => `${this.name}${k ? `{${k}}` : ""} ${fmt(v)}`);
   }
   snapshot(): unknown {
@@ -150,8 +162,13 @@ export const DEFAULT_BUCKETS = [
 export class Histogram extends Series<HistogramData> {
   readonly type = "histogram";
   readonly buckets: number[];
-  constructor(name: string, help: string, buckets: number[] = DEFAULT_BUCKETS) {
-    super(name, help);
+  constructor(
+    name: string,
+    help: string,
+    buckets: number[] = DEFAULT_BUCKETS,
+    labelNames: readonly string[] = [],
+  ) {
+    super(name, help, labelNames);
     this.buckets = [...buckets].sort((a, b) => a - b);
   }
   observe(v: number, labels?: Labels): void {
@@ -186,6 +203,19 @@ export class Histogram extends Series<HistogramData> {
 /** All metrics of the process. Asking twice for the same name returns the same metric. */
 export class Registry {
   #metrics = new Map<string, Metric>();
+  #collectors: (() => void)[] = [];
+
+  /**
+   * Run `collect` before every read of the metrics (render, snapshot, all): for values sampled
+   * when asked, such as the process's memory and CPU time.
+   */
+  onCollect(collect: () => void): void {
+    this.#collectors.push(collect);
+  }
+
+  #collect(): void {
+    for (const c of this.#collectors) c();
+  }
 
   #get<M extends Metric>(name: string, make: () => M, type: string): M {
     const m = this.#metrics.get(name);
@@ -201,26 +231,33 @@ export class Registry {
     return made;
   }
 
-  /** A counter; `_labelNames` documents the labels it is used with. */
-  counter(name: string, help: string, _labelNames: string[] = []): Counter {
-    return this.#get(name, () => new Counter(name, help), "counter");
+  /**
+   * A counter. `labelNames`: the labels its series carry (declare them: an unused labelled
+   * counter then shows no sample rather than an unlabelled 0).
+   */
+  counter(name: string, help: string, labelNames: string[] = []): Counter {
+    return this.#get(name, () => new Counter(name, help, labelNames), "counter");
   }
 
-  gauge(name: string, help: string, _labelNames: string[] = []): Gauge {
-    return this.#get(name, () => new Gauge(name, help), "gauge");
+  /** A gauge; `labelNames` as for {@link Registry.counter}. */
+  gauge(name: string, help: string, labelNames: string[] = []): Gauge {
+    return this.#get(name, () => new Gauge(name, help, labelNames), "gauge");
   }
 
-  histogram(name: string, help: string, buckets?: number[]): Histogram {
-    return this.#get(name, () => new Histogram(name, help, buckets), "histogram");
+  /** A histogram (seconds by default); `labelNames` as for {@link Registry.counter}. */
+  histogram(name: string, help: string, buckets?: number[], labelNames: string[] = []): Histogram {
+    return this.#get(name, () => new Histogram(name, help, buckets, labelNames), "histogram");
   }
 
   /** Every metric, in registration order. */
   all(): Metric[] {
+    this.#collect();
     return [...this.#metrics.values()];
   }
 
   /** Prometheus text exposition format 0.0.4. */
   render(): string {
+    this.#collect();
     const out: string[] = [];
     for (const m of this.#metrics.values()) {
       out.push(`# HELP ${m.name} ${m.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
@@ -232,6 +269,7 @@ export class Registry {
 
   /** Name → value, for /status and logs. */
   snapshot(): Record<string, unknown> {
+    this.#collect();
     return Object.fromEntries([...this.#metrics.values()].map((m) => [m.name, m.snapshot()]));
   }
 }

@@ -25,7 +25,13 @@ export interface FlagSpec {
 
 /** The shared, non-mode sections of the config. */
 export interface AgentSections {
-  status: { enabled: boolean; listen: string };
+  status: {
+    enabled: boolean;
+    listen: string;
+    header_timeout?: number;
+    request_timeout?: number;
+    max_connections?: number;
+  };
   log: { level: "debug" | "info" | "warn" | "error"; format: "json" | "text" };
   shutdown_timeout: number;
 }
@@ -85,6 +91,11 @@ export interface Mode<S extends AnyField = AnyField> {
    * quarantine units).
    */
   stateFile?(config: Infer<S>, configDir: string): string;
+  /**
+   * The reference design's own config layout, read as this mode's section when the file's top
+   * level has `marker` and no section of this mode's name (see LoadOptions.nest).
+   */
+  referenceLayout?: { marker: string; keys: readonly string[] };
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

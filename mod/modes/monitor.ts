@@ -18,6 +18,7 @@
  */
 
 import { resolve } from "node:path";
+import { durationOrSeconds } from "../config/duration_or_seconds.ts";
 import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
@@ -28,15 +29,21 @@ import { AzureBlobContainer, azureStorageSpec, type BlobInfo } from "../sources/
 import type { BlobClosed, BlobEvent, BlobRef } from "../sources/blob_events.ts";
 import { parseBlobName } from "../sources/k8s_blob_name.ts";
 import { defineMode } from "./mode.ts";
+import {
+  type ResolvedEnvironment,
+  type ResolvedMonitorConfig,
+  resolveMonitorConfig,
+} from "./monitor_reference.ts";
 
 const environmentSpec = f.object({
   subscription: f.string({ description: "Subscription id or name", example: "cp2" }),
   environment: f.string({ description: "Environment name", example: "P1" }),
-  storage_account: azureStorageSpec,
-  container: f.string({
-    description: "Container of the environment's blobs",
+  storage_account: f.optional(azureStorageSpec),
+  container: f.optional(f.string({
+    description:
+      "Container of the environment's blobs (else AZURE_STORAGE_CONTAINER_NAME, else commerce-logs-separated, the reference's)",
     example: "commerce-logs-separated",
-  }),
+  })),
   enabled: f.bool({ description: "Watch this environment", default: true }),
   selectors: f.list(f.string({ description: "service name prefix" }), {
     description: "Only blobs whose service starts with one of these (empty: all)",
@@ -60,7 +67,11 @@ const validZone = (tz: string) => {
 export const monitorSpec = f.object({
   kafka: kafkaSpec({ topic: "Ingestion.Blobs", description: "Where the blob events go" }),
   prefix: f.string({ description: "Blob name prefix before the date", default: "kubernetes/" }),
-  polling_interval: f.duration({ description: "How often to list", default: "5m", min: "1s" }),
+  polling_interval: durationOrSeconds({
+    description: "How often to list",
+    default: "5m",
+    min: "1s",
+  }),
   timezone: f.string({
     description: "Time zone of the blobs' dates (IANA name)",
     default: "UTC",
@@ -78,6 +89,19 @@ export const monitorSpec = f.object({
       min: 1,
     }),
   }, { description: "Closing detection" }),
+  global: f.optional(f.object({
+    polling_interval: f.optional(durationOrSeconds({ description: "As polling_interval" })),
+    timezone: f.optional(f.string({ description: "As timezone", check: validZone })),
+    blob_closing: f.optional(f.object({
+      enabled: f.optional(f.bool({ description: "As blob_closing.enabled" })),
+      timeout_minutes: f.optional(
+        f.int({ description: "As blob_closing.timeout_minutes", min: 1 }),
+      ),
+    }, { description: "As blob_closing" })),
+  }, {
+    description:
+      "The reference monitor's layout (kafka:, global:, environments:): keys set here replace the ones above",
+  })),
   environments: f.list(environmentSpec, {
     description: "Environments to watch",
     default: [],
@@ -136,7 +160,7 @@ interface Seen {
 }
 
 /** Lists an environment's blobs under a prefix. */
-export type Lister = (env: MonitorEnvironment, prefix: string) => AsyncIterable<BlobInfo>;
+export type Lister = (env: ResolvedEnvironment, prefix: string) => AsyncIterable<BlobInfo>;
 
 /** Options for {@link BlobMonitor}. */
 export interface BlobMonitorOptions {
@@ -154,13 +178,13 @@ export interface BlobMonitorOptions {
 
 /** Polls the environments and announces changes; what was announced survives restarts. */
 export class BlobMonitor {
-  readonly #c: MonitorConfig;
+  readonly #c: ResolvedMonitorConfig;
   readonly #o: Required<BlobMonitorOptions>;
-  readonly #containers = new Map<MonitorEnvironment, Promise<AzureBlobContainer>>();
+  readonly #containers = new Map<ResolvedEnvironment, Promise<AzureBlobContainer>>();
   readonly #m;
 
-  constructor(c: MonitorConfig, options: BlobMonitorOptions) {
-    this.#c = c;
+  constructor(c: MonitorConfig | ResolvedMonitorConfig, options: BlobMonitorOptions) {
+    this.#c = resolveMonitorConfig(c);
     this.#o = {
       list: (env, prefix) => this.#azureList(env, prefix),
       now: Date.now,
@@ -179,7 +203,7 @@ export class BlobMonitor {
     };
   }
 
-  async *#azureList(env: MonitorEnvironment, prefix: string): AsyncIterable<BlobInfo> {
+  async *#azureList(env: ResolvedEnvironment, prefix: string): AsyncIterable<BlobInfo> {
     let c = this.#containers.get(env);
     if (!c) {
       c = AzureBlobContainer.open(env.storage_account, env.container);
@@ -344,14 +368,18 @@ function closedEvent(
 /** Mode `monitor`. */
 export const monitorMode = defineMode({
   name: "monitor",
+  // The reference's config file (kafka:, global:, environments: at the top) runs unchanged.
+  referenceLayout: { marker: "environments", keys: ["kafka", "global", "environments"] },
   summary: "Azure append blobs → blob events (observed, listed, closed) in Kafka",
   spec: monitorSpec,
   flags: {
     once: { key: "once", description: "Poll once, then exit", boolean: true },
     brokers: { key: "kafka.brokers", description: "Kafka brokers, comma-separated", list: true },
     topic: { key: "kafka.topic", description: "Topic of the events" },
+    "state-file": { key: "state_file", description: "What was announced (a JSON file)" },
   },
-  async run({ config, configDir, metrics, log, health, signal }) {
+  async run({ config: section, configDir, metrics, log, health, signal }) {
+    const config = resolveMonitorConfig(section);
     const sink = await KafkaSink.connect(config.kafka, { log, metrics });
     health.set("kafka", true);
     const store = new CheckpointStore(resolve(configDir, config.state_file), {

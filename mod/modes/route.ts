@@ -17,9 +17,13 @@ import { awsFields } from "../sources/aws.ts";
 import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 import type { S3ObjectSource } from "../sources/s3_object.ts";
 import { defineMode } from "./mode.ts";
+import { routeEnvHelp, withRouteEnv } from "./route_env.ts";
 
-/** The `route:` config section (the reference's settings, as keys). */
-export const routeSpec = f.object({
+/**
+ * The `route:` config section (the reference's settings, as keys; its environment variables
+ * fill the keys the file leaves out: route_env.ts).
+ */
+export const routeSpec = withRouteEnv(f.object({
   input: f.enum(["lambda", "sqs", "manual", "scan"] as const, {
     description:
       "lambda: AWS Lambda custom runtime (SQS batches, partial batch failure). sqs: long-poll queue_url. manual: events from the files given as arguments, or stdin. scan: poll source_bucket",
@@ -134,7 +138,7 @@ export const routeSpec = f.object({
   aws: f.object(awsFields, {
     description: "AWS connection of every client (endpoint: moto, LocalStack)",
   }),
-}, { description: "Mode route: S3 events → tenant configs (DynamoDB) → CloudWatch Logs / S3" });
+}, { description: "Mode route: S3 events → tenant configs (DynamoDB) → CloudWatch Logs / S3" }));
 
 /** Mode `route`. */
 export const routeMode = defineMode({
@@ -152,7 +156,8 @@ export const routeMode = defineMode({
     },
   },
   usage:
-    "input manual reads the event files given as arguments (or stdin): route --input manual events.json",
+    "input manual reads the event files given as arguments (or stdin): route --input manual events.json\n" +
+    routeEnvHelp(),
   async run({ config, configDir, metrics, log, health, signal, args }) {
     const { buildRoute } = await import("./route_build.ts");
     const r = await buildRoute(config, metrics, log);

@@ -31,7 +31,9 @@ export class RouteMetrics {
   readonly malformed: Counter;
 
   constructor(m: Registry) {
-    const c = (name: string, help: string) => m.counter(name, help);
+    // Every series is labelled (an unused counter then shows no unlabelled 0).
+    const c = (name: string, help: string, labels = ["tenant", "destination"]) =>
+      m.counter(name, help, labels);
     this.delivered = c(
       "route_records_delivered_total",
       "Records delivered, by tenant, destination",
@@ -40,6 +42,7 @@ export class RouteMetrics {
     this.rejected = c(
       "route_records_rejected_total",
       "Records CloudWatch Logs refuses (too_old, too_new, expired, empty), by tenant, destination, reason",
+      ["tenant", "destination", "reason"],
     );
     this.failedRecords = c(
       "route_records_failed_total",
@@ -48,6 +51,7 @@ export class RouteMetrics {
     this.failures = c(
       "route_delivery_failures_total",
       "Failed deliveries, by tenant, destination, recoverable (true: left for redelivery)",
+      ["tenant", "destination", "recoverable"],
     );
     this.objects = c(
       "route_objects_delivered_total",
@@ -56,14 +60,17 @@ export class RouteMetrics {
     this.filtered = c(
       "route_objects_filtered_total",
       "Objects no enabled delivery config wants (desired_logs), by tenant",
+      ["tenant"],
     );
     this.undeliverable = c(
       "route_objects_undeliverable_total",
       "Objects that cannot be delivered (invalid_key, unknown_tenant, object_gone), by reason",
+      ["reason"],
     );
     this.malformed = c(
       "route_records_malformed_total",
       "Lines that are not JSON records, by tenant",
+      ["tenant"],
     );
   }
 

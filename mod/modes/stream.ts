@@ -17,6 +17,7 @@ import { resolve } from "node:path";
 import { defineMode } from "./mode.ts";
 import { awsClientConfig } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
+import { TailSource } from "../sources/file_tail.ts";
 import type { Source } from "../pipeline/types.ts";
 import { deliverStream } from "./stream_deliver.ts";
 import { streamSpec } from "./stream_spec.ts";
@@ -58,7 +59,16 @@ export const streamMode = defineMode({
     const stateFile = resolve(configDir, config.state_file);
     const p = config.processing;
     let source: Source;
-    if (config.source === "s3" && config.discovery === "sqs") {
+    let tail: TailSource | undefined;
+    if (config.source === "tail") {
+      source = tail = new TailSource(config.tail, {
+        stateFile,
+        baseDir: configDir,
+        log,
+        metrics,
+        maxLineBytes: p.max_line_bytes,
+      });
+    } else if (config.source === "s3" && config.discovery === "sqs") {
       const [{ S3Client }, { SQSClient }, { SqsS3Source }] = await Promise.all([
         import("@aws-sdk/client-s3"),
         import("@aws-sdk/client-sqs"),
@@ -93,6 +103,9 @@ export const streamMode = defineMode({
     } else {
       source = new FileSource({
         root: resolve(configDir, config.file.path),
+        // The bucket's layout, nothing else (a stray manifest.json at the root is not data).
+        pattern: "year=*/month=*/day=*/*",
+        metrics,
         stateFile,
         scanInterval: p.scan_interval,
         delayWindow: p.delay_window,
@@ -100,12 +113,16 @@ export const streamMode = defineMode({
         log,
       });
     }
-    const stats = await deliverStream(source, config, {
+    // Tailed files are plain text (a gzip rotation is told by its magic bytes): not_gzip would
+    // quarantine them all.
+    const delivered = tail ? { ...config, processing: { ...p, plain: "allow" as const } } : config;
+    const stats = await deliverStream(source, delivered, {
       metrics,
       log,
       health,
       signal,
       configDir,
+      ...(tail?.frame && { frame: tail.frame }),
     });
     return stats.unitsFailed > 0 && p.once ? 1 : 0;
   },

@@ -10,7 +10,7 @@ import type { Logger } from "../log/logger.ts";
 import { runOtlpExport } from "../metrics/otlp.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { DeadLetter } from "../pipeline/dead_letter.ts";
-import { runPipeline } from "../pipeline/run.ts";
+import { type PipelineOptions, runPipeline } from "../pipeline/run.ts";
 import type { Source } from "../pipeline/types.ts";
 import { HttpSink } from "../sinks/http.ts";
 import type { Health } from "../status/health.ts";
@@ -25,6 +25,8 @@ export interface DeliverStreamOptions {
   signal: AbortSignal;
   /** What `dead_letter.path` is relative to. @default the working directory */
   configDir?: string;
+  /** Frame records other than lines (the tail source's multi-line records). @default lines */
+  frame?: PipelineOptions<Uint8Array>["frame"];
 }
 
 /**
@@ -36,7 +38,7 @@ export interface DeliverStreamOptions {
 export async function deliverStream(
   source: Source,
   config: Pick<StreamConfig, "http" | "processing" | "otlp" | "dead_letter">,
-  { metrics, log, health, signal, configDir = "." }: DeliverStreamOptions,
+  { metrics, log, health, signal, configDir = ".", frame }: DeliverStreamOptions,
 ) {
   const p = config.processing;
   const sink = new HttpSink(config.http, { metrics, log, health });
@@ -59,6 +61,7 @@ export async function deliverStream(
     maxAttempts: p.max_attempts,
     deadLetter: new DeadLetter(resolve(configDir, config.dead_letter.path)),
     mode: "stream",
+    ...(frame && { frame }),
   });
   stopExport.abort();
   await exporting;

@@ -10,13 +10,14 @@ import { deadLetterSpec } from "../pipeline/dead_letter.ts";
 import { maxAttemptsField } from "../pipeline/run.ts";
 import { httpSinkSpec } from "../sinks/http.ts";
 import { awsFields } from "../sources/aws_spec.ts";
+import { tailSourceSpec } from "../sources/file_tail.ts";
 import { sqsSpec } from "../sources/s3_sqs_spec.ts";
 
 /** The `stream:` config section. */
 export const streamSpec = f.object({
-  source: f.enum(["s3", "file"] as const, {
+  source: f.enum(["s3", "file", "tail"] as const, {
     description:
-      "Where files come from: s3 (a bucket prefix) or file (a local directory laid out like one)",
+      "Where files come from: s3 (a bucket prefix), file (a local directory laid out like one) or tail (follow growing, rotating files: tail:)",
     default: "s3",
   }),
   s3: f.object({
@@ -41,10 +42,12 @@ export const streamSpec = f.object({
   }, { description: "S3 source (source: s3)" }),
   file: f.object({
     path: f.string({
-      description: "Directory treated like a bucket (source: file)",
+      description:
+        "Directory laid out like the bucket (source: file): only files under year=*/month=*/day=*/ are read",
       default: "/var/log/edge-agent/incoming",
     }),
   }, { description: "Local directory source (source: file)" }),
+  tail: tailSourceSpec,
   discovery: f.enum(["scan", "sqs"] as const, {
     description:
       "scan: list the day partitions every scan_interval. sqs: read ObjectCreated notifications from sqs.queue_url (several agents can share one queue)",
@@ -101,6 +104,13 @@ export const streamSpec = f.object({
 }, {
   description: "Mode stream: S3 (or a directory) → HTTP endpoints",
   check: (c) => {
+    if (c.source === "tail") {
+      // A tail follows files for good (scan_interval, delay_window and lateness are the other
+      // sources'; poll_interval, line_timeout and rotate_wait are the tail's).
+      return c.processing.once
+        ? [{ key: "processing.once", message: "does not apply to source: tail" }]
+        : [];
+    }
     if (c.source !== "s3") return [];
     if (c.discovery === "sqs") {
       return c.sqs.queue_url

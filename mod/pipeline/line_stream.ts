@@ -31,10 +31,15 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
   bytes = 0;
   /** Lines cut at `maxLineBytes`. */
   linesTruncated = 0;
+  /** Where the first cut line starts: its byte offset in the input (undefined: none cut). */
+  firstTruncatedAt: number | undefined;
   /** Empty lines skipped. */
   emptyLines = 0;
   #partial: Uint8Array[] = [];
   #partialBytes = 0;
+  /** Input bytes before the current chunk, and where the partial line starts. */
+  #seen = 0;
+  #partialStart = 0;
   /** Inside an over-long line whose head was already emitted: discard up to the newline. */
   #discarding = false;
   readonly #max: number;
@@ -86,13 +91,18 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
     this.bytes += n;
   }
 
-  /** Emit a complete line (CR still on), cutting it at the limit. */
-  #emitCut(line: Uint8Array, out: Uint8Array[]): void {
+  /** Emit a complete line (CR still on) starting at input offset `at`, cut at the limit. */
+  #emitCut(line: Uint8Array, out: Uint8Array[], at: number): void {
     const eff = line.length > 0 && line[line.length - 1] === 13 ? line.length - 1 : line.length;
     if (eff > this.#max) {
       this.#emit(line.subarray(0, this.#max), out);
-      this.linesTruncated++;
+      this.#cut(at);
     } else this.#emit(line, out);
+  }
+
+  #cut(at: number): void {
+    this.linesTruncated++;
+    this.firstTruncatedAt ??= at;
   }
 
   #joinPartial(): Uint8Array {
@@ -119,22 +129,23 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
         const seg = chunk.subarray(start, nl);
         this.#partial.push(seg);
         this.#partialBytes += seg.length;
-        this.#emitCut(this.#joinPartial(), out);
+        this.#emitCut(this.#joinPartial(), out, this.#partialStart);
         this.#partial = [];
         this.#partialBytes = 0;
       } else {
-        this.#emitCut(chunk.subarray(start, nl), out);
+        this.#emitCut(chunk.subarray(start, nl), out, this.#seen + start);
       }
       start = nl + 1;
     }
     if (start < chunk.length && !this.#discarding) {
       const rest = chunk.subarray(start);
+      if (this.#partialBytes === 0) this.#partialStart = this.#seen + start;
       if (this.#partialBytes + rest.length > max + 1) {
         // Over the limit without a newline yet: emit the head now, drop the rest of the line.
         this.#partial.push(rest);
         this.#partialBytes += rest.length;
         this.#emit(this.#joinPartial().subarray(0, max), out);
-        this.linesTruncated++;
+        this.#cut(this.#partialStart);
         this.#partial = [];
         this.#partialBytes = 0;
         this.#discarding = true;
@@ -144,6 +155,7 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
         this.#partialBytes += rest.length;
       }
     }
+    this.#seen += chunk.length;
     return out;
   }
 }

@@ -168,6 +168,8 @@ class UnitTracker {
   inputDone = false;
   consumed = 0;
   truncated = 0;
+  /** Where the first cut line starts (decoded bytes), when one was cut. */
+  truncatedAt: number | undefined;
   #sealed: number;
   #acked: number;
   #ranges: Range[] = [];
@@ -230,11 +232,12 @@ class UnitTracker {
     this.rejection ??= { reason, message };
   }
 
-  done(consumed: number, truncated: number): void {
+  done(consumed: number, truncated: number, truncatedAt?: number): void {
     if (this.inputDone) return;
     this.inputDone = true;
     this.consumed = consumed;
     this.truncated = truncated;
+    this.truncatedAt = truncatedAt;
     this.#maybeSettle();
   }
 
@@ -245,6 +248,7 @@ class UnitTracker {
       bytes: this.bytes,
       consumed: this.consumed,
       truncated: this.truncated,
+      ...(this.truncatedAt !== undefined && { truncatedAt: this.truncatedAt }),
       ...(skipped > 0 && { skipped }),
       ...(this.rejected > 0 && { rejected: this.rejected }),
       ...(this.resumed > 0 && { resumed: this.resumed }),
@@ -637,7 +641,7 @@ export async function runPipeline<T = Uint8Array>(
         m.skipped.inc(decoder.skipped);
         stats.skipped += decoder.skipped;
       }
-      t.done(decoder.consumed, truncated);
+      t.done(decoder.consumed, truncated, framer?.firstTruncatedAt);
       if (sourceDone) await batcher.flush();
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));

@@ -20,6 +20,8 @@ export interface UnitResult {
   consumed: number;
   /** Lines cut at `max_line_bytes`. */
   truncated: number;
+  /** Where the first cut line starts, in decoded bytes (when a line was cut). */
+  truncatedAt?: number;
   /** Input bytes passed over as corrupt (gzip resync); absent when none. */
   skipped?: number;
   /** Items a sink refused for good, written to the dead letter; absent when none. */

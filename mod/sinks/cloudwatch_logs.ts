@@ -152,6 +152,7 @@ export class CloudWatchLogsSink implements Sink<CloudWatchEvent> {
       retries: m.counter(
         "cloudwatch_logs_retries_total",
         "PutLogEvents and create calls retried, by reason (throttled, transient)",
+        ["reason"],
       ),
       created: m.counter("cloudwatch_logs_created_total", "Log groups and streams created"),
       truncated: m.counter(

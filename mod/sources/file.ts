@@ -11,6 +11,12 @@
  * Entries of files that are gone are pruned, so the state stays as large as the directory.
  * Skipped: names starting with a dot (rsync/editor temp files), the state file itself,
  * directories reached through symlinks (no loops). Files reached through symlinks are read.
+ * Other entries skipped are logged at debug once each and counted in
+ * `file_entries_skipped_total{reason}`: `special_file` (FIFO, socket, device), `symlink_loop`,
+ * `broken_symlink`, `symlink_to_directory`, `outside_layout` (a name `pattern` does not match:
+ * stream reads only files inside `year=/month=/day=` partitions, so a stray `manifest.json` is
+ * not sent).
+ * A file with lines cut at `max_line_bytes` is logged once, with the offset of the first cut line.
  *
  * A file whose delivery failed (a destination down, a sink gave up) is not recorded and is read
  * again at the next scan (in watch mode), resuming after the lines already delivered (the
@@ -24,6 +30,7 @@
 import { basename, join, matchesGlob, relative, resolve, sep } from "node:path";
 import { f, type Infer } from "../config/spec.ts";
 import type { Logger } from "../log/logger.ts";
+import type { Counter, Registry } from "../metrics/registry.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
@@ -84,6 +91,8 @@ export interface FileSourceOptions {
   /** Checkpoint writes are coalesced over this many ms. @default 1000 */
   checkpointInterval?: number;
   log: Logger;
+  /** Counts skipped entries (`file_entries_skipped_total`). */
+  metrics?: Registry;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
 }
@@ -152,6 +161,9 @@ export class FileSource implements Source {
   #inflight = new Map<string, number>();
   /** Files found and not yet handed out, or whose last attempt failed, with their time. */
   #waiting = new Map<string, number>();
+  /** Entries already reported as skipped (each is logged and counted once). */
+  #skipped = new Set<string>();
+  readonly #skips: Counter | undefined;
   #loaded = false;
   #scans = 0;
 
@@ -171,6 +183,7 @@ export class FileSource implements Source {
       once = false,
       checkpointInterval = 1000,
       log,
+      metrics,
       now = Date.now,
     }: FileSourceOptions,
   ) {
@@ -184,6 +197,11 @@ export class FileSource implements Source {
     this.#once = once;
     this.#log = log;
     this.#now = now;
+    this.#skips = metrics?.counter(
+      "file_entries_skipped_total",
+      "Directory entries not read, by reason (special_file, symlink_loop, broken_symlink, symlink_to_directory, outside_layout)",
+      ["reason"],
+    );
     this.#ownStore = !store;
     this.#store = store ??
       new CheckpointStore(resolve(stateFile!), { flushInterval: checkpointInterval, log, now });
@@ -197,6 +215,15 @@ export class FileSource implements Source {
   /** Whether a directory (rel path, "/"-terminated, "" for the root) can hold prefix matches. */
   #descend(relDir: string): boolean {
     return relDir.startsWith(this.#prefix) || this.#prefix.startsWith(relDir);
+  }
+
+  /** Log (debug) and count a skipped entry, once per path. */
+  #skip(rel: string, reason: string, error?: unknown): void {
+    const key = `${reason}:${rel}`;
+    if (this.#skipped.has(key)) return;
+    this.#skipped.add(key);
+    this.#skips?.inc(1, { reason });
+    this.#log.debug("entry skipped", { path: rel, reason, ...(error ? { error } : {}) });
   }
 
   #matches(rel: string, name: string): boolean {
@@ -233,20 +260,33 @@ export class FileSource implements Source {
           if (this.#descend(rel + "/")) await walk(path, rel + "/");
           continue;
         }
-        if (!e.isFile && !e.isSymlink) continue;
+        if (!e.isFile && !e.isSymlink) {
+          this.#skip(rel, "special_file");
+          continue;
+        }
         if (e.name.startsWith(stateName) && (path === statePath || path.startsWith(statePath))) {
           continue;
         }
-        if (!this.#matches(rel, e.name)) continue;
+        if (!this.#matches(rel, e.name)) {
+          if (rel.startsWith(this.#prefix)) this.#skip(rel, "outside_layout");
+          continue;
+        }
         present.add(rel);
         if (this.#store.isDone(rel) || this.#inflight.has(rel)) continue;
         let st: Deno.FileInfo;
         try {
           st = await Deno.stat(path); // follows a symlink
-        } catch {
-          continue; // gone since listed
+        } catch (err) {
+          if (err instanceof Deno.errors.FilesystemLoop) this.#skip(rel, "symlink_loop", err);
+          else if (e.isSymlink && err instanceof Deno.errors.NotFound) {
+            this.#skip(rel, "broken_symlink");
+          } // else gone since listed
+          continue;
         }
-        if (!st.isFile) continue;
+        if (!st.isFile) {
+          this.#skip(rel, st.isDirectory ? "symlink_to_directory" : "special_file");
+          continue;
+        }
         const mtime = st.mtime?.getTime() ?? 0;
         const named = fileTime(e.name);
         const time = named !== undefined ? named * 1000 : mtime;
@@ -359,6 +399,13 @@ export class FileSource implements Source {
       },
       ack: (result) => {
         this.#inflight.delete(file.rel);
+        if (result.truncated > 0) {
+          this.#log.warn("lines longer than max_line_bytes were cut", {
+            file: file.rel,
+            offset: result.truncatedAt,
+            lines_cut: result.truncated,
+          });
+        }
         this.#store.markDone(file.rel, {
           lines: result.lines + (result.resumed ?? 0),
           consumed: result.consumed,

@@ -102,6 +102,7 @@ export class S3EventBatch implements Source {
       undeliverable: o.metrics.counter(
         "sqs_objects_undeliverable_total",
         "Objects that failed for a reason redelivery cannot fix (logged): their message is deleted",
+        ["reason"],
       ),
       requeued: o.metrics.counter(
         "sqs_objects_requeued_total",

@@ -139,6 +139,7 @@ export class SqsS3Source implements Source {
     this.#undeliverable = o.metrics.counter(
       "sqs_objects_undeliverable_total",
       "Objects that failed for a reason redelivery cannot fix (logged): their message is deleted",
+      ["reason"],
     );
   }
 

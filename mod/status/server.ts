@@ -1,11 +1,14 @@
 /**
  * The embedded status endpoint: /healthz, /readyz, /metrics, /status. The handler is a plain
- * `(req: Request) => Response`, served by Deno.serve on 127.0.0.1:8686 by default.
+ * `(req: Request) => Response`, served by Deno.serve behind a guard (header and request timeouts, a
+ * connection cap: guarded_server.ts) on 127.0.0.1:8686 by default.
  * @module
  */
 
 import { f, type Infer } from "../config/spec.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { redactText } from "../log/redact.ts";
+import { type GuardedServer, serveGuarded } from "./guarded_server.ts";
 import type { Health } from "./health.ts";
 
 /** Where the status endpoint listens unless configured. */
@@ -24,6 +27,22 @@ export const statusSpec = f.object({
       return port > 65535 ? `the port must be 0 to 65535: got ${port}` : undefined;
     },
   }),
+  header_timeout: f.duration({
+    description: "A connection whose request head has not arrived by then is closed",
+    default: "10s",
+    min: "100ms",
+  }),
+  request_timeout: f.duration({
+    description: "A request not answered by then is cut (WebSockets excepted)",
+    default: "30s",
+    min: "100ms",
+  }),
+  max_connections: f.int({
+    description: "Connections open at once; more are answered 503 and closed",
+    default: 100,
+    min: 1,
+    max: 10_000,
+  }),
 }, { description: "Embedded HTTP status endpoint (/healthz, /readyz, /metrics, /status)" });
 
 /** Options for {@link statusHandler}. */
@@ -40,11 +59,17 @@ export interface StatusHandlerOptions {
   routes?: (req: Request) => Response | Promise<Response> | undefined;
 }
 
+/**
+ * Every standard answer's body goes out through here: URLs in it lose their userinfo and secret
+ * query parameters (an endpoint's credentials quoted by an error in `last_errors` or a readiness
+ * reason).
+ */
+function answer(body: string, contentType: string, status = 200): Response {
+  return new Response(redactText(body), { status, headers: { "content-type": contentType } });
+}
+
 function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body, null, 2) + "\n", {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
+  return answer(JSON.stringify(body, null, 2) + "\n", "application/json; charset=utf-8", status);
 }
 
 /**
@@ -64,15 +89,13 @@ export function statusHandler(
     }
     switch (pathname) {
       case "/healthz":
-        return new Response("ok\n", { headers: { "content-type": "text/plain" } });
+        return answer("ok\n", "text/plain");
       case "/readyz":
         return health.ready
-          ? new Response("ready\n", { headers: { "content-type": "text/plain" } })
+          ? answer("ready\n", "text/plain")
           : json({ ready: false, reasons: health.reasons() }, 503);
       case "/metrics":
-        return new Response(registry.render(), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
+        return answer(registry.render(), "text/plain; version=0.0.4; charset=utf-8");
       case "/status": {
         const lag = registry.all().find((m) => m.name === "processing_lag_seconds");
         return json({
@@ -95,23 +118,27 @@ export function statusHandler(
 }
 
 /**
- * Serve the status endpoint on `listen` (host:port).
+ * Serve the status endpoint on `listen` (host:port), behind the guard of guarded_server.ts
+ * (header and request timeouts, a connection cap).
  *
- * @returns the server; `shutdown()` it when done.
+ * @returns the server; `shutdown()` it, or abort `signal`, when done.
  */
 export function serveStatus(
-  config: Infer<typeof statusSpec>,
+  config: Pick<Infer<typeof statusSpec>, "listen"> & Partial<Infer<typeof statusSpec>>,
   handler: (req: Request) => Response | Promise<Response>,
   signal?: AbortSignal,
-): Deno.HttpServer<Deno.NetAddr> {
+): GuardedServer {
   const i = config.listen.lastIndexOf(":");
   const hostname = config.listen.slice(0, i).replace(/^\[|\]$/g, "");
   const port = Number(config.listen.slice(i + 1));
-  return Deno.serve({
+  return serveGuarded({
     hostname,
     port,
+    ...(config.header_timeout !== undefined && { headerTimeout: config.header_timeout }),
+    ...(config.request_timeout !== undefined && { requestTimeout: config.request_timeout }),
+    ...(config.max_connections !== undefined && { maxConnections: config.max_connections }),
     ...(signal && { signal }),
-    onListen: () => {},
-    onError: (e) => new Response(`internal error: ${(e as Error).message}\n`, { status: 500 }),
+    onError: (e) =>
+      new Response(`internal error: ${redactText((e as Error).message)}\n`, { status: 500 }),
   }, handler);
 }

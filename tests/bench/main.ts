@@ -8,6 +8,7 @@ import { bench as sinksBench } from "./sinks.ts";
 import { bench as routeBench } from "./route.ts";
 import { processBench } from "./process.ts";
 import { syslogBench } from "./syslog.ts";
+import { tailBench } from "./tail.ts";
 import type { BenchRow } from "./row.ts";
 
 const suites: Record<string, () => Promise<BenchRow[]>> = {
@@ -21,6 +22,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   route: routeBench,
   syslog: () => syslogBench(),
   process: () => processBench(),
+  tail: () => tailBench(),
 };
 
 const wanted = Deno.args.length ? Deno.args : Object.keys(suites);

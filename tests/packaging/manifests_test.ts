@@ -33,7 +33,7 @@ async function validateConfig(text: string): Promise<{ code: number; out: string
   }
 }
 
-Deno.test("kubernetes/sidecar.yaml probes /readyz and /healthz on the port the config listens on", async () => {
+Deno.test("kubernetes/sidecar.yaml probes liveness on /healthz at the port the config listens on, and no readiness", async () => {
   const docs = parseAllDocuments(
     await Deno.readTextFile(`${root}packaging/kubernetes/sidecar.yaml`),
   );
@@ -58,9 +58,10 @@ Deno.test("kubernetes/sidecar.yaml probes /readyz and /healthz on the port the c
   assert.ok(agent, "no edge-agent container");
   const portOf = (p: string | number) =>
     typeof p === "number" ? p : agent.ports.find((x: Any) => x.name === p)?.containerPort;
-  assert.equal(agent.readinessProbe.httpGet.path, "/readyz");
+  // A sidecar's readiness is the pod's: /readyz (503 while the intake is down) must not take
+  // the application out of service, so the agent has no readinessProbe (README "Tailing files").
+  assert.equal(agent.readinessProbe, undefined, "no readinessProbe on the sidecar");
   assert.equal(agent.livenessProbe.httpGet.path, "/healthz");
-  assert.equal(portOf(agent.readinessProbe.httpGet.port), port);
   assert.equal(portOf(agent.livenessProbe.httpGet.port), port);
 
   // The config comes from the ConfigMap, mounted where EDGE_AGENT_CONFIG points.

@@ -88,3 +88,22 @@ Deno.test("LineStream.split() keeps no view of a chunk: its buffer may be reused
   chunk.fill(120); // the decoder reuses the buffer for its next output
   assert.deepEqual(ls.split(enc("o\n")).map(dec), ["two"]);
 });
+
+Deno.test("LineStream.firstTruncatedAt is the input offset where the first cut line starts", () => {
+  const e = (s: string) => new TextEncoder().encode(s);
+  // Within one chunk.
+  const a = new LineStream({ maxLineBytes: 4 });
+  a.split(e("ab\nabcdefg\nxyzuvw\n"));
+  assert.equal(a.firstTruncatedAt, 3);
+  assert.equal(a.linesTruncated, 2);
+  // A line that starts in one chunk and is cut in a later one.
+  const b = new LineStream({ maxLineBytes: 4 });
+  b.split(e("ok\nab"));
+  b.split(e("c"));
+  b.split(e("defgh\n"));
+  assert.equal(b.firstTruncatedAt, 3);
+  // None cut.
+  const c = new LineStream({ maxLineBytes: 4 });
+  c.split(e("ab\ncd\n"));
+  assert.equal(c.firstTruncatedAt, undefined);
+});

@@ -84,6 +84,19 @@ Deno.test("serveStatus() answers all four endpoints over a real socket on 127.0.
   await server.finished;
 });
 
+Deno.test("statusHandler() redacts URL credentials in /status, /readyz and /metrics", async () => {
+  const { handler, health, registry } = setup();
+  const url = "http://user:pw1@127.0.0.1:9/in?api_key=k1";
+  health.set("sink", false, `error sending request for url (${url})`);
+  health.recordError("failed", { endpoint: url });
+  registry.counter("odd_total", "odd").inc(1, { endpoint: url });
+  for (const path of ["/status", "/readyz", "/metrics"]) {
+    const body = await (await handler(get(path))).text();
+    assert.ok(!body.includes("pw1") && !body.includes("api_key=k1"), `${path}: ${body}`);
+    assert.match(body, /http:\/\/\*\*\*@127\.0\.0\.1:9\/in\?api_key=\*\*\*/, path);
+  }
+});
+
 Deno.test("statusHandler() /status lists the most recently quarantined units", async () => {
   const { handler, health } = setup();
   health.recordQuarantine({
