@@ -182,6 +182,8 @@ export class BlobMonitor {
   readonly #o: Required<BlobMonitorOptions>;
   readonly #containers = new Map<ResolvedEnvironment, Promise<AzureBlobContainer>>();
   readonly #m;
+  /** Environments whose listing failed in the last poll. */
+  listingFailures = 0;
 
   constructor(c: MonitorConfig | ResolvedMonitorConfig, options: BlobMonitorOptions) {
     this.#c = resolveMonitorConfig(c);
@@ -230,6 +232,7 @@ export class BlobMonitor {
     const after: Record<string, Seen> = structuredClone(before);
     const events: { key: string; event: BlobEvent }[] = [];
     const iso = new Date(now).toISOString();
+    this.listingFailures = 0;
 
     for (const env of c.environments) {
       if (!env.enabled) continue;
@@ -298,6 +301,7 @@ export class BlobMonitor {
           }
         }
       } catch (e) {
+        this.listingFailures++;
         this.#m.errors.inc(1, { environment: `${env.subscription}/${env.environment}` });
         log.error("listing failed: this environment is polled again next time", {
           subscription: env.subscription,
@@ -405,7 +409,8 @@ export const monitorMode = defineMode({
           log.error("poll failed: retrying at the next interval", { error: errorChain(e) });
           if (config.once) return 1;
         }
-        if (config.once) break;
+        // One run that could not list everything failed, as `discover --once` does.
+        if (config.once) return monitor.listingFailures > 0 ? 1 : 0;
         await sleep(config.polling_interval, signal);
       }
       return 0;

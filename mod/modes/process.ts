@@ -9,11 +9,15 @@
  * parser understands are kept as `message` with `parse_error: true`. Records go to OpenObserve,
  * stream `{engine}_{instance}` by default.
  *
- * Only after OpenObserve acknowledged a unit's last record is its progress saved and the event's
- * Kafka offset committed; a crash re-reads from the saved marker (duplicates, never a gap). Two
- * events of one file are never read at once: the second waits for the first to settle. Progress
- * is saved only over the marker the read started from, so a member that lost the event's
- * partition in a rebalance cannot move a newer marker back.
+ * Each portion of a file (one DownloadDBLogFilePortion answer) is a unit of the data path. Only
+ * after OpenObserve acknowledged a portion's last record, and the portions before it were saved,
+ * is its progress saved: the marker after it and the parser's context there (the record still
+ * being folded, the MySQL slow log's current database, ...), so the next read continues exactly
+ * where this one stopped. The event's Kafka offset is committed after its last portion. A crash
+ * re-reads from the last saved portion: what was in flight is sent twice, nothing is lost (we
+ * prefer a duplicate to a gap). Two events of one file are never read at once: the second waits
+ * for the first to settle. Progress is saved only over the marker the portion started from, so a
+ * member that lost the event's partition in a rebalance cannot move a newer marker back.
  *
  * A file RDS no longer has (rotated away or past retention while the event waited) cannot be
  * read: the event is counted (`process_files_vanished_total`), logged with the bytes left unread,
@@ -22,12 +26,12 @@
  */
 
 import { f, type Infer, parseValue } from "../config/spec.ts";
-import type { Logger } from "../log/logger.ts";
+import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { MysqlParser } from "../parsers/mysql.ts";
 import { PostgresParser } from "../parsers/postgres.ts";
-import type { LineParser, LogRecord } from "../parsers/record.ts";
-import { LineStream } from "../pipeline/line_stream.ts";
+import type { LogRecord, ParserContext } from "../parsers/record.ts";
+import { TextLines } from "../parsers/text_lines.ts";
 import { batchSpec, processingSpec, runPipeline } from "../pipeline/run.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import {
@@ -41,7 +45,7 @@ import { awsFields } from "../sources/aws.ts";
 import { awsErrorName } from "../sources/aws_errors.ts";
 import { KafkaSource, kafkaSourceSpec, type KafkaUnit } from "../sources/kafka.ts";
 import { kafkaConnectionFields } from "../sources/kafka_client.ts";
-import { type PortionProgress, Rds, rdsReadSpec } from "../sources/rds.ts";
+import { Rds, rdsReadSpec } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
 import type { LogFileChanged } from "./discover.ts";
 import { defineMode } from "./mode.ts";
@@ -81,10 +85,36 @@ export const processSpec = f.object({
 
 type ProcessConfig = Infer<typeof processSpec>;
 
-/** A parser for an engine's log file. */
-export function parserFor(engine: string, file: string): LineParser {
-  if (engine.includes("postgres")) return new PostgresParser();
-  return new MysqlParser({ kind: MysqlParser.kindOf(file) ?? "auto" });
+/** A parser for an engine's log file, continuing from `context` (a previous read's). */
+export function parserFor(
+  engine: string,
+  file: string,
+  context?: ParserContext,
+): PostgresParser | MysqlParser {
+  if (engine.includes("postgres")) return new PostgresParser({ context });
+  return new MysqlParser({ kind: MysqlParser.kindOf(file) ?? "auto", context });
+}
+
+/**
+ * Largest parser context saved beside a marker (JSON characters). A record still being folded
+ * at the end of a portion is part of it; a larger one (a multi-line record over 64 KiB) is sent
+ * at the portion's end instead, and a continuation of it in the next portion becomes a record of
+ * its own.
+ */
+const MAX_CONTEXT_CHARS = 64 << 10;
+
+/** Lines parsed and encoded in one go (see the frame). */
+const LINES_AT_ONCE = 256;
+
+/** A context saved as JSON; none when it is missing or unreadable (a fresh parser). */
+function parseContext(json: string | undefined): ParserContext | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const c = JSON.parse(json);
+    return typeof c === "object" && c !== null && !Array.isArray(c) ? c : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Why an event is not one: a reason, or the event. */
@@ -112,7 +142,87 @@ export function parseLogEvent(value: Uint8Array): LogFileChanged | string {
   };
 }
 
-/** Turns discover's events into units that read each file's new part. */
+/** What the frame of a portion's unit needs: the file's parser, shared by its portions. */
+export interface PortionFrame {
+  /** Parses the file's lines, portion after portion (one at a time). */
+  readonly parser: PostgresParser | MysqlParser;
+  /** The portion is the event's last: the frame flushes the parser at its end. */
+  readonly last: boolean;
+  /** The frame is done with the portion's lines: the parser's context after them (JSON). */
+  inputDone(context: string): void;
+}
+
+/** `data` in views of `size` bytes (a portion framed a slice at a time, not in one go). */
+function* slices(data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let o = 0; o < data.byteLength; o += size) yield data.subarray(o, o + size);
+}
+
+/** A settable promise. */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+/** Units handed from the events' readers to the pipeline, in the order they were made. */
+class UnitQueue {
+  readonly #items: Unit[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+
+  /** Queue a unit; once the queue is closed it is released un-acked at once. */
+  push(unit: Unit): void {
+    if (this.#closed) {
+      unit.nack(new Error("shutting down: not read")).catch(() => {});
+      return;
+    }
+    this.#items.push(unit);
+    this.#wake?.();
+  }
+
+  /** No more units: the iteration ends once the queued ones are taken. */
+  end(): void {
+    this.#closed = true;
+    this.#wake?.();
+  }
+
+  /** Release the units nobody took (shutdown). */
+  drain(): void {
+    this.#closed = true;
+    for (const unit of this.#items.splice(0)) {
+      unit.nack(new Error("shutting down: not read")).catch(() => {});
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Unit> {
+    for (;;) {
+      const unit = this.#items.shift();
+      if (unit) {
+        yield unit;
+        continue;
+      }
+      if (this.#closed) return;
+      await new Promise<void>((r) => this.#wake = r);
+      this.#wake = undefined;
+    }
+  }
+}
+
+/** Sums of a unit's results. */
+const addResults = (a: UnitResult, b: UnitResult): UnitResult => ({
+  lines: a.lines + b.lines,
+  bytes: a.bytes + b.bytes,
+  consumed: a.consumed + b.consumed,
+  truncated: a.truncated + b.truncated,
+});
+
+/**
+ * Turns discover's events into units of the data path, one per portion of a file's new part
+ * (one DownloadDBLogFilePortion answer; with `source: s3`, the whole new part). Each portion's
+ * ack saves the file's progress, its marker and the parser's context there, once the portions
+ * before it are saved; the event's offset is committed when its last portion is saved. A kill
+ * re-reads from the last saved portion: at most what was in flight is sent twice.
+ */
 class LogFileSource implements Source {
   readonly kind = "rds_logs";
   readonly #events: KafkaSource;
@@ -121,8 +231,9 @@ class LogFileSource implements Source {
   readonly #tracking: LogTracking;
   readonly #log: Logger;
   readonly #m;
-  /** Per file: settles when its last unit settled. */
+  /** Per file: settles when its last event settled. */
   readonly #lanes = new Map<string, Promise<void>>();
+  readonly #frames = new WeakMap<Unit, PortionFrame>();
   readonly #s3: Promise<import("@aws-sdk/client-s3").S3Client> | undefined;
 
   constructor(
@@ -163,109 +274,211 @@ class LogFileSource implements Source {
       : undefined;
   }
 
+  /** The parser and portion state of one of this source's units. */
+  frameOf(unit: Unit): PortionFrame {
+    const f = this.#frames.get(unit);
+    if (!f) throw new TypeError(`not a unit of the rds_logs source: ${unit.id}`);
+    return f;
+  }
+
   async *units(signal: AbortSignal): AsyncIterable<Unit> {
-    for await (const u of this.#events.units(signal)) {
-      const e = parseLogEvent(u.value);
-      if (typeof e === "string") {
-        this.#m.invalid.inc();
-        this.#log.error("event skipped: not a log file event", {
-          topic: u.topic,
-          partition: u.partition,
-          offset: u.offset,
-          reason: e,
-        });
-        await u.ack({ lines: 0, bytes: 0, consumed: 0, truncated: 0 });
-        continue;
+    const queue = new UnitQueue();
+    // Events being read: at most worker_count at once (an event holds a slot until its last
+    // portion's lines are parsed), as one unit each held a worker before.
+    const reading = new Set<Promise<void>>();
+    const pump: Promise<void> = (async () => {
+      try {
+        for await (const u of this.#events.units(signal)) {
+          const e = parseLogEvent(u.value);
+          if (typeof e === "string") {
+            this.#m.invalid.inc();
+            this.#log.error("event skipped: not a log file event", {
+              topic: u.topic,
+              partition: u.partition,
+              offset: u.offset,
+              reason: e,
+            });
+            await u.ack({ lines: 0, bytes: 0, consumed: 0, truncated: 0 });
+            continue;
+          }
+          while (reading.size >= this.#c.processing.worker_count) await Promise.race(reading);
+          const read = this.#read(e, u, queue, signal).finally(() => reading.delete(read));
+          reading.add(read);
+        }
+      } finally {
+        await Promise.all(reading);
+        queue.end();
       }
-      yield this.#unit(e, u);
+    })();
+    pump.catch(() => {}); // surfaced below; when the pipeline stopped early, nobody waits
+    try {
+      yield* queue;
+      await pump;
+    } finally {
+      queue.drain();
     }
   }
 
-  #unit(e: LogFileChanged, u: KafkaUnit): Unit {
+  /**
+   * Read one event's new part, portion by portion; resolves once its last portion's lines are
+   * parsed (its acks follow). Settles the event: acked once every portion was saved, nacked
+   * (read again later, from the last saved portion) when one failed.
+   */
+  async #read(e: LogFileChanged, u: KafkaUnit, queue: UnitQueue, signal: AbortSignal) {
     const lane = `${e.instance}/${e.file}`;
     const before = this.#lanes.get(lane) ?? Promise.resolve();
-    let settle!: () => void;
-    const mine = new Promise<void>((r) => settle = r);
-    this.#lanes.set(lane, mine);
-    mine.then(() => {
-      if (this.#lanes.get(lane) === mine) this.#lanes.delete(lane);
+    const mine = deferred<void>();
+    this.#lanes.set(lane, mine.promise);
+    mine.promise.then(() => {
+      if (this.#lanes.get(lane) === mine.promise) this.#lanes.delete(lane);
     });
-    const stream = streamName(this.#c.openobserve.stream, {
-      engine: e.engine,
-      instance: e.instance,
-      file: e.file,
-    });
-    let start = { marker: "0", processed: 0 };
-    let stored: string | undefined;
-    let progress: PortionProgress | undefined;
-    const finish = async (saveTo?: UnitResult) => {
-      try {
-        if (!saveTo) return;
-        if (progress?.linesCut) this.#m.linesCut.inc(progress.linesCut);
-        if (progress?.gone) {
+    const where = { instance: e.instance, file: e.file };
+    // The chain of saves: each portion's waits for the one before; false once one failed or
+    // lost to another reader.
+    let saved: Promise<boolean> = Promise.resolve(true);
+    let total: UnitResult = { lines: 0, bytes: 0, consumed: 0, truncated: 0 };
+    let failure: Error | undefined;
+    try {
+      await before;
+      const t = await this.#tracking.get(e.instance, e.file);
+      let from = t?.marker;
+      let at = { marker: t?.marker ?? "0", processed: t?.processed ?? 0 };
+      let context = t?.context;
+      if (e.rotated || at.processed > e.size) {
+        this.#m.rotations.inc();
+        this.#log.info("log file rotated: reading it from its start", {
+          ...where,
+          processed: at.processed,
+          size: e.size,
+        });
+        at = { marker: "0", processed: 0 };
+        context = undefined;
+      }
+      const parser = parserFor(e.engine, e.file, parseContext(context));
+      const reader = this.#s3 ? undefined : this.#rds!.reader(e.instance, e.file);
+      const stream = streamName(this.#c.openobserve.stream, {
+        engine: e.engine,
+        instance: e.instance,
+        file: e.file,
+      });
+      let conflict = false;
+      /** Portions acked, by number. */
+      const acks: boolean[] = [];
+      for (let n = 0;; n++) {
+        if (failure) break;
+        if (signal.aborted) {
+          failure = new Error("shutting down: the rest of the file is read after a restart");
+          break;
+        }
+        const start = at;
+        const portion = { last: true, marker: start.marker, gone: false, linesCut: 0, bytes: 0 };
+        const input = deferred<string | Error>();
+        const acked = deferred<UnitResult | Error>();
+        const unit: Unit = {
+          id: `rds://${e.instance}/${e.file}@${u.topic}/${u.partition}/${u.offset}#${n}`,
+          attributes: { engine: e.engine, instance: e.instance, file: e.file, stream },
+          ...(Date.parse(e.last_written) > 0 && { time: Date.parse(e.last_written) }),
+          open: async (sig) => {
+            if (this.#s3) return await this.#openS3(e, start.processed, sig);
+            const p = await reader!.read(start.marker, sig);
+            // (an empty answer that does not move the marker ends the read too, not a loop)
+            portion.last = !p.more || p.gone ||
+              (p.data.byteLength === 0 && p.marker === start.marker);
+            portion.marker = p.marker;
+            portion.gone = p.gone;
+            portion.linesCut = p.linesCut;
+            portion.bytes = p.data.byteLength;
+            return ReadableStream.from(slices(p.data, 64 << 10));
+          },
+          ack: async (r) => {
+            acks[n] = true;
+            acked.resolve(r);
+            if (!await mySave && !conflict) {
+              throw new Error(`progress of ${lane} not saved: ${errorChain(failure)}`);
+            }
+          },
+          nack: (err) => {
+            failure ??= err;
+            acked.resolve(err);
+            input.resolve(err);
+            return Promise.resolve();
+          },
+        };
+        const mySave = saved.then(async (ok) => {
+          const r = await acked.promise;
+          if (r instanceof Error) {
+            failure ??= r;
+            return false;
+          }
+          total = addResults(total, r);
+          if (!ok || portion.gone) return ok;
+          // The next portion is acked already: its save covers this one (saves keep up with
+          // acks however slow the table is).
+          if (acks[n + 1]) return true;
+          const context = await input.promise;
+          if (context instanceof Error) return false;
+          const processed = start.processed + r.consumed;
+          let stored;
+          try {
+            stored = await this.#tracking.saveProgress(
+              e.instance,
+              e.file,
+              portion.marker,
+              processed,
+              from,
+              context === "{}" ? undefined : context,
+            );
+          } catch (err) {
+            // The table is unreachable: the event is read again later, from the last save.
+            failure ??= new Error(`cannot save the progress of ${lane}`, { cause: err });
+            return false;
+          }
+          if (!stored) {
+            conflict = true;
+            this.#m.conflicts.inc();
+            this.#log.warn("progress not saved: another reader moved the marker first", {
+              ...where,
+              from,
+            });
+            return false;
+          }
+          from = portion.marker;
+          return true;
+        });
+        saved = mySave;
+        this.#frames.set(unit, {
+          parser,
+          get last() {
+            return portion.last;
+          },
+          inputDone: (context) => input.resolve(context),
+        });
+        queue.push(unit);
+        if (await input.promise instanceof Error) break;
+        if (portion.linesCut) this.#m.linesCut.inc(portion.linesCut);
+        if (portion.gone) {
           this.#m.vanished.inc();
           this.#log.error("log file no longer exists in RDS: its unread part is lost", {
-            instance: e.instance,
-            file: e.file,
+            ...where,
             topic: u.topic,
             partition: u.partition,
             offset: u.offset,
-            bytes_unread: Math.max(0, e.size - start.processed - saveTo.consumed),
-          });
-          return;
-        }
-        const saved = await this.#tracking.saveProgress(
-          e.instance,
-          e.file,
-          progress?.marker ?? "0",
-          start.processed + saveTo.consumed,
-          stored,
-        );
-        if (!saved) {
-          this.#m.conflicts.inc();
-          this.#log.warn("progress not saved: another reader moved the marker first", {
-            instance: e.instance,
-            file: e.file,
-            from: stored,
+            bytes_unread: Math.max(0, e.size - start.processed),
           });
         }
-      } finally {
-        settle();
+        if (portion.last || conflict) break;
+        at = { marker: portion.marker, processed: start.processed + portion.bytes };
       }
-    };
-    return {
-      id: `rds://${e.instance}/${e.file}@${u.topic}/${u.partition}/${u.offset}`,
-      attributes: { engine: e.engine, instance: e.instance, file: e.file, stream },
-      ...(Date.parse(e.last_written) > 0 && { time: Date.parse(e.last_written) }),
-      open: async (signal) => {
-        await before;
-        const t = await this.#tracking.get(e.instance, e.file);
-        stored = t?.marker;
-        start = { marker: t?.marker ?? "0", processed: t?.processed ?? 0 };
-        if (e.rotated || start.processed > e.size) {
-          this.#m.rotations.inc();
-          this.#log.info("log file rotated: reading it from its start", {
-            instance: e.instance,
-            file: e.file,
-            processed: start.processed,
-            size: e.size,
-          });
-          start = { marker: "0", processed: 0 };
-        }
-        if (this.#s3) return await this.#openS3(e, start.processed, signal);
-        const p = this.#rds!.portion(e.instance, e.file, start.marker, signal);
-        progress = p.progress;
-        return p.body;
-      },
-      ack: async (r) => {
-        await finish(r);
-        await u.ack(r);
-      },
-      nack: async (err) => {
-        await finish();
-        await u.nack(err);
-      },
-    };
+    } catch (err) {
+      failure ??= err instanceof Error ? err : new Error(String(err));
+    }
+    // The event settles once its portions did, in the background: the slot is free now.
+    // A portion lost to another reader (a rebalance) is theirs now: acked, as before.
+    saved.then(async () => {
+      if (failure) await u.nack(failure);
+      else await u.ack(total);
+    }).catch((err) => this.#log.error("event not settled", { ...where, error: err }))
+      .finally(() => mine.resolve());
   }
 
   async #openS3(e: LogFileChanged, from: number, signal: AbortSignal) {
@@ -301,6 +514,29 @@ class LogFileSource implements Source {
 
 const enc = new TextEncoder();
 
+/**
+ * Records as JSON in one buffer: one encoding call for all of them, each record a view of it
+ * (not an allocation and a call per record).
+ */
+export function encodeRecords(records: LogRecord[], stream: string): StreamRecord[] {
+  const texts = records.map((r) => JSON.stringify(r));
+  const all = texts.join("");
+  const bytes = enc.encode(all);
+  const out: StreamRecord[] = new Array(texts.length);
+  if (bytes.length === all.length) {
+    // ASCII only: a record's bytes are as many as its characters.
+    let o = 0;
+    for (let i = 0; i < texts.length; i++) {
+      const n = texts[i]!.length;
+      out[i] = { stream, json: bytes.subarray(o, o + n) };
+      o += n;
+    }
+  } else {
+    for (let i = 0; i < texts.length; i++) out[i] = { stream, json: enc.encode(texts[i]!) };
+  }
+  return out;
+}
+
 export const processMode = defineMode({
   name: "process",
   summary: "Database log events → parsed records → OpenObserve",
@@ -313,13 +549,16 @@ export const processMode = defineMode({
     }, { log, metrics });
     const rds = c.source === "rds" ? await Rds.open(c.rds, log, metrics) : undefined;
     const tracking = await LogTracking.open(c.tracking_table, c.dynamodb);
+    // The pipeline counts the cuts of its own framer; this mode frames text itself.
+    const linesTruncated = metrics.counter("lines_truncated_total", "Lines cut at max_line_bytes");
     const parseErrors = metrics.counter(
       "process_parse_errors_total",
       "Lines kept as message with parse_error: true",
     );
-    const records = metrics.counter("process_records_total", "Records parsed", ["engine"]);
+    const recordsTotal = metrics.counter("process_records_total", "Records parsed", ["engine"]);
+    const source = new LogFileSource(events, c, rds, tracking, log, metrics);
     await runPipeline<StreamRecord>({
-      source: new LogFileSource(events, c, rds, tracking, log, metrics),
+      source,
       sink: new OpenObserveSink(c.openobserve, log, metrics),
       metrics,
       log,
@@ -330,40 +569,56 @@ export const processMode = defineMode({
       sizeOf: streamRecordSize,
       frame: (unit) => {
         const a = unit.attributes!;
-        const parser = parserFor(a.engine!, a.file!);
-        const lines = new LineStream({ maxLineBytes: c.processing.max_line_bytes });
+        const portion = source.frameOf(unit);
+        const parser = portion.parser;
+        const lines = new TextLines({ maxLineBytes: c.processing.max_line_bytes });
         const label = { engine: a.engine! };
-        const encode = (out: StreamRecord[], r: LogRecord) => {
-          if (r.parse_error) parseErrors.inc();
-          const rec = {
-            ...(typeof r.timestamp === "number" && { _timestamp: r.timestamp }),
-            ...r,
-            instance: a.instance,
-            engine: a.engine,
-            log_file: a.file,
-          };
-          out.push({ stream: a.stream!, json: enc.encode(JSON.stringify(rec)) });
+        const emit = (
+          records: LogRecord[],
+          ctrl: TransformStreamDefaultController<StreamRecord[]>,
+        ) => {
+          if (!records.length) return;
+          // The parser's records are ours: their source fields are added in place (no copy).
+          for (const r of records) {
+            if (r.parse_error) parseErrors.inc();
+            r.instance = a.instance;
+            r.engine = a.engine;
+            r.log_file = a.file;
+          }
+          const out = encodeRecords(records, a.stream!);
+          records.length = 0;
+          recordsTotal.inc(out.length, label);
+          ctrl.enqueue(out);
         };
-        // Lines → records in one step per chunk of lines (no stream hop per line).
-        const toRecords = new TransformStream<Uint8Array[], StreamRecord[]>({
-          transform: (chunk, ctrl) => {
-            const out: StreamRecord[] = [];
-            for (const line of chunk) for (const r of parser.push(line)) encode(out, r);
-            if (out.length) {
-              records.inc(out.length, label);
-              ctrl.enqueue(out);
+        // A few hundred lines at a time: their records are encoded and gone before the next
+        // ones are made, so they die young (a whole portion's records at once outlived the
+        // young generation and were copied and promoted).
+        const parse = (text: string[], ctrl: TransformStreamDefaultController<StreamRecord[]>) => {
+          const records: LogRecord[] = [];
+          for (let i = 0; i < text.length; i += LINES_AT_ONCE) {
+            const end = Math.min(text.length, i + LINES_AT_ONCE);
+            for (let j = i; j < end; j++) {
+              for (const r of parser.pushText(text[j]!)) records.push(r);
             }
-          },
+            emit(records, ctrl);
+          }
+        };
+        // Bytes → text lines (a chunk decoded at once) → records, in one step per chunk. The
+        // parser carries on into the file's next portion; it is flushed at the event's last one.
+        return new TransformStream<Uint8Array, StreamRecord[]>({
+          transform: (chunk, ctrl) => parse(lines.split(chunk), ctrl),
           flush: (ctrl) => {
-            const out: StreamRecord[] = [];
-            for (const r of parser.flush()) encode(out, r);
-            if (out.length) {
-              records.inc(out.length, label);
-              ctrl.enqueue(out);
+            parse(lines.end(), ctrl);
+            if (lines.linesTruncated) linesTruncated.inc(lines.linesTruncated);
+            if (portion.last) emit(parser.flush(), ctrl);
+            let context = JSON.stringify(parser.context?.() ?? {});
+            if (context.length > MAX_CONTEXT_CHARS) {
+              emit(parser.flush(), ctrl);
+              context = JSON.stringify(parser.context?.() ?? {});
             }
+            portion.inputDone(context);
           },
         });
-        return { writable: lines.writable, readable: lines.readable.pipeThrough(toRecords) };
       },
     });
   },

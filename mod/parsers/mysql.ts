@@ -6,7 +6,7 @@ import { lineText } from "./line_text.ts";
 import { MysqlErrorParser } from "./mysql_error.ts";
 import { MysqlGeneralParser } from "./mysql_general.ts";
 import { MysqlSlowParser } from "./mysql_slow.ts";
-import type { LineParser, LogRecord } from "./record.ts";
+import type { LineParser, LogRecord, ParserContext } from "./record.ts";
 
 /** The kinds of MySQL log. */
 export type MysqlLogKind = "error" | "slow" | "general";
@@ -30,6 +30,11 @@ export interface MysqlParserOptions {
    * @default {1000}
    */
   detectLines?: number;
+  /**
+   * Where the previous read of the same file stopped: its {@linkcode MysqlParser.context} (with
+   * `kind: "auto"`, the kind it had detected, or the lines it still held).
+   */
+  context?: ParserContext;
 }
 
 type Inner = MysqlErrorParser | MysqlSlowParser | MysqlGeneralParser;
@@ -53,7 +58,7 @@ const ERROR = new RegExp(
 export class MysqlParser implements LineParser {
   #options: { maxRecordChars: number };
   #inner: Inner | undefined;
-  #held: Uint8Array[] = [];
+  #held: string[] = [];
   #detectLines: number;
 
   /**
@@ -62,7 +67,8 @@ export class MysqlParser implements LineParser {
    *   integers
    */
   constructor(
-    { kind = "auto", maxRecordChars = 1_048_576, detectLines = 1000 }: MysqlParserOptions = {},
+    { kind = "auto", maxRecordChars = 1_048_576, detectLines = 1000, context }: MysqlParserOptions =
+      {},
   ) {
     if (!Number.isInteger(detectLines) || detectLines < 1) {
       throw new RangeError(`detectLines must be a positive integer: got ${detectLines}`);
@@ -73,10 +79,26 @@ export class MysqlParser implements LineParser {
       if (kind !== "error" && kind !== "slow" && kind !== "general") {
         throw new RangeError(`kind must be auto, error, slow or general: got ${kind}`);
       }
-      this.#inner = this.#create(kind);
+      this.#inner = this.#create(kind, context);
     } else {
       this.#create("error"); // validates maxRecordChars up front
+      const known = context?.kind;
+      if (known === "error" || known === "slow" || known === "general") {
+        this.#inner = this.#create(known, context);
+      } else if (Array.isArray(context?.held)) {
+        this.#held = context.held.filter((l) => typeof l === "string");
+      }
     }
+  }
+
+  /**
+   * The chosen parser's context and its kind (or, still detecting, the lines held), for the next
+   * read of the same file.
+   */
+  context(): ParserContext {
+    const inner = this.#inner;
+    if (inner === undefined) return this.#held.length ? { held: [...this.#held] } : {};
+    return { kind: this.kind, ...inner.context() };
   }
 
   /**
@@ -124,13 +146,17 @@ export class MysqlParser implements LineParser {
 
   /** Feed one line; returns the records it completed. */
   push(line: Uint8Array): LogRecord[] {
-    if (this.#inner !== undefined) return this.#inner.push(line);
-    const text = lineText(line);
+    return this.pushText(lineText(line));
+  }
+
+  /** Feed one line (text without its newline); returns the records it completed. */
+  pushText(text: string): LogRecord[] {
+    if (this.#inner !== undefined) return this.#inner.pushText(text);
     let kind: MysqlLogKind | undefined;
     if (SLOW.test(text)) kind = "slow";
     else if (GENERAL.test(text)) kind = "general";
     else if (ERROR.test(text)) kind = "error";
-    this.#held.push(line);
+    this.#held.push(text);
     if (kind === undefined && this.#held.length < this.#detectLines) return [];
     return this.#replay(kind ?? "error");
   }
@@ -146,14 +172,15 @@ export class MysqlParser implements LineParser {
     const inner = this.#create(kind);
     this.#inner = inner;
     const out: LogRecord[] = [];
-    for (const held of this.#held) out.push(...inner.push(held));
+    for (const held of this.#held) out.push(...inner.pushText(held));
     this.#held = [];
     return out;
   }
 
-  #create(kind: MysqlLogKind): Inner {
-    if (kind === "slow") return new MysqlSlowParser(this.#options);
-    if (kind === "general") return new MysqlGeneralParser(this.#options);
-    return new MysqlErrorParser(this.#options);
+  #create(kind: MysqlLogKind, context?: ParserContext): Inner {
+    const options = context === undefined ? this.#options : { ...this.#options, context };
+    if (kind === "slow") return new MysqlSlowParser(options);
+    if (kind === "general") return new MysqlGeneralParser(options);
+    return new MysqlErrorParser(options);
   }
 }

@@ -2,9 +2,8 @@
  * MySQL / Aurora MySQL error logs.
  * @module
  */
-import { lineText } from "./line_text.ts";
-import { mysqlTimeMs } from "./mysql_time.ts";
-import type { LogRecord } from "./record.ts";
+import { mysqlTimeUs } from "./mysql_time.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlErrorParser}. */
@@ -14,6 +13,8 @@ export interface MysqlErrorParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode MysqlErrorParser.context}. */
+  context?: ParserContext;
 }
 
 // time, thread id (decimal, or hex for 5.6 InnoDB lines), [severity], [MY-code] [subsystem], message
@@ -21,8 +22,8 @@ const ENTRY =
   /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}|\d{6} {1,2}\d{1,2}:\d{2}:\d{2}) +(?:(\d+|[0-9a-f]{8,16}) +)?(?:\[([A-Za-z]+)\] ?)?(?:\[(MY-\d+)\] \[([A-Za-z ]+)\] ?)?(.*)$/;
 
 /**
- * Parses MySQL error log lines into `{timestamp, thread_id, severity, error_code, subsystem,
- * message}`, for the 8.0 / Aurora MySQL 3 form
+ * Parses MySQL error log lines into `{_timestamp, log_time, thread_id, severity, error_code,
+ * subsystem, message}` (`_timestamp` in microseconds, `log_time` the time as written), for the 8.0 / Aurora MySQL 3 form
  * `2024-05-01T12:00:00.123456Z 0 [Warning] [MY-010055] [Server] message`, the 5.7 form without
  * code and subsystem, the 5.6 form `2024-05-01 12:00:00 12345 [Note] message` (5.6 InnoDB lines
  * carry a hex thread id, kept as a string) and the 5.5 form `240501 12:00:00 [Note] message`.
@@ -36,20 +37,19 @@ export class MysqlErrorParser extends FoldingParser {
    * @param options see {@linkcode MysqlErrorParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: MysqlErrorParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: MysqlErrorParserOptions = {}) {
+    super(maxRecordChars, context);
   }
 
-  /** Feed one line; returns the record it completed, if any. */
-  push(line: Uint8Array): LogRecord[] {
+  /** Feed one line (text without its newline); returns the record it completed, if any. */
+  pushText(text: string): LogRecord[] {
     this.linesSeen++;
-    const text = lineText(line);
     const out: LogRecord[] = [];
     const folder = this.folder;
     const m = ENTRY.exec(text);
-    const timestamp = m === null ? undefined : mysqlTimeMs(m[1]!);
+    const timestamp = m === null ? undefined : mysqlTimeUs(m[1]!);
     if (m !== null && timestamp !== undefined) {
-      const record: LogRecord = { timestamp };
+      const record: LogRecord = { _timestamp: timestamp, log_time: m[1] };
       const thread = m[2];
       if (thread !== undefined) record.thread_id = /^\d+$/.test(thread) ? Number(thread) : thread;
       if (m[3] !== undefined) record.severity = m[3];

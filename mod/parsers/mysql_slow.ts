@@ -2,10 +2,9 @@
  * MySQL / Aurora MySQL slow-query logs.
  * @module
  */
-import { lineText } from "./line_text.ts";
 import { isMysqlLogHeader } from "./mysql_header.ts";
-import { mysqlTimeMs } from "./mysql_time.ts";
-import type { LogRecord } from "./record.ts";
+import { mysqlTimeUs } from "./mysql_time.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode MysqlSlowParser}. */
@@ -16,6 +15,8 @@ export interface MysqlSlowParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode MysqlSlowParser.context}. */
+  context?: ParserContext;
 }
 
 const TIME = /^# Time: (.+?)\s*$/;
@@ -30,8 +31,8 @@ type Phase = "meta" | "preamble" | "query";
 
 /**
  * Parses MySQL slow-query log blocks into one record each:
- * `{timestamp, user, host, ip, id, query_time, lock_time, rows_sent, rows_examined, database?,
- * query}`. A block is
+ * `{_timestamp, log_time, user, host, ip, id, query_time, lock_time, rows_sent, rows_examined,
+ * database?, query}` (`_timestamp` in microseconds, `log_time` the `# Time:` text). A block is
  * ```text
  * # Time: 2024-05-01T12:00:00.123456Z
  * # User@Host: app[app] @ ip-10-0-0-5.ec2.internal [10.0.0.5]  Id:    42
@@ -44,10 +45,11 @@ type Phase = "meta" | "preamble" | "query";
  * Every `Key: value` pair of the `#` lines becomes a lower-cased field (numbers as numbers), so
  * `log_slow_extra` (Thread_id, Errno, Bytes_sent, ...) and MariaDB/Percona extras are kept.
  * `user` is the authenticated user in brackets; `priv_user` is added when the account differs.
- * `# Time:` gives `timestamp`; without it (5.6 writes it once per second) `SET timestamp=`.
+ * `# Time:` gives `_timestamp`; without it (5.6 writes it once per second) `SET timestamp=`.
  * `query` is the text as logged (several lines joined with `"\n"`, final `;` kept).
  * MySQL writes `use db;` only when the database changes, so `database` carries over to the
- * following blocks of the same input.
+ * following blocks of the same input, and to a later read of the same file through
+ * {@linkcode MysqlSlowParser.context}.
  *
  * A block ends at the next `# Time:` or `# User@Host:` line, a file header (skipped, counted in
  * {@linkcode MysqlSlowParser.headerLines}) or the end of input. Lines outside any block become
@@ -62,22 +64,45 @@ export class MysqlSlowParser extends FoldingParser {
    * @param options see {@linkcode MysqlSlowParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: MysqlSlowParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: MysqlSlowParserOptions = {}) {
+    super(maxRecordChars, context);
+    if (context === undefined) return;
+    if (typeof context.database === "string") this.#database = context.database;
+    if (context.phase === "preamble" || context.phase === "query") this.#phase = context.phase;
+    this.#sawUserHost = context.saw_user_host === true;
   }
 
-  /** Feed one line; returns the block it completed, if any. */
-  push(line: Uint8Array): LogRecord[] {
+  /**
+   * The block being read and the current database (MySQL writes `use db;` only when it
+   * changes), for the next read of the same file.
+   */
+  override context(): ParserContext {
+    return {
+      ...super.context(),
+      ...(this.#database !== undefined && { database: this.#database }),
+      ...(this.#phase !== "meta" && { phase: this.#phase }),
+      ...(this.#sawUserHost && { saw_user_host: true }),
+    };
+  }
+
+  /** Feed one line (text without its newline); returns the block it completed, if any. */
+  pushText(text: string): LogRecord[] {
     this.linesSeen++;
-    const text = lineText(line);
     const out: LogRecord[] = [];
     const folder = this.folder;
     const pending = folder.pending;
     const inQuery = this.#phase === "query";
 
     if (text.startsWith("# Time: ")) {
-      const timestamp = mysqlTimeMs(TIME.exec(text)?.[1] ?? "");
-      this.#begin(out, timestamp === undefined ? { time: text.slice(8).trim() } : { timestamp });
+      const time = TIME.exec(text)?.[1] ?? "";
+      const timestamp = mysqlTimeUs(time);
+      this.#begin(
+        out,
+        timestamp === undefined ? { time: text.slice(8).trim() } : {
+          _timestamp: timestamp,
+          log_time: time,
+        },
+      );
       return out;
     }
     if (text.startsWith("# User@Host: ")) {
@@ -116,7 +141,7 @@ export class MysqlSlowParser extends FoldingParser {
       if (set !== null) {
         const seconds = Number(set[1]);
         pending.set_timestamp = seconds;
-        if (pending.timestamp === undefined) pending.timestamp = Math.floor(seconds * 1000);
+        if (pending._timestamp === undefined) pending._timestamp = Math.round(seconds * 1e6);
         this.#phase = "preamble";
         return out;
       }

@@ -2,9 +2,8 @@
  * PostgreSQL stderr logs written with the RDS / Aurora default `log_line_prefix` `%t:%r:%u@%d:[%p]:`.
  * @module
  */
-import { civilTimeMs } from "./civil_time.ts";
-import { lineText } from "./line_text.ts";
-import type { LogRecord } from "./record.ts";
+import { civilTimeUs } from "./civil_time.ts";
+import type { LogRecord, ParserContext } from "./record.ts";
 import { FoldingParser } from "./record_folder.ts";
 
 /** Options for {@linkcode PostgresParser}. */
@@ -16,6 +15,8 @@ export interface PostgresParserOptions {
    * @default {1048576}
    */
   maxRecordChars?: number;
+  /** Where the previous read of the same file stopped: its {@linkcode PostgresParser.context}. */
+  context?: ParserContext;
 }
 
 // %t (or %m) : %r : %u@%d : [%p] : SEVERITY:  message
@@ -25,7 +26,7 @@ const PREFIX =
 // continuation of the previous one.
 const LOOKS_PREFIXED = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/;
 const NUMERIC_ZONE = /^([+-])(\d{2}):?(\d{2})?$/;
-const CLIENT = /^(.*)\((\d+)\)$/;
+const PORT = /^\d+$/;
 const DURATION = /^duration: (\d+(?:\.\d+)?) ms/;
 
 /** Severities whose line belongs to the record before it, stored under the lower-cased name. */
@@ -33,7 +34,8 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
 
 /**
  * Parses PostgreSQL stderr log lines with the RDS default prefix `%t:%r:%u@%d:[%p]:` into
- * records `{timestamp, client_host, client_port, user, database, pid, severity, message}`
+ * records `{_timestamp, log_time, client_host, client_port, user, database, pid, severity,
+ * message}` (`_timestamp` in microseconds, `log_time` the `%t` text as written)
  * (empty prefix parts such as `::@:[123]:` leave their fields out; `duration_ms` is added for
  * `duration: N ms` messages).
  *
@@ -46,7 +48,7 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
  * Unparsable lines (a malformed prefix, or text with no record before it) become
  * `{message, parse_error: true}`: never dropped. Timestamps in zones other than UTC/GMT or a
  * numeric offset (`+03`, `-0530`) cannot be resolved: such records keep the raw time in
- * `log_time` and have no `timestamp`.
+ * `log_time` and have no `_timestamp`.
  *
  * @example
  * ```ts
@@ -55,7 +57,7 @@ const CONTINUATION = new Set(["DETAIL", "HINT", "STATEMENT", "CONTEXT", "QUERY",
  * const enc = new TextEncoder();
  * p.push(enc.encode("2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:ERROR:  boom"));
  * p.push(enc.encode("2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:STATEMENT:  SELECT 1"));
- * p.flush(); // [{ timestamp: 1714564800000, ..., severity: "ERROR", message: "boom", statement: "SELECT 1" }]
+ * p.flush(); // [{ _timestamp: 1714564800000000, log_time: "2024-05-01 12:00:00 UTC", ..., severity: "ERROR", message: "boom", statement: "SELECT 1" }]
  * ```
  */
 export class PostgresParser extends FoldingParser {
@@ -63,30 +65,32 @@ export class PostgresParser extends FoldingParser {
    * @param options see {@linkcode PostgresParserOptions}
    * @throws {RangeError} when `maxRecordChars` is not a positive integer
    */
-  constructor({ maxRecordChars = 1_048_576 }: PostgresParserOptions = {}) {
-    super(maxRecordChars);
+  constructor({ maxRecordChars = 1_048_576, context }: PostgresParserOptions = {}) {
+    super(maxRecordChars, context);
   }
 
-  /** Feed one line; returns the record it completed, if any. */
-  push(line: Uint8Array): LogRecord[] {
+  /** Feed one line (text without its newline); returns the record it completed, if any. */
+  pushText(text: string): LogRecord[] {
     this.linesSeen++;
-    const text = lineText(line);
     const out: LogRecord[] = [];
     const folder = this.folder;
     const m = PREFIX.exec(text);
     if (m !== null) {
+      // A DETAIL/STATEMENT/... line of the record being folded: only its message is needed.
+      const pending = folder.pending;
+      if (
+        pending !== undefined && CONTINUATION.has(m[11]!) && userAtDb(m[9]!) &&
+        pending.pid === (m[10]!.length > 0 ? Number(m[10]) : undefined)
+      ) {
+        folder.append(out, m[11]!.toLowerCase(), m[12]!);
+        return out;
+      }
       const record = parsePrefixed(m);
       if (record === undefined) {
         folder.start(out, { message: text, parse_error: true });
         return out;
       }
-      const severity = record.severity as string;
-      const pending = folder.pending;
-      if (CONTINUATION.has(severity) && pending !== undefined && pending.pid === record.pid) {
-        folder.append(out, severity.toLowerCase(), record.message as string);
-      } else {
-        folder.start(out, record);
-      }
+      folder.start(out, record);
     } else if (LOOKS_PREFIXED.test(text)) {
       folder.start(out, { message: text, parse_error: true });
     } else if (folder.pending !== undefined) {
@@ -105,6 +109,12 @@ export class PostgresParser extends FoldingParser {
   }
 }
 
+/** The client:user@db part has its `@` and the `:` before it (else the line is malformed). */
+function userAtDb(middle: string): boolean {
+  const at = middle.lastIndexOf("@");
+  return at >= 0 && middle.lastIndexOf(":", at) >= 0;
+}
+
 /** Builds a record from a PREFIX match, or `undefined` when the user@db part is malformed. */
 function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   const middle = m[9]!; // client:user@db
@@ -114,7 +124,7 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   if (colon < 0) return undefined;
   const record: LogRecord = {};
   const offset = zoneOffset(m[8]);
-  const timestamp = offset === undefined ? undefined : civilTimeMs(
+  const timestamp = offset === undefined ? undefined : civilTimeUs(
     Number(m[1]),
     Number(m[2]),
     Number(m[3]),
@@ -124,19 +134,20 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
     m[7] ?? "",
     offset,
   );
-  if (timestamp !== undefined) record.timestamp = timestamp;
-  else {
-    // a zone abbreviation we cannot resolve (e.g. CEST): keep the time as written
-    record.log_time = `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]}${m[7] ? "." + m[7] : ""} ${
-      m[8]
-    }`;
-  }
+  // a zone abbreviation we cannot resolve (e.g. CEST) leaves only the time as written
+  if (timestamp !== undefined) record._timestamp = timestamp;
+  record.log_time = m.input.slice(
+    0,
+    19 + (m[7] === undefined ? 0 : m[7].length + 1) + (m[8] === undefined ? 0 : m[8].length + 1),
+  );
   const client = middle.slice(0, colon);
   if (client.length > 0) {
-    const c = CLIENT.exec(client);
-    if (c !== null) {
-      record.client_host = c[1];
-      record.client_port = Number(c[2]);
+    // host(port)
+    const open = client.endsWith(")") ? client.lastIndexOf("(") : -1;
+    const port = open < 0 ? "" : client.slice(open + 1, -1);
+    if (port.length > 0 && PORT.test(port)) {
+      record.client_host = client.slice(0, open);
+      record.client_port = Number(port);
     } else {
       record.client_host = client;
     }
@@ -149,7 +160,7 @@ function parsePrefixed(m: RegExpExecArray): LogRecord | undefined {
   record.severity = m[11];
   const message = m[12]!;
   record.message = message;
-  const d = DURATION.exec(message);
+  const d = message.startsWith("duration: ") ? DURATION.exec(message) : null;
   if (d !== null) record.duration_ms = Number(d[1]);
   return record;
 }

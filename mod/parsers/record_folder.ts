@@ -2,7 +2,8 @@
  * The record being built by a multi-line parser, with the counters every parser exposes.
  * @module
  */
-import type { LineParser, LogRecord } from "./record.ts";
+import { lineText } from "./line_text.ts";
+import type { LineParser, LogRecord, ParserContext } from "./record.ts";
 
 /**
  * Holds one pending record while continuation lines are folded into it, bounded to `maxChars`
@@ -75,6 +76,24 @@ export class RecordFolder {
     this.#field = field;
   }
 
+  /**
+   * The pending record and the field later lines extend, as a JSON-ready object, or `{}`.
+   * {@linkcode restore} makes another folder continue from it.
+   */
+  state(): ParserContext {
+    const pending = this.#pending;
+    return pending === undefined ? {} : { pending, field: this.#field, chars: this.#chars };
+  }
+
+  /** Continue from a {@linkcode state} (of a previous read); anything else is ignored. */
+  restore(state: ParserContext): void {
+    const { pending, field, chars } = state;
+    if (typeof pending !== "object" || pending === null || Array.isArray(pending)) return;
+    this.#pending = pending as LogRecord;
+    this.#field = typeof field === "string" ? field : "message";
+    this.#chars = typeof chars === "number" ? chars : 0;
+  }
+
   /** Emits the pending record, if any, to `out`. */
   emit(out: LogRecord[]): void {
     const pending = this.#pending;
@@ -95,9 +114,18 @@ export abstract class FoldingParser implements LineParser {
   protected linesSeen = 0;
   protected headersSkipped = 0;
 
-  /** @throws {RangeError} when `maxRecordChars` is not a positive integer */
-  constructor(maxRecordChars: number) {
+  /**
+   * @param context where a previous read stopped (see {@linkcode context})
+   * @throws {RangeError} when `maxRecordChars` is not a positive integer
+   */
+  constructor(maxRecordChars: number, context?: ParserContext) {
     this.folder = new RecordFolder(maxRecordChars);
+    if (context !== undefined) this.folder.restore(context);
+  }
+
+  /** The record being folded, for the next read of the same file. */
+  context(): ParserContext {
+    return this.folder.state();
   }
 
   /** Lines pushed so far. */
@@ -120,6 +148,11 @@ export abstract class FoldingParser implements LineParser {
     return this.headersSkipped;
   }
 
-  abstract push(line: Uint8Array): LogRecord[];
+  /** Feed one line; returns the records it completed. */
+  push(line: Uint8Array): LogRecord[] {
+    return this.pushText(lineText(line));
+  }
+
+  abstract pushText(text: string): LogRecord[];
   abstract flush(): LogRecord[];
 }

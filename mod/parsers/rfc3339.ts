@@ -2,7 +2,7 @@
  * RFC 3339 timestamp parsing.
  * @module
  */
-import { civilTimeMs } from "./civil_time.ts";
+import { civilTimeMs, civilTimeUs } from "./civil_time.ts";
 
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
@@ -18,6 +18,20 @@ const RFC3339 =
  *   an RFC 3339 date-time or a field is out of range
  */
 export function parseRfc3339(text: string): number | undefined {
+  return parse(text, civilTimeMs);
+}
+
+/**
+ * Parses an RFC 3339 date-time as {@linkcode parseRfc3339} does, to epoch microseconds.
+ *
+ * @param text the timestamp
+ * @returns epoch microseconds (fraction truncated to whole µs), or `undefined`
+ */
+export function parseRfc3339Us(text: string): number | undefined {
+  return parse(text, civilTimeUs);
+}
+
+function parse(text: string, civil: typeof civilTimeMs): number | undefined {
   const m = RFC3339.exec(text);
   if (m === null) return undefined;
   let offset = 0;
@@ -27,7 +41,7 @@ export function parseRfc3339(text: string): number | undefined {
     if (hours > 23 || minutes > 59) return undefined;
     offset = (m[9] === "-" ? -1 : 1) * (hours * 60 + minutes);
   }
-  return civilTimeMs(
+  return civil(
     Number(m[1]),
     Number(m[2]),
     Number(m[3]),

@@ -17,6 +17,7 @@ import { isRetryable, retry, sleep } from "../pipeline/retry.ts";
 import { TokenBucket } from "../pipeline/token_bucket.ts";
 import { awsClientConfig, awsFields } from "./aws.ts";
 import { awsErrorName } from "./aws_errors.ts";
+import { takeXmlText } from "./rds_log_data.ts";
 
 /** The engines whose logs the parsers know. */
 export const ENGINES = ["aurora-postgresql", "aurora-mysql", "postgres", "mysql"] as const;
@@ -86,6 +87,37 @@ export interface PortionProgress {
   gone: boolean;
   /** Lines longer than one portion (1 MB), kept as RDS cut them. */
   linesCut: number;
+}
+
+/** One answer of DownloadDBLogFilePortion: whole lines, and where the next one starts. */
+export interface Portion {
+  /**
+   * The lines, UTF-8, each with its newline: a view of the reader's buffer, valid until its next
+   * `read` (a 1 MB answer is not allocated anew per call).
+   */
+  data: Uint8Array;
+  /** Where the next portion starts. */
+  marker: string;
+  /** RDS has more of the file after it (AdditionalDataPending). */
+  more: boolean;
+  /** RDS answered that the file (or its instance) no longer exists: `data` is empty. */
+  gone: boolean;
+  /** Lines longer than one portion (1 MB), kept as RDS cut them. */
+  linesCut: number;
+}
+
+/** Reads one log file portion by portion: {@linkcode Rds.reader}. */
+export interface PortionReader {
+  /**
+   * The portion at `marker` ("0": the file's start). RDS answers at most 1 MB a call: a portion
+   * whose lines are longer is cut there, ends with "[Your log message was truncated]", and its
+   * marker points past the lines asked for, so the rest of them would be lost. Each call asks for
+   * `lines_per_call` lines at most and for fewer when the last ones were long (aiming at 90% of
+   * the limit); a cut portion is asked again from the same marker with fewer lines, down to one.
+   * A single line longer than 1 MB cannot be read whole through this API: it is kept as RDS cut
+   * it and counted in `linesCut`.
+   */
+  read(marker: string, signal: AbortSignal): Promise<Portion>;
 }
 
 /** The text RDS puts where it cut a portion at its 1 MB limit. */
@@ -228,16 +260,19 @@ export class Rds {
   }
 
   /**
-   * A log file from `marker` ("0": its start) as a byte stream, portion by portion;
-   * `progress.marker` is where the next read continues once the stream is done.
-   *
-   * RDS answers at most 1 MB a call: a portion whose lines are longer is cut there, ends with
-   * "[Your log message was truncated]", and its marker points past the lines asked for, so the
-   * rest of them would be lost. Each portion asks for `lines_per_call` lines at most and for
-   * fewer when the last ones were long (aiming at 90% of the limit); a cut portion is asked again
-   * from the same marker with fewer lines, down to one. A single line longer than 1 MB cannot be
-   * read whole through this API: it is kept as RDS cut it and counted in `progress.linesCut`.
-   * A file (or instance) that no longer exists ends the stream with `progress.gone` set.
+   * A reader of one log file, portion by portion (see {@linkcode PortionReader.read}); it
+   * remembers how long the file's lines were, to ask for fewer of them when they are long.
+   */
+  reader(instance: string, file: string): PortionReader {
+    const max = "lines_per_call" in this.#c ? this.#c.lines_per_call : 10000;
+    const state: ReaderState = { lines: max, limit: PORTION_LIMIT, max };
+    return { read: (marker, signal) => this.#read(state, instance, file, marker, signal) };
+  }
+
+  /**
+   * A log file from `marker` ("0": its start) as one byte stream, portion by portion;
+   * `progress.marker` is where the next read continues once the stream is done. See
+   * {@linkcode PortionReader.read}.
    */
   portion(
     instance: string,
@@ -246,80 +281,147 @@ export class Rds {
     signal: AbortSignal,
   ): { body: ReadableStream<Uint8Array>; progress: PortionProgress } {
     const progress: PortionProgress = { marker, gone: false, linesCut: 0 };
-    const enc = new TextEncoder();
-    const max = "lines_per_call" in this.#c ? this.#c.lines_per_call : 10000;
-    let lines = max;
-    let limit = PORTION_LIMIT;
+    const reader = this.reader(instance, file);
     let done = false;
     const body = new ReadableStream<Uint8Array>({
       pull: async (ctrl) => {
         if (done) return ctrl.close();
-        for (;;) {
-          let r;
-          try {
-            r = await this.#call(
-              "DownloadDBLogFilePortion",
-              () =>
-                this.#client.send(
-                  new this.#sdk.DownloadDBLogFilePortionCommand({
-                    DBInstanceIdentifier: instance,
-                    LogFileName: file,
-                    Marker: progress.marker,
-                    NumberOfLines: lines,
-                  }),
-                  { abortSignal: signal },
-                ),
-              signal,
-            );
-          } catch (e) {
-            if (!isGone(e)) throw e;
-            progress.gone = true;
-            done = true;
-            return ctrl.close();
-          }
-          let data = r.LogFileData ?? "";
-          const cut = CUT.exec(data);
-          if (cut) {
-            data = data.slice(0, cut.index);
-            const whole = countLines(data, false);
-            limit = Math.min(limit, enc.encode(data).byteLength);
-            if (lines > 1) {
-              // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
-              this.#m.cut.inc();
-              lines = Math.max(1, Math.min(lines - 1, Math.floor(whole * 0.9)));
-              continue;
-            }
-            progress.linesCut++;
-            this.#log.warn("a log line longer than an RDS portion (1 MB) is kept cut", {
-              instance,
-              file,
-              marker: progress.marker,
-            });
-            data += "\n";
-          } else if (data.length > 0) {
-            const n = countLines(data, true);
-            const perLine = enc.encode(data).byteLength / n;
-            lines = Math.max(1, Math.min(max, Math.floor(limit * 0.9 / perLine)));
-          }
-          if (data) ctrl.enqueue(enc.encode(data));
-          if (r.Marker) progress.marker = r.Marker;
-          if (!r.AdditionalDataPending) {
-            done = true;
-            ctrl.close();
-          }
-          return;
+        const p = await reader.read(progress.marker, signal);
+        progress.marker = p.marker;
+        progress.gone = p.gone;
+        progress.linesCut += p.linesCut;
+        if (p.data.byteLength) ctrl.enqueue(p.data.slice()); // the reader reuses its buffer
+        if (!p.more) {
+          done = true;
+          ctrl.close();
         }
       },
     }, { highWaterMark: 0 });
     return { body, progress };
   }
+
+  async #read(
+    state: ReaderState,
+    instance: string,
+    file: string,
+    marker: string,
+    signal: AbortSignal,
+  ): Promise<Portion> {
+    let linesCut = 0;
+    for (;;) {
+      let r;
+      let raw: Uint8Array | undefined;
+      try {
+        r = await this.#call(
+          "DownloadDBLogFilePortion",
+          () => {
+            const cmd = new this.#sdk.DownloadDBLogFilePortionCommand({
+              DBInstanceIdentifier: instance,
+              LogFileName: file,
+              Marker: marker,
+              NumberOfLines: state.lines,
+            });
+            // Between the transport and the SDK's deserializer: the log text is taken out of
+            // the answer as bytes (see rds_log_data.ts); the SDK reads what is left.
+            cmd.middlewareStack.add(
+              (next) => async (args) => {
+                const out = await next(args);
+                const res = out.response as { statusCode?: number; body?: unknown };
+                if (res.statusCode !== 200 || !(res.body instanceof ReadableStream)) return out;
+                const xml = await readInto(res.body as ReadableStream<Uint8Array>, state);
+                const taken = takeXmlText(xml, "LogFileData");
+                raw = taken?.text ?? new Uint8Array(0);
+                res.body = taken?.rest ?? xml;
+                return out;
+              },
+              { step: "deserialize", priority: "low", name: "edgeAgentLogFileData" },
+            );
+            return this.#client.send(cmd, { abortSignal: signal });
+          },
+          signal,
+        );
+      } catch (e) {
+        if (!isGone(e)) throw e;
+        return { data: new Uint8Array(0), marker, more: false, gone: true, linesCut };
+      }
+      let data = raw ?? new TextEncoder().encode(r.LogFileData ?? "");
+      const cut = cutAt(data);
+      if (cut >= 0) {
+        data = data.subarray(0, cut);
+        const whole = countLines(data, false);
+        state.limit = Math.min(state.limit, data.byteLength);
+        if (state.lines > 1) {
+          // Cut at 1 MB: the marker RDS returned skips the rest. Ask again for fewer lines.
+          this.#m.cut.inc();
+          state.lines = Math.max(1, Math.min(state.lines - 1, Math.floor(whole * 0.9)));
+          continue;
+        }
+        linesCut++;
+        this.#log.warn("a log line longer than an RDS portion (1 MB) is kept cut", {
+          instance,
+          file,
+          marker,
+        });
+        const line = new Uint8Array(data.byteLength + 1);
+        line.set(data);
+        line[data.byteLength] = 10;
+        data = line;
+      } else if (data.byteLength > 0 && r.AdditionalDataPending) {
+        // More to come: RDS answered all the lines asked for (the last portion needs no tuning).
+        const perLine = data.byteLength / state.lines;
+        state.lines = Math.max(1, Math.min(state.max, Math.floor(state.limit * 0.9 / perLine)));
+      }
+      return {
+        data,
+        marker: r.Marker || marker,
+        more: r.AdditionalDataPending === true,
+        gone: false,
+        linesCut,
+      };
+    }
+  }
 }
 
-/** Lines in `text`: its newlines, plus a last unterminated line when `partial`. */
-function countLines(text: string, partial: boolean): number {
+/** A reader's state: how many lines to ask for, and the buffer its answers are read into. */
+interface ReaderState {
+  lines: number;
+  limit: number;
+  max: number;
+  /** Reused for every answer: the previous portion is consumed before the next is asked for. */
+  buffer?: Uint8Array;
+}
+
+/** An answer's body in the reader's buffer (grown when too small): a view of it. */
+async function readInto(body: ReadableStream<Uint8Array>, state: ReaderState): Promise<Uint8Array> {
+  let buf = state.buffer ?? new Uint8Array(PORTION_LIMIT + (PORTION_LIMIT >> 2));
   let n = 0;
-  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) n++;
-  return partial && text.length > 0 && !text.endsWith("\n") ? n + 1 : n;
+  for await (const chunk of body) {
+    if (n + chunk.byteLength > buf.byteLength) {
+      const bigger = new Uint8Array(Math.max(buf.byteLength * 2, n + chunk.byteLength));
+      bigger.set(buf.subarray(0, n));
+      buf = bigger;
+    }
+    buf.set(chunk, n);
+    n += chunk.byteLength;
+  }
+  state.buffer = buf;
+  return buf.subarray(0, n);
+}
+
+/** Where the text RDS puts at a cut (see CUT) begins in `data`, or -1. */
+function cutAt(data: Uint8Array): number {
+  const tailFrom = Math.max(0, data.byteLength - 64);
+  const tail = new TextDecoder().decode(data.subarray(tailFrom));
+  const m = CUT.exec(tail);
+  if (m === null) return -1;
+  return data.byteLength - new TextEncoder().encode(tail.slice(m.index)).byteLength;
+}
+
+/** Lines in `data`: its newlines, plus a last unterminated line when `partial`. */
+function countLines(data: Uint8Array, partial: boolean): number {
+  let n = 0;
+  for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, i + 1)) n++;
+  return partial && data.byteLength > 0 && data[data.byteLength - 1] !== 10 ? n + 1 : n;
 }
 
 /** RDS said the log file or its instance does not exist (any more). */

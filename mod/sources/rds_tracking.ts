@@ -9,8 +9,9 @@
  * claim's time, ms) until the event is confirmed published: a replica that dies between claim
  * and publish leaves it set, and a later scan publishes the change then (see `reclaim`).
  * `process` keeps its own progress in the same item (`marker`: where DownloadDBLogFilePortion
- * continues; `processed`: bytes read so far, for the S3 copy and for noticing rotation),
- * written after the sink acknowledged, conditionally on the marker it started from.
+ * continues; `processed`: bytes read so far, for the S3 copy and for noticing rotation;
+ * `parser_context`: the parser's state at the marker as JSON, see `ParserContext`), written
+ * after the sink acknowledged each portion, conditionally on the marker the portion started from.
  * @module
  */
 
@@ -27,6 +28,8 @@ export interface Tracked {
   marker?: string;
   /** `process`: bytes of the file processed so far. */
   processed?: number;
+  /** `process`: the parser's context at `marker` (JSON), to seed the next read's parser. */
+  context?: string;
   /** `discover`: when a change was claimed whose event is not confirmed published (ms). */
   pending?: number;
   /** `discover`: the size before that claim. */
@@ -229,8 +232,9 @@ export class LogTracking {
   }
 
   /**
-   * `process`: record where reading continues (after the sink acknowledged), only if the item
-   * still has the marker the read started `from` (undefined: none yet) and is still tracked.
+   * `process`: record where reading continues (after the sink acknowledged) and the parser's
+   * `context` there (JSON; undefined: none, removed), only if the item still has the marker the
+   * read started `from` (undefined: none yet) and is still tracked.
    *
    * @returns false when another reader moved the marker meanwhile (two members of the group
    *   read the same event during a rebalance) or the file was forgotten: the newer progress stays.
@@ -241,18 +245,27 @@ export class LogTracking {
     marker: string,
     processed: number,
     from: string | undefined,
+    context?: string,
   ): Promise<boolean> {
     return await this.#conditional({
       TableName: this.table,
       Key: { instance: S(instance), file: S(file) },
-      UpdateExpression: "SET #m = :m, #p = :p",
+      UpdateExpression: context === undefined
+        ? "SET #m = :m, #p = :p REMOVE #c"
+        : "SET #m = :m, #p = :p, #c = :c",
       ConditionExpression: from === undefined
         ? "attribute_exists(#s) AND attribute_not_exists(#m)"
         : "attribute_exists(#s) AND #m = :from",
-      ExpressionAttributeNames: { "#m": "marker", "#p": "processed", "#s": "size" },
+      ExpressionAttributeNames: {
+        "#m": "marker",
+        "#p": "processed",
+        "#s": "size",
+        "#c": "parser_context",
+      },
       ExpressionAttributeValues: {
         ":m": S(marker),
         ":p": N(processed),
+        ...(context !== undefined && { ":c": S(context) }),
         ...(from !== undefined && { ":from": S(from) }),
       },
     });
@@ -265,6 +278,7 @@ function fromItem(it: Record<string, AttributeValue>): Tracked {
     lastWritten: Number(it.last_written?.N ?? 0),
     ...(it.marker?.S !== undefined && { marker: it.marker.S }),
     ...(it.processed?.N !== undefined && { processed: Number(it.processed.N) }),
+    ...(it.parser_context?.S !== undefined && { context: it.parser_context.S }),
     ...(it.pending?.N !== undefined && { pending: Number(it.pending.N) }),
     ...(it.pending_from?.N !== undefined && { pendingFrom: Number(it.pending_from.N) }),
   };

@@ -7,7 +7,11 @@
  * OpenObserve-faithful receiver (tests/sinks/_fake_openobserve.ts), which parses every body.
  * Tracking in moto's DynamoDB, events in the local Kafka.
  *
- * `deno task bench process` (needs `bash tests/services/up.sh`). MB = 10^6 bytes of log text.
+ * Each run of the agent is followed by one of a Python peer (process_peer.py: one thread folds and
+ * JSON-encodes the same file, no network), `PROCESS_RUNS` (3) times.
+ *
+ * `deno task bench process` (needs `bash tests/services/up.sh`). MB = 10^6 bytes (log text; peak
+ * RSS).
  * @module
  */
 
@@ -45,73 +49,145 @@ function pgLog(bytes: number): { text: string; records: number } {
   return { text: parts.join(""), records };
 }
 
-/** Run the bench. */
-export async function processBench({ mb = 40 } = {}): Promise<BenchRow[]> {
+/** One run of the agent over the file: a fresh table and topic, a `discover --once`, then `process`. */
+async function agentRun(fake: FakeRds, oo: FakeOpenObserve, text: string, records: number) {
+  oo.streams.clear();
+  const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+  const topic = await freshTopic();
+  const calls = fake.calls.get("DownloadDBLogFilePortion") ?? 0;
+  const cuts = fake.cuts;
+  const d = await discoverOnce(discoverConfig(fake.url, table, topic));
+  if (d.code !== 0) throw new Error(`discover failed: ${d.stderr}`);
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    `${dir}/agent.yaml`,
+    JSON.stringify({
+      log: { level: "warn" },
+      process: {
+        kafka: { brokers: endpoints.kafka, topic, group_id: `bench-${crypto.randomUUID()}` },
+        rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 100 },
+        dynamodb: { endpoint: endpoints.aws, region: "us-east-1" },
+        tracking_table: table,
+        openobserve: { url: oo.url, password: oo.password },
+      },
+    }),
+  );
+  const t0 = performance.now();
+  const child = agentCommand(["process", "--no-status", "--config", `${dir}/agent.yaml`], {
+    denoFlags: [
+      // PROF=<dir>: write a CPU profile of the agent there.
+      ...(Deno.env.get("PROF") ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("PROF")}`] : []),
+      `--v8-flags=--max-semi-space-size=${Deno.env.get("SEMI") ?? 2}`,
+    ],
+    stdout: Deno.env.get("PROCESS_STDOUT") ? "inherit" : "null",
+    stderr: "inherit",
+  }).spawn();
+  let peak = 0;
+  const total = () => [...oo.streams.values()].reduce((n, l) => n + l.length, 0);
+  const cpuNow = () =>
+    Deno.readTextFile(`/proc/${child.pid}/stat`).then((s) => {
+      const f = s.split(") ")[1]!.split(" ");
+      return (Number(f[11]) + Number(f[12])) / 100;
+    });
+  // CPU until the first record arrived: start-up (module loading, clients, the group join).
+  let startup: number | undefined;
+  while (total() < records && performance.now() - t0 < 300_000) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (startup === undefined && total() > 0) startup = await cpuNow();
+    try {
+      const st = await Deno.readTextFile(`/proc/${child.pid}/status`);
+      peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0));
+    } catch { /* starting */ }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = await cpuNow();
+  if (Deno.env.get("PROCESS_THREADS")) {
+    // CPU seconds by thread name (main, V8 GC helpers, the gzip worker, tokio, ...).
+    const by = new Map<string, number>();
+    for await (const t of Deno.readDir(`/proc/${child.pid}/task`)) {
+      const stat = await Deno.readTextFile(`/proc/${child.pid}/task/${t.name}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      by.set(name, (by.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    }
+    console.error("CPU s by thread:", JSON.stringify(Object.fromEntries(by)));
+  }
+  const load1 = Deno.loadavg()[0]!;
+  child.kill("SIGTERM");
+  await child.status;
+  await Deno.remove(dir, { recursive: true });
+  if (total() !== records) throw new Error(`OpenObserve got ${total()} of ${records} records`);
+  const gb = new TextEncoder().encode(text).length / 1e9;
+  return {
+    name: "process: RDS portions → parse → OpenObserve",
+    mbPerSec: gb * 1e3 / seconds,
+    recordsPerSec: Math.round(records / seconds),
+    peakRssMB: Math.round(peak * 1024 / 1e6),
+    cpuSecondsPerGB: Number((cpu / gb).toFixed(1)),
+    startupCpuSeconds: Number((startup ?? 0).toFixed(2)),
+    // From the first record on: without module loading, clients and the group join.
+    cpuSecondsPerGBAfterStart: Number(((cpu - (startup ?? 0)) / gb).toFixed(1)),
+    load1: Number(load1.toFixed(2)),
+    note: `${(gb * 1e3).toFixed(0)} MB, ${records} records (a third multi-line), ${
+      (fake.calls.get("DownloadDBLogFilePortion") ?? 0) - calls
+    } DownloadDBLogFilePortion calls (${
+      fake.cuts - cuts
+    } cut at 1 MiB and asked again) to a fake RDS, from process start (includes start-up and the group join)`,
+  };
+}
+
+/** The Python peer (tests/bench/process_peer.py) over the same file. */
+async function peerRun(file: string, text: string, records: number): Promise<BenchRow> {
+  const t0 = performance.now();
+  const out = await new Deno.Command("python3", {
+    args: [new URL("./process_peer.py", import.meta.url).pathname, file],
+    stdout: "piped",
+  }).output();
+  const seconds = (performance.now() - t0) / 1000;
+  const load1 = Deno.loadavg()[0]!;
+  if (!out.success) throw new Error("python3 process_peer.py failed");
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  if (r.records !== records) throw new Error(`the peer made ${r.records} of ${records} records`);
+  const gb = new TextEncoder().encode(text).length / 1e9;
+  return {
+    name: "python3 peer: fold + JSON-encode the same file",
+    mbPerSec: gb * 1e3 / seconds,
+    recordsPerSec: Math.round(records / seconds),
+    cpuSecondsPerGB: Number((r.cpu_s / gb).toFixed(1)),
+    load1: Number(load1.toFixed(2)),
+    note:
+      "one thread, reads the file from disk, no network (its peak RSS is not comparable: ru_maxrss survives exec)",
+  };
+}
+
+/**
+ * Run the bench: `PROCESS_RUNS` (3) runs of the agent over `PROCESS_MB` (40) MB, each followed by
+ * one of the Python peer, with the 1-minute load average beside each figure (the machine is
+ * shared). `PROCESS_THREADS=1` prints the agent's CPU seconds by thread; `PROCESS_STDOUT=1` shows
+ * the agent's stdout (with `SEMI=2,--trace-gc`: its garbage collections).
+ */
+export async function processBench(
+  { mb = Number(Deno.env.get("PROCESS_MB") ?? 40) } = {},
+): Promise<BenchRow[]> {
   const why = unavailableReason("aws") ?? unavailableReason("kafka");
   if (why) throw new Error(`process benchmark needs the test services: ${why}`);
   const fake = new FakeRds(); // RDS's portions: up to 10000 lines, cut at 1 MiB
   const oo = new FakeOpenObserve();
+  const file = await Deno.makeTempFile({ suffix: ".log" });
   try {
     const { text, records } = pgLog(mb * 1e6);
+    await Deno.writeTextFile(file, text);
     fake.addInstance("bench1", "aurora-postgresql");
     fake.append("bench1", "error/postgresql.log.2026-11-23-10", text);
-    const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
-    const topic = await freshTopic();
-    const d = await discoverOnce(discoverConfig(fake.url, table, topic));
-    if (d.code !== 0) throw new Error(`discover failed: ${d.stderr}`);
-    const dir = await Deno.makeTempDir();
-    await Deno.writeTextFile(
-      `${dir}/agent.yaml`,
-      JSON.stringify({
-        log: { level: "warn" },
-        process: {
-          kafka: { brokers: endpoints.kafka, topic, group_id: `bench-${crypto.randomUUID()}` },
-          rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 100 },
-          dynamodb: { endpoint: endpoints.aws, region: "us-east-1" },
-          tracking_table: table,
-          openobserve: { url: oo.url, password: oo.password },
-        },
-      }),
-    );
-    const t0 = performance.now();
-    const child = agentCommand(["process", "--no-status", "--config", `${dir}/agent.yaml`], {
-      denoFlags: [
-        // PROF=<dir>: write a CPU profile of the agent there.
-        ...(Deno.env.get("PROF") ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("PROF")}`] : []),
-        `--v8-flags=--max-semi-space-size=${Deno.env.get("SEMI") ?? 2}`,
-      ],
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn();
-    let peak = 0;
-    const total = () => [...oo.streams.values()].reduce((n, l) => n + l.length, 0);
-    while (total() < records && performance.now() - t0 < 300_000) {
-      await new Promise((r) => setTimeout(r, 50));
-      try {
-        const st = await Deno.readTextFile(`/proc/${child.pid}/status`);
-        peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(st)?.[1] ?? 0));
-      } catch { /* starting */ }
+    const rows: BenchRow[] = [];
+    const runs = Number(Deno.env.get("PROCESS_RUNS") ?? 3);
+    for (let i = 0; i < runs; i++) {
+      rows.push(await agentRun(fake, oo, text, records));
+      rows.push(await peerRun(file, text, records));
     }
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = await Deno.readTextFile(`/proc/${child.pid}/stat`).then((s) => {
-      const f = s.split(") ")[1]!.split(" ");
-      return (Number(f[11]) + Number(f[12])) / 100;
-    });
-    child.kill("SIGTERM");
-    await child.status;
-    await Deno.remove(dir, { recursive: true });
-    if (total() !== records) throw new Error(`OpenObserve got ${total()} of ${records} records`);
-    return [{
-      name: "process: RDS portions → parse → OpenObserve",
-      mbPerSec: text.length / 1e6 / seconds,
-      recordsPerSec: Math.round(records / seconds),
-      peakRssMB: Math.round(peak / 1024),
-      cpuSecondsPerGB: Number((cpu / (text.length / 1e9)).toFixed(1)),
-      note: `${(text.length / 1e6).toFixed(0)} MB, ${records} records (a third multi-line), ${
-        fake.calls.get("DownloadDBLogFilePortion") ?? 0
-      } DownloadDBLogFilePortion calls (${fake.cuts} cut at 1 MiB and asked again) to a fake RDS, from process start (includes start-up and the group join)`,
-    }];
+    return rows;
   } finally {
+    await Deno.remove(file);
     await fake.close();
     await oo.close();
   }

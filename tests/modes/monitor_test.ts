@@ -333,3 +333,31 @@ serviceTest("monitor --once publishes JSON events keyed by blob name to Kafka", 
   assert.deepEqual(again, ["BlobsListed"]);
   await Deno.remove(dir, { recursive: true });
 });
+
+serviceTest("monitor --once exits 1 when listing failed (a wrong access key)", [
+  "azurite",
+  "kafka",
+], async () => {
+  const container = await freshContainer();
+  const topic = await freshTopic();
+  const dir = await Deno.makeTempDir();
+  // Azurite's account with a key that is not its key: every listing is refused (403).
+  const wrongKey = endpoints.azuriteConnectionString.replace(
+    /AccountKey=[^;]+/,
+    `AccountKey=${btoa("not the key of this account, 64 bytes long, as Azure keys are..")}`,
+  );
+  assert.notEqual(wrongKey, endpoints.azuriteConnectionString);
+  const config = parseValue(monitorSpec, {
+    kafka: { brokers: endpoints.kafka.join(","), topic },
+    once: true,
+    environments: [{
+      subscription: "cp2",
+      environment: "P1",
+      storage_account: { connection_string: wrongKey },
+      container,
+    }],
+    state_file: `${dir}/s.json`,
+  });
+  assert.equal(await monitorMode.run(modeContext(config, dir)), 1);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { encodeRecords } from "../../mod/modes/process.ts";
 import { MysqlParser } from "../../mod/parsers/mysql.ts";
 import { PostgresParser } from "../../mod/parsers/postgres.ts";
 import type { LineParser } from "../../mod/parsers/record.ts";
@@ -17,6 +18,7 @@ import {
 } from "../services/mod.ts";
 import { FakeOpenObserve } from "../sinks/_fake_openobserve.ts";
 import { FakeRds } from "../sources/_fake_rds.ts";
+import { startAwsProxy } from "../sinks/_aws_proxy.ts";
 import { discoverConfig, discoverOnce } from "./_rds.ts";
 import { agentCommand, freePort } from "../_agent.ts";
 
@@ -72,12 +74,13 @@ function processConfig(
 
 /**
  * Run `process` until OpenObserve holds `want` records in all (or, given a test of its
- * /metrics text, until that holds), then stop it with SIGTERM.
+ * /metrics text, until that holds), then stop it with SIGTERM (or `signal`).
  */
 async function processUntil(
   config: Record<string, unknown>,
   oo: FakeOpenObserve,
   want: number | ((metrics: string) => boolean),
+  { signal = "SIGTERM" as Deno.Signal, settle = 700 } = {},
 ) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/agent.yaml`, JSON.stringify(config));
@@ -99,16 +102,16 @@ async function processUntil(
   const deadline = Date.now() + 30_000;
   while (!await done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   // Let the acks land (tracking progress, Kafka commit) before stopping.
-  await new Promise((r) => setTimeout(r, 700));
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  child.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, settle));
+  const metrics = await metricsNow();
+  child.kill(signal);
   const status = await child.status;
   await Deno.remove(dir, { recursive: true });
   return { code: status.code, stderr: await stderr, metrics };
 }
 
 const strip = (records: Record<string, unknown>[]) =>
-  records.map(({ instance: _i, engine: _e, log_file: _f, _timestamp: _t, ...r }) => r);
+  records.map(({ instance: _i, engine: _e, log_file: _f, ...r }) => r);
 
 serviceTest(
   "process: change events → file portions from RDS → parsed records in OpenObserve; then only new bytes; bad events skipped",
@@ -153,6 +156,12 @@ serviceTest(
       );
       assert.deepEqual(strip(oo.streams.get("aurora_mysql_my1")!), myWant);
       assert.equal(myWant[0]!.query_time, 2.5);
+      // OpenObserve takes _timestamp in microseconds: MySQL's six digits arrive whole.
+      const slow = oo.streams.get("aurora_mysql_my1")![0]!;
+      assert.equal(slow._timestamp, Date.UTC(2026, 10, 23, 10, 0, 3) * 1000 + 123456);
+      assert.equal(slow.log_time, "2026-11-23T10:00:03.123456Z");
+      assert.equal(pg.at(-1)!._timestamp, Date.UTC(2026, 10, 23, 10, 0, 5) * 1000);
+      assert.equal(pg.at(-1)!.log_time, "2026-11-23 10:00:05 UTC");
       assert.match(run.metrics, /^process_events_invalid_total 1$/m);
       assert.ok(fake.cuts > 0);
       assert.match(run.metrics, new RegExp(`^rds_portions_cut_total ${fake.cuts}$`, "m"));
@@ -273,6 +282,161 @@ serviceTest(
         await client.close();
       }
     } finally {
+      await fake.close();
+      await oo.close();
+    }
+  },
+);
+
+serviceTest(
+  "process: a MySQL slow log that grows keeps its database (MySQL writes use db; once) across portions and reads",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds();
+    const oo = new FakeOpenObserve();
+    const block = (n: number, use = "") =>
+      [
+        `# Time: 2026-11-23T10:00:0${n}.00000${n}Z`,
+        "# User@Host: app[app] @  [10.0.0.7]  Id:    12",
+        "# Query_time: 1.000000  Lock_time: 0.000000 Rows_sent: 1  Rows_examined: 10",
+        ...(use ? [use] : []),
+        `SET timestamp=179542800${n};`,
+        `SELECT ${n};`,
+      ].join("\n") + "\n";
+    try {
+      fake.addInstance("my2", "mysql");
+      fake.append("my2", MY_FILE, block(1, "use shop;") + block(2));
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic();
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      // Portions of 4 lines: a block is split across portions, and the file across reads.
+      const config = processConfig(fake.url, table, topic, oo, {
+        rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 200, lines_per_call: 4 },
+      });
+      assert.equal((await processUntil(config, oo, 2)).code, 0);
+      fake.append("my2", MY_FILE, block(3) + block(4));
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      const again = await processUntil(config, oo, 4);
+      assert.equal(again.code, 0, again.stderr);
+      const got = oo.streams.get("mysql_my2")!;
+      assert.deepEqual(got.map((r) => r.query), [
+        "SELECT 1;",
+        "SELECT 2;",
+        "SELECT 3;",
+        "SELECT 4;",
+      ]);
+      assert.deepEqual(got.map((r) => r.database), ["shop", "shop", "shop", "shop"]);
+    } finally {
+      await fake.close();
+      await oo.close();
+    }
+  },
+);
+
+for (const killAt of [1_000, 3_000]) {
+  serviceTest(
+    `process: kill -9 at ${killAt} of 15,000 entries re-sends at most the batches in flight`,
+    ["aws", "kafka"],
+    async () => {
+      const fake = new FakeRds();
+      const oo = new FakeOpenObserve();
+      const entries = 15_000;
+      try {
+        fake.addInstance("pg9", "aurora-postgresql");
+        let text = "";
+        for (let i = 0; i < entries; i++) {
+          text += `2026-11-23 10:00:00 UTC::@:[1]:LOG:  entry ${i}\n`;
+        }
+        fake.append("pg9", PG_FILE, text);
+        const table = await freshTable({ name: "instance", type: "S" }, {
+          name: "file",
+          type: "S",
+        });
+        const topic = await freshTopic();
+        assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+        // 20 portions of 100 lines a second (2,000 entries/s): the kill lands mid-file.
+        const batch = { batch_lines: 100, workers: 2, flush_interval: "100ms" };
+        const lines = 100;
+        const config = processConfig(fake.url, table, topic, oo, {
+          rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 20, lines_per_call: lines },
+          batch,
+        });
+        const killed = await processUntil(config, oo, killAt, { signal: "SIGKILL", settle: 0 });
+        assert.notEqual(killed.code, 0);
+        const before = oo.streams.get("aurora_postgresql_pg9")!.length;
+        assert.ok(before < entries, `killed before the end: ${before}`);
+        // The restarted member joins a new group (the killed one's session would hold the
+        // partition for session_timeout): the event is read again, from the saved marker.
+        const restart = processConfig(fake.url, table, topic, oo, {
+          rds: { endpoint: fake.url, region: "us-east-1", rate_limit: 200, lines_per_call: lines },
+          batch,
+        });
+        const seen = () => new Set(oo.streams.get("aurora_postgresql_pg9")!.map((r) => r.message));
+        const run = await processUntil(restart, oo, () => seen().size === entries);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(seen().size, entries, "nothing lost");
+        const duplicates = oo.streams.get("aurora_postgresql_pg9")!.length - entries;
+        // In flight at the kill: the open batch and `workers` batches being posted, the
+        // portion being read and the oldest portion not yet acknowledged.
+        const bound = (batch.workers + 1) * batch.batch_lines + 2 * lines;
+        console.log(
+          `kill -9 at ${before} of ${entries}: ${duplicates} duplicates (bound ${bound})`,
+        );
+        assert.ok(duplicates <= bound, `${duplicates} duplicates, more than ${bound} in flight`);
+      } finally {
+        await fake.close();
+        await oo.close();
+      }
+    },
+  );
+}
+
+Deno.test("encodeRecords() makes each record's JSON a view of one buffer, UTF-8 included", () => {
+  const records = [{ a: 1 }, { message: "héllo 😀" }, { b: "x" }];
+  for (const set of [[records[0]!, records[2]!], records]) {
+    const out = encodeRecords(set, "s");
+    assert.deepEqual(out.map((r) => JSON.parse(new TextDecoder().decode(r.json))), set);
+    assert.ok(out.every((r) => r.stream === "s"));
+  }
+});
+
+serviceTest(
+  "process: a progress save that fails nacks the event; it is read again and its progress saved",
+  ["aws", "kafka"],
+  async () => {
+    const fake = new FakeRds();
+    const oo = new FakeOpenObserve();
+    // The tracking table's first UpdateItem from process is refused (DynamoDB's answer to a
+    // missing permission): the portion was delivered, its progress could not be saved.
+    const proxy = startAwsProxy({
+      fail: (call, n) =>
+        call.action === "UpdateItem" && n === 1 ? { type: "AccessDeniedException" } : undefined,
+    });
+    try {
+      fake.addInstance("pg4", "aurora-postgresql");
+      fake.append("pg4", PG_FILE, PG);
+      const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
+      const topic = await freshTopic();
+      assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
+      const config = processConfig(fake.url, table, topic, oo, {
+        dynamodb: { endpoint: proxy.url, region: "us-east-1" },
+      });
+      const run = await processUntil(
+        config,
+        oo,
+        (m) => /^rds_logs_files_processed_total 1$/m.test(m),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(proxy.of("UpdateItem").length, 2, "refused once, then saved");
+      assert.match(run.metrics, /^kafka_messages_nacked_total 1$/m);
+      const t = await LogTracking.open(table, awsTestConfig());
+      const size = new TextEncoder().encode(PG).length;
+      assert.equal((await t.get("pg4", PG_FILE))?.marker, `0:${size}`);
+      // Read twice: every record arrived, the first reading's again (we prefer a duplicate).
+      const want = parsed(new PostgresParser(), PG);
+      assert.deepEqual(strip(oo.streams.get("aurora_postgresql_pg4")!), [...want, ...want]);
+    } finally {
+      await proxy.close();
       await fake.close();
       await oo.close();
     }

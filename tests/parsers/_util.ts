@@ -22,3 +22,8 @@ export function parseText(parser: LineParser, text: string): LogRecord[] {
 export function testdata(name: string): string {
   return Deno.readTextFileSync(new URL(`../testdata/parsers/${name}`, import.meta.url));
 }
+
+/** The time fields of a database log record: `_timestamp` in µs (`ms` and `us` more) and `log_time`. */
+export function time(ms: number, text: string, us = 0): { _timestamp: number; log_time: string } {
+  return { _timestamp: ms * 1000 + us, log_time: text };
+}

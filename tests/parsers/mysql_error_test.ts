@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MysqlErrorParser } from "../../mod/parsers/mysql_error.ts";
-import { parseText, testdata } from "./_util.ts";
+import { parseText, testdata, time } from "./_util.ts";
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -10,7 +10,7 @@ Deno.test("MysqlErrorParser() parses the 8.0 form with code and subsystem", () =
   assert.equal(records.length, 7);
   assert.equal(parser.parseErrors, 0);
   assert.deepEqual(records[2], {
-    timestamp: T0 + 1345,
+    ...time(T0 + 1345, "2024-05-01T12:00:01.345678Z", 678),
     thread_id: 0,
     severity: "Warning",
     error_code: "MY-010055",
@@ -38,43 +38,47 @@ Deno.test("MysqlErrorParser() parses the 5.7, 5.6 and 5.5 forms", () => {
   const records = parseText(new MysqlErrorParser(), testdata("mysql_error_old.log"));
   assert.deepEqual(records, [
     {
-      timestamp: T0 + 123,
+      ...time(T0 + 123, "2024-05-01T12:00:00.123456Z", 456),
       thread_id: 0,
       severity: "Note",
       message: "InnoDB: Buffer pool(s) load completed at 240501 12:00:00",
     },
     {
-      timestamp: T0 + 1000,
+      ...time(T0 + 1000, "2024-05-01T12:00:01.000000Z"),
       thread_id: 0,
       severity: "Warning",
       message: "'user' entry 'rdsadmin@localhost' ignored in --skip-name-resolve mode.",
     },
     {
-      timestamp: T0 + 2000,
+      ...time(T0 + 2000, "2024-05-01T12:00:02.000000Z"),
       thread_id: 8,
       severity: "Note",
       message: "Aborted connection 8 to db: 'orders' user: 'app' host: '10.0.0.5' " +
         "(Got timeout reading communication packets)",
     },
     {
-      timestamp: T0,
+      ...time(T0, "2024-05-01 12:00:00"),
       thread_id: 12345,
       severity: "Note",
       message: "Plugin 'FEDERATED' is disabled.",
     },
     {
-      timestamp: T0,
+      ...time(T0, "2024-05-01 12:00:00"),
       thread_id: "7f2b8c0a3700",
       message: "InnoDB: Warning: Using innodb_additional_mem_pool_size is DEPRECATED.",
     },
     {
-      timestamp: T0 + 1000,
+      ...time(T0 + 1000, "2024-05-01 12:00:01"),
       thread_id: 12345,
       severity: "Warning",
       message: "Aborted connection 12345 to db: 'orders' user: 'app' host: '10.0.0.5' " +
         "(Got an error reading communication packets)",
     },
-    { timestamp: T0 + 2000, severity: "Note", message: "Event Scheduler: Loaded 0 events" },
+    {
+      ...time(T0 + 2000, "240501 12:00:02"),
+      severity: "Note",
+      message: "Event Scheduler: Loaded 0 events",
+    },
   ]);
 });
 
@@ -88,7 +92,7 @@ Deno.test("MysqlErrorParser() keeps leading unparsable lines and strips CRLF", (
   assert.deepEqual(records, [
     { message: "stack frame from a cut-off portion", parse_error: true },
     {
-      timestamp: T0,
+      ...time(T0, "2024-05-01T12:00:00.000000Z"),
       thread_id: 0,
       severity: "Note",
       error_code: "MY-000000",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MysqlGeneralParser } from "../../mod/parsers/mysql_general.ts";
-import { parseText, testdata } from "./_util.ts";
+import { parseText, testdata, time } from "./_util.ts";
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -18,7 +18,7 @@ Deno.test("MysqlGeneralParser() parses 8.0 general log lines", () => {
     "Quit",
   ]);
   assert.deepEqual(records[0], {
-    timestamp: T0 + 123,
+    ...time(T0 + 123, "2024-05-01T12:00:00.123456Z", 456),
     thread_id: 12,
     command: "Connect",
     argument: "app@10.0.0.5 on orders using SSL/TLS",
@@ -32,9 +32,14 @@ Deno.test("MysqlGeneralParser() parses 8.0 general log lines", () => {
 Deno.test("MysqlGeneralParser() gives 5.6 lines without a time the previous time", () => {
   const records = parseText(new MysqlGeneralParser(), testdata("mysql_general_56.log"));
   assert.deepEqual(records, [
-    { timestamp: T0, thread_id: 5, command: "Connect", argument: "app@10.0.0.5 on orders" },
-    { timestamp: T0, thread_id: 5, command: "Query", argument: "SELECT 1" },
-    { timestamp: T0 + 1000, thread_id: 5, command: "Quit", argument: "" },
+    {
+      ...time(T0, "240501 12:00:00"),
+      thread_id: 5,
+      command: "Connect",
+      argument: "app@10.0.0.5 on orders",
+    },
+    { ...time(T0, "240501 12:00:00"), thread_id: 5, command: "Query", argument: "SELECT 1" },
+    { ...time(T0 + 1000, "240501 12:00:01"), thread_id: 5, command: "Quit", argument: "" },
   ]);
 });
 
@@ -44,7 +49,7 @@ Deno.test("MysqlGeneralParser() accepts spaces instead of tabs", () => {
     "2024-05-01T12:00:00.123456Z    12 Query     SELECT 1",
   );
   assert.deepEqual(r, {
-    timestamp: T0 + 123,
+    ...time(T0 + 123, "2024-05-01T12:00:00.123456Z", 456),
     thread_id: 12,
     command: "Query",
     argument: "SELECT 1",
@@ -59,7 +64,12 @@ Deno.test("MysqlGeneralParser() keeps leading unparsable lines, strips CRLF", ()
   );
   assert.deepEqual(records, [
     { message: "WHERE id = 3", parse_error: true },
-    { timestamp: T0, thread_id: 7, command: "Query", argument: "SELECT 2" },
+    {
+      ...time(T0, "2024-05-01T12:00:00.000000Z"),
+      thread_id: 7,
+      command: "Query",
+      argument: "SELECT 2",
+    },
   ]);
   assert.equal(parser.parseErrors, 1);
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MysqlSlowParser } from "../../mod/parsers/mysql_slow.ts";
-import { parseText, testdata } from "./_util.ts";
+import { parseText, testdata, time } from "./_util.ts";
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -11,7 +11,7 @@ Deno.test("MysqlSlowParser() parses 8.0 slow-query blocks", () => {
   assert.equal(parser.headerLines, 3);
   assert.equal(parser.parseErrors, 0);
   assert.deepEqual(records[0], {
-    timestamp: T0 + 1500,
+    ...time(T0 + 1500, "2024-05-01T12:00:01.500123Z", 123),
     user: "app",
     host: "ip-10-0-0-5.ec2.internal",
     ip: "10.0.0.5",
@@ -53,7 +53,7 @@ Deno.test("MysqlSlowParser() keeps log_slow_extra fields", () => {
   assert.equal(r.read_rnd_next, 500001);
   assert.equal(r.start, "2024-05-01T12:00:05.000000Z");
   assert.equal(r.end, "2024-05-01T12:00:07.000000Z");
-  assert.equal(r.timestamp, T0 + 7000);
+  assert.equal(r._timestamp, (T0 + 7000) * 1000);
   assert.equal(r.query, "UPDATE orders SET status = 'shipped' WHERE shipped_at IS NOT NULL;");
 });
 
@@ -61,15 +61,16 @@ Deno.test("MysqlSlowParser() reads 5.6 blocks, with and without # Time", () => {
   const parser = new MysqlSlowParser();
   const records = parseText(parser, testdata("mysql_slow_56.log"));
   assert.equal(records.length, 3);
-  assert.equal(records[0]!.timestamp, T0 + 1000);
+  assert.equal(records[0]!._timestamp, (T0 + 1000) * 1000);
+  assert.equal(records[0]!.log_time, "240501 12:00:01");
   assert.equal(records[0]!.id, 101);
   // no `# Time:` (same second): the SET timestamp gives the time
-  assert.equal(records[1]!.timestamp, Date.UTC(2024, 4, 1, 12, 0, 1));
+  assert.equal(records[1]!._timestamp, Date.UTC(2024, 4, 1, 12, 0, 1) * 1000);
   assert.equal(records[1]!.id, 102);
   assert.equal(records[1]!.database, "orders");
   assert.equal(records[1]!.query, "INSERT INTO audit (id, action) VALUES (NULL, 'purge');");
   // `# Time: 240501  2:03:04`: one-digit hour padded with a space
-  assert.equal(records[2]!.timestamp, Date.UTC(2024, 4, 1, 2, 3, 4));
+  assert.equal(records[2]!._timestamp, Date.UTC(2024, 4, 1, 2, 3, 4) * 1000);
   assert.equal(records[2]!.query, "DELETE FROM sessions\n WHERE expires_at < NOW();");
   assert.equal(records[2]!.query_time, 12.5);
 });
@@ -88,6 +89,6 @@ Deno.test("MysqlSlowParser() keeps lines outside a block and tolerates CRLF", ()
   assert.deepEqual(records[0], { message: "  FROM t WHERE x = 1;", parse_error: true });
   assert.equal(records[1]!.query, "SELECT 1;");
   assert.equal(records[1]!.ip, "1.2.3.4");
-  assert.equal(records[1]!.timestamp, T0);
+  assert.equal(records[1]!._timestamp, T0 * 1000);
   assert.equal(parser.parseErrors, 1);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ParserStream } from "../../mod/parsers/parser_stream.ts";
 import { PostgresParser } from "../../mod/parsers/postgres.ts";
-import { linesOf, parseText, testdata } from "./_util.ts";
+import { linesOf, parseText, testdata, time } from "./_util.ts";
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -11,7 +11,7 @@ Deno.test("PostgresParser() parses the RDS prefix into fields", () => {
     "2024-05-01 12:00:00 UTC:10.0.0.5(52344):app@orders:[12345]:LOG:  duration: 1.234 ms  statement: SELECT 1",
   );
   assert.deepEqual(r, {
-    timestamp: T0,
+    ...time(T0, "2024-05-01 12:00:00 UTC"),
     client_host: "10.0.0.5",
     client_port: 52344,
     user: "app",
@@ -29,7 +29,7 @@ Deno.test("PostgresParser() leaves out empty client, user and database", () => {
     "2024-05-01 12:00:00 UTC::@:[5321]:LOG:  checkpoint starting: time",
   );
   assert.deepEqual(r, {
-    timestamp: T0,
+    ...time(T0, "2024-05-01 12:00:00 UTC"),
     pid: 5321,
     severity: "LOG",
     message: "checkpoint starting: time",
@@ -43,14 +43,14 @@ Deno.test("PostgresParser() folds a realistic RDS log into one record per messag
   assert.equal(parser.lines, 31);
   assert.equal(parser.records, 13);
   assert.equal(parser.parseErrors, 0);
-  assert.ok(records.every((r) => typeof r.timestamp === "number" && r.parse_error === undefined));
+  assert.ok(records.every((r) => typeof r._timestamp === "number" && r.parse_error === undefined));
 
   const dup = records[3]!;
   assert.equal(dup.severity, "ERROR");
   assert.equal(dup.message, 'duplicate key value violates unique constraint "orders_pkey"');
   assert.equal(dup.detail, "Key (id)=(42) already exists.");
   assert.equal(dup.statement, "INSERT INTO orders (id, customer_id, total)\nVALUES (42, 7, 19.99)");
-  assert.equal(dup.timestamp, T0 + 6000);
+  assert.equal(dup._timestamp, (T0 + 6000) * 1000);
 
   const slow = records[4]!;
   assert.equal(slow.user, "reporting");
@@ -110,7 +110,7 @@ Deno.test("PostgresParser() keeps unparsable lines as parse errors", () => {
     },
     { message: "2024-05-01 12:00:00 UTC this prefix is not the RDS one", parse_error: true },
     {
-      timestamp: T0 + 1000,
+      ...time(T0 + 1000, "2024-05-01 12:00:01 UTC"),
       client_host: "10.0.0.5",
       client_port: 1,
       user: "app",
@@ -143,10 +143,12 @@ Deno.test("PostgresParser() reads %m milliseconds and numeric zones, keeps unkno
       "2024-05-01 14:00:00 CEST::@:[1]:LOG:  abbreviation",
     ].join("\n"),
   );
-  assert.equal(records[0]!.timestamp, T0 + 250);
-  assert.equal(records[1]!.timestamp, T0);
-  assert.equal(records[2]!.timestamp, T0);
-  assert.equal(records[3]!.timestamp, undefined);
+  assert.equal(records[0]!._timestamp, (T0 + 250) * 1000);
+  assert.equal(records[0]!.log_time, "2024-05-01 12:00:00.250 UTC");
+  assert.equal(records[1]!._timestamp, T0 * 1000);
+  assert.equal(records[1]!.log_time, "2024-05-01 14:00:00 +02");
+  assert.equal(records[2]!._timestamp, T0 * 1000);
+  assert.equal(records[3]!._timestamp, undefined);
   assert.equal(records[3]!.log_time, "2024-05-01 14:00:00 CEST");
 });
 

@@ -21,10 +21,19 @@ export interface FakeInstance {
   id: string;
   engine: string;
   tags?: Record<string, string>;
-  files: Map<string, { data: string; lastWritten: number; generation: number }>;
+  files: Map<string, FakeFile>;
+}
+
+/** A log file of the fake: its text, and its bytes once asked for (until it changes). */
+interface FakeFile {
+  data: string;
+  bytes?: Uint8Array;
+  lastWritten: number;
+  generation: number;
 }
 
 const NS = "http://rds.amazonaws.com/doc/2014-10-31/";
+const bytesOf = (f: FakeFile) => f.bytes ??= new TextEncoder().encode(f.data);
 const esc = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
@@ -60,8 +69,9 @@ export class FakeRds {
   /** Append to (or create) a log file. */
   append(id: string, file: string, text: string, at = Date.now()): void {
     const inst = this.instances.get(id)!;
-    const f = inst.files.get(file) ?? { data: "", lastWritten: 0, generation: 0 };
+    const f: FakeFile = inst.files.get(file) ?? { data: "", lastWritten: 0, generation: 0 };
     f.data += text;
+    delete f.bytes;
     f.lastWritten = Math.max(at, f.lastWritten + 1);
     inst.files.set(file, f);
   }
@@ -70,6 +80,7 @@ export class FakeRds {
   rotate(id: string, file: string, text: string, at = Date.now()): void {
     const f = this.instances.get(id)!.files.get(file)!;
     f.data = text;
+    delete f.bytes;
     f.generation++;
     f.lastWritten = Math.max(at, f.lastWritten + 1);
   }
@@ -152,9 +163,7 @@ export class FakeRds {
     const body = [...inst.files].map(([name, f]) =>
       `<DescribeDBLogFilesDetails><LastWritten>${f.lastWritten}</LastWritten><LogFileName>${
         esc(name)
-      }</LogFileName><Size>${
-        new TextEncoder().encode(f.data).length
-      }</Size></DescribeDBLogFilesDetails>`
+      }</LogFileName><Size>${bytesOf(f).length}</Size></DescribeDBLogFilesDetails>`
     ).join("");
     return this.#xml("DescribeDBLogFiles", `<DescribeDBLogFiles>${body}</DescribeDBLogFiles>`);
   }
@@ -164,7 +173,7 @@ export class FakeRds {
     if (!inst) return this.#error(404, "DBInstanceNotFound", "DBInstance not found");
     const f = inst.files.get(form.get("LogFileName") ?? "");
     if (!f) return this.#error(404, "DBLogFileNotFoundFault", "DBLogFile not found");
-    const bytes = new TextEncoder().encode(f.data);
+    const bytes = bytesOf(f);
     const lines = Math.min(10000, Number(form.get("NumberOfLines") ?? 10000));
     const marker = form.get("Marker");
     let offset = 0, end: number;

@@ -4,6 +4,7 @@ import { parseValue } from "../../mod/config/spec.ts";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { Rds, rdsReadSpec, rdsSpec, shardOf } from "../../mod/sources/rds.ts";
+import { takeXmlText } from "../../mod/sources/rds_log_data.ts";
 import { LogTracking } from "../../mod/sources/rds_tracking.ts";
 import { awsTestConfig, freshTable, rdsClient, serviceTest } from "../services/mod.ts";
 import { FakeRds } from "./_fake_rds.ts";
@@ -212,3 +213,40 @@ serviceTest(
     );
   },
 );
+
+Deno.test("takeXmlText() cuts LogFileData out of an answer as bytes, entities unescaped", () => {
+  const enc = new TextEncoder();
+  const xml = enc.encode(
+    `<R xmlns="x"><Result><LogFileData>a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos; &#233;&#x1F600; é &bogus; &amp\n</LogFileData><Marker>0:9</Marker></Result></R>`,
+  );
+  const t = takeXmlText(xml, "LogFileData")!;
+  assert.equal(new TextDecoder().decode(t.text), `a & b <c> "d" 'e' é😀 é &bogus; &amp\n`);
+  assert.equal(
+    new TextDecoder().decode(t.rest),
+    `<R xmlns="x"><Result><Marker>0:9</Marker></Result></R>`,
+  );
+  const empty = takeXmlText(enc.encode("<R><LogFileData/><Marker>1</Marker></R>"), "LogFileData")!;
+  assert.equal(empty.text.length, 0);
+  assert.equal(new TextDecoder().decode(empty.rest), "<R><Marker>1</Marker></R>");
+  assert.equal(takeXmlText(enc.encode("<R><Marker>1</Marker></R>"), "LogFileData"), undefined);
+});
+
+Deno.test("Rds.reader(): text with XML's special characters and UTF-8 comes through byte for byte", async () => {
+  const fake = new FakeRds();
+  try {
+    fake.addInstance("a", "postgres");
+    const text = `1 <tag attr="v"> & 'q'\n2 héllo wörld 😀\n3 &amp; stays &amp;\n`;
+    fake.append("a", "f.log", text);
+    const rds = await Rds.open(
+      parseValue(rdsReadSpec, { endpoint: fake.url, region: "us-east-1", rate_limit: 100 }),
+      log,
+      new Registry(),
+    );
+    const p = await rds.reader("a", "f.log").read("0", AbortSignal.timeout(10_000));
+    assert.equal(new TextDecoder().decode(p.data), text);
+    assert.equal(p.marker, `0:${new TextEncoder().encode(text).length}`);
+    assert.equal(p.more, false);
+  } finally {
+    await fake.close();
+  }
+});

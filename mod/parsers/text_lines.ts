@@ -1,0 +1,90 @@
+/**
+ * Text lines from UTF-8 chunks, for framers that parse text: a chunk is decoded once, not line
+ * by line.
+ * @module
+ */
+
+const enc = new TextEncoder();
+
+/** Options for {@linkcode TextLines}. */
+export interface TextLinesOptions {
+  /**
+   * Longer lines (in UTF-8 bytes) are cut here and counted in {@linkcode TextLines.linesTruncated}.
+   * @default {1048576}
+   */
+  maxLineBytes?: number;
+}
+
+/**
+ * Splits decoded text into lines as `LineStream` does for bytes: no `\n`, a trailing `\r`
+ * removed, empty lines skipped, lines over `maxLineBytes` cut there (at a character boundary).
+ * A line split across chunks, and a character split across chunks, come out whole.
+ *
+ * @example
+ * ```ts
+ * import { TextLines } from "./text_lines.ts";
+ * const lines = new TextLines();
+ * lines.split(new TextEncoder().encode("a\r\nb")); // ["a"]
+ * lines.end(); // ["b"]
+ * ```
+ */
+export class TextLines {
+  readonly #decoder = new TextDecoder();
+  readonly #max: number;
+  #tail = "";
+  #discarding = false;
+  /** Lines cut at `maxLineBytes`. */
+  linesTruncated = 0;
+
+  /** @throws {RangeError} when `maxLineBytes` is not a positive integer */
+  constructor({ maxLineBytes = 1 << 20 }: TextLinesOptions = {}) {
+    if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
+      throw new RangeError(`maxLineBytes must be a positive integer: got ${maxLineBytes}`);
+    }
+    this.#max = maxLineBytes;
+  }
+
+  /** The lines `chunk` completes. */
+  split(chunk: Uint8Array): string[] {
+    const text = this.#tail + this.#decoder.decode(chunk, { stream: true });
+    const out: string[] = [];
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
+      if (this.#discarding) this.#discarding = false; // the rest of a line already cut
+      else this.#emit(text.slice(start, nl), out);
+      start = nl + 1;
+    }
+    this.#tail = this.#discarding ? "" : text.slice(start);
+    // A line with no end in sight is cut now rather than held whole; its rest is dropped.
+    if (this.#tail.length > this.#max) {
+      this.#emit(this.#tail, out);
+      this.#tail = "";
+      this.#discarding = true;
+    }
+    return out;
+  }
+
+  /** The last line, if the input did not end with a newline. */
+  end(): string[] {
+    const out: string[] = [];
+    const rest = this.#tail + this.#decoder.decode();
+    if (!this.#discarding) this.#emit(rest, out);
+    this.#tail = "";
+    this.#discarding = false;
+    return out;
+  }
+
+  #emit(line: string, out: string[]): void {
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line.length === 0) return;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only long lines need measuring.
+    if (line.length * 3 > this.#max) {
+      const bytes = enc.encode(line);
+      if (bytes.length > this.#max) {
+        line = new TextDecoder().decode(bytes.subarray(0, this.#max)).replace(/\uFFFD$/, "");
+        this.linesTruncated++;
+      }
+    }
+    out.push(line);
+  }
+}
