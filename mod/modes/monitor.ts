@@ -26,7 +26,7 @@ import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { sleep } from "../pipeline/retry.ts";
 import { type KafkaMessage, KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
 import { AzureBlobContainer, azureStorageSpec, type BlobInfo } from "../sources/azure_blob.ts";
-import type { BlobClosed, BlobEvent, BlobRef } from "../sources/blob_events.ts";
+import type { BlobClosed, BlobEvent, BlobRef } from "../sources/events.ts";
 import { parseBlobName } from "../sources/k8s_blob_name.ts";
 import { defineMode } from "./mode.ts";
 import {

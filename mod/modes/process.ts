@@ -47,7 +47,7 @@ import { KafkaSource, kafkaSourceSpec, type KafkaUnit } from "../sources/kafka.t
 import { kafkaConnectionFields } from "../sources/kafka_client.ts";
 import { Rds, rdsReadSpec } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
-import type { LogFileChanged } from "./discover.ts";
+import type { LogFileChanged } from "../sources/events.ts";
 import { defineMode } from "./mode.ts";
 
 /** The `process:` config section. */

@@ -25,7 +25,7 @@ import type { Registry } from "../metrics/registry.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import { AppendBlobSource } from "./azure_append_blob.ts";
 import { AzureBlobContainer, type AzureStorage } from "./azure_blob.ts";
-import { type BlobIngested, parseBlobEvent, type SkippedRange } from "./blob_events.ts";
+import { type BlobIngested, parseBlobEvent, type SkippedRange } from "./events.ts";
 import type { BlobOffsetStore } from "./blob_offsets.ts";
 import { parseBlobName } from "./k8s_blob_name.ts";
 

@@ -1,8 +1,9 @@
 /**
- * The blob events that travel through Kafka between `monitor` (producer) and `ingest --worker`
- * (consumer), and the completion event `ingest` sends after each pass: their shapes, in one
- * place, and the parser the consumer uses. Events are JSON, keyed by blob name (one blob's events
- * land in one partition, in order).
+ * The events that travel through Kafka between the agent's modes, in one place for producer and
+ * consumer: the blob events `monitor` publishes and `ingest --worker` consumes (JSON keyed by
+ * blob name: one blob's events land in one partition, in order), the completion event `ingest`
+ * sends after each pass, and the log-file event `discover` publishes and `process` consumes
+ * (keyed by instance).
  *
  * @example
  * ```ts
@@ -62,6 +63,20 @@ export interface BlobsListed {
 
 /** Any event the monitor publishes. */
 export type BlobEvent = BlobObserved | BlobClosed | BlobsListed;
+
+/** A database log file that changed (`discover` → `process`). */
+export interface LogFileChanged {
+  type: "LogFileChanged";
+  instance: string;
+  engine: string;
+  file: string;
+  previous_size: number;
+  size: number;
+  /** ISO 8601. */
+  last_written: string;
+  /** The file got smaller (rotated or truncated): read it from its start. */
+  rotated: boolean;
+}
 
 /** A stretch of a blob that was not ingested because it did not decode. */
 export interface SkippedRange {
