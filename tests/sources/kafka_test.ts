@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { parseValue } from "../../mod/config/spec.ts";
+import { ingestSpec } from "../../mod/modes/ingest.ts";
+import { processSpec } from "../../mod/modes/process.ts";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { runPipeline } from "../../mod/pipeline/run.ts";
@@ -179,3 +181,11 @@ serviceTest(
     assert.deepEqual([...offsets].toSorted(), [[0, 2n], [1, 1n]]);
   },
 );
+
+Deno.test("kafkaGroupFields: session_timeout 10s and heartbeat_interval 3s, in the source, ingest and process", () => {
+  const c = parseValue(kafkaSourceSpec, { topics: ["t"], group_id: "g" });
+  assert.deepEqual([c.session_timeout, c.heartbeat_interval], [10_000, 3_000]);
+  for (const shape of [processSpec.shape.kafka.shape, ingestSpec.shape]) {
+    assert.ok("session_timeout" in shape && "heartbeat_interval" in shape);
+  }
+});
