@@ -43,17 +43,24 @@ import {
 } from "../sinks/openobserve.ts";
 import { awsFields } from "../sources/aws.ts";
 import { awsErrorName } from "../sources/aws_errors.ts";
-import { KafkaSource, kafkaSourceSpec, type KafkaUnit } from "../sources/kafka.ts";
+import {
+  kafkaGroupFields,
+  KafkaSource,
+  kafkaSourceSpec,
+  type KafkaUnit,
+} from "../sources/kafka.ts";
 import { kafkaConnectionFields } from "../sources/kafka_client.ts";
 import { Rds, rdsReadSpec } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
-import type { LogFileChanged } from "./discover.ts";
+import type { LogFileChanged } from "../sources/events.ts";
 import { defineMode } from "./mode.ts";
 
 /** The `process:` config section. */
 export const processSpec = f.object({
   kafka: f.object({
     ...kafkaConnectionFields,
+    // A SIGTERM leaves the group at once; after a SIGKILL the partitions wait session_timeout.
+    ...kafkaGroupFields,
     topic: f.string({ description: "Topic of discover's events", default: "aurora-logs" }),
     group_id: f.string({ description: "Consumer group", default: "aurora-log-processors" }),
   }, { description: "Where the change events come from" }),
