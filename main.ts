@@ -452,7 +452,10 @@ async function runMode(
   const controller = new AbortController();
   const serverAbort = new AbortController();
   let server: ReturnType<typeof serveStatus> | undefined;
-  if (agent.status.enabled && !args.flags.has("no-status")) {
+  // A CLI tool serves status only when an address was asked for.
+  const quiet = (mode.cliTool?.(args.positionals) ?? false) &&
+    agent.status.listen === STATUS_DEFAULT_LISTEN;
+  if (agent.status.enabled && !args.flags.has("no-status") && !quiet) {
     if (mode.statusListen && agent.status.listen === STATUS_DEFAULT_LISTEN) {
       agent.status.listen = mode.statusListen;
     }

@@ -22,6 +22,7 @@ import { awsFields } from "../sources/aws.ts";
 import { type DbInstance, type DbLogFile, Rds, rdsSpec, shardOf } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
 import { defineMode } from "./mode.ts";
+import type { LogFileChanged } from "../sources/events.ts";
 
 /** The `discover:` config section. */
 export const discoverSpec = f.object({
@@ -51,19 +52,8 @@ export const discoverSpec = f.object({
     }],
 });
 
-/** The event `discover` publishes and `process` consumes. */
-export interface LogFileChanged {
-  type: "LogFileChanged";
-  instance: string;
-  engine: string;
-  file: string;
-  previous_size: number;
-  size: number;
-  /** ISO 8601. */
-  last_written: string;
-  /** The file got smaller (rotated or truncated): read it from its start. */
-  rotated: boolean;
-}
+/** The event `discover` publishes and `process` consumes (its shape: sources/events.ts). */
+export type { LogFileChanged };
 
 export const discoverMode = defineMode({
   name: "discover",

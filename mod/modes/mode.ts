@@ -81,6 +81,12 @@ export interface Mode<S extends AnyField = AnyField> {
    */
   statusListen?: string;
   /**
+   * A command-line tool run (`tail`, `ingest test-kafka`): no status endpoint unless one was
+   * asked for (`status.listen` set in the config or `--status-listen`), so it runs beside an
+   * agent that holds the default port.
+   */
+  cliTool?: (args: string[]) => boolean;
+  /**
    * The state file `edge-agent <mode> requeue ID` leaves re-queue requests beside (modes that
    * quarantine units).
    */

@@ -26,6 +26,7 @@ import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { sleep } from "../pipeline/retry.ts";
 import { type KafkaMessage, KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
 import { AzureBlobContainer, azureStorageSpec, type BlobInfo } from "../sources/azure_blob.ts";
+import type { BlobClosed, BlobEvent, BlobRef } from "../sources/events.ts";
 import { parseBlobName } from "../sources/k8s_blob_name.ts";
 import { defineMode } from "./mode.ts";
 import {
@@ -220,7 +221,7 @@ export class BlobMonitor {
    * @returns the events published.
    * @throws {Error} when publishing fails (nothing is remembered: the next poll announces again).
    */
-  async poll(): Promise<Record<string, unknown>[]> {
+  async poll(): Promise<BlobEvent[]> {
     const c = this.#c;
     const { store, list, log, now: clock } = this.#o;
     const started = performance.now();
@@ -229,7 +230,7 @@ export class BlobMonitor {
     const closeAfter = c.blob_closing.timeout_minutes * 60_000;
     const before = store.get<Record<string, Seen>>("blobs") ?? {};
     const after: Record<string, Seen> = structuredClone(before);
-    const events: { key: string; event: Record<string, unknown> }[] = [];
+    const events: { key: string; event: BlobEvent }[] = [];
     const iso = new Date(now).toISOString();
     this.listingFailures = 0;
 
@@ -257,7 +258,7 @@ export class BlobMonitor {
             const key = scope + b.name;
             listed.add(key);
             const seen = after[key];
-            const blob = { ...base, name: b.name, service, date };
+            const blob: BlobRef = { ...base, name: b.name, service, date };
             if (!seen || b.size > seen.size) {
               events.push({
                 key: b.name,
@@ -319,7 +320,12 @@ export class BlobMonitor {
         if (!key.startsWith(scope) || listed.has(key)) continue;
         if (!seen.closed && c.blob_closing.enabled && now - seen.grewAt >= closeAfter) {
           const name = key.slice(scope.length);
-          const blob = { ...base, name, service: parseBlobName(name).service, date: seen.date };
+          const blob: BlobRef = {
+            ...base,
+            name,
+            service: parseBlobName(name).service,
+            date: seen.date,
+          };
           events.push({ key: name, event: closedEvent(blob, seen, "inactive", iso) });
           seen.closed = true;
         }
@@ -337,7 +343,7 @@ export class BlobMonitor {
     }
 
     await this.#o.publish(events.map((e) => ({ key: e.key, value: JSON.stringify(e.event) })));
-    for (const e of events) this.#m.events.inc(1, { type: String(e.event.type) });
+    for (const e of events) this.#m.events.inc(1, { type: e.event.type });
     store.set("blobs", after);
     await store.flush();
     this.#m.tracked.set(Object.keys(after).length);
@@ -347,11 +353,11 @@ export class BlobMonitor {
 }
 
 function closedEvent(
-  blob: Record<string, unknown>,
+  blob: BlobRef,
   seen: Seen,
-  reason: string,
+  reason: BlobClosed["reason"],
   iso: string,
-): Record<string, unknown> {
+): BlobClosed {
   return {
     type: "BlobClosed",
     ...blob,

@@ -43,17 +43,24 @@ import {
 } from "../sinks/openobserve.ts";
 import { awsFields } from "../sources/aws.ts";
 import { awsErrorName } from "../sources/aws_errors.ts";
-import { KafkaSource, kafkaSourceSpec, type KafkaUnit } from "../sources/kafka.ts";
+import {
+  kafkaGroupFields,
+  KafkaSource,
+  kafkaSourceSpec,
+  type KafkaUnit,
+} from "../sources/kafka.ts";
 import { kafkaConnectionFields } from "../sources/kafka_client.ts";
 import { Rds, rdsReadSpec } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
-import type { LogFileChanged } from "./discover.ts";
+import type { LogFileChanged } from "../sources/events.ts";
 import { defineMode } from "./mode.ts";
 
 /** The `process:` config section. */
 export const processSpec = f.object({
   kafka: f.object({
     ...kafkaConnectionFields,
+    // A SIGTERM leaves the group at once; after a SIGKILL the partitions wait session_timeout.
+    ...kafkaGroupFields,
     topic: f.string({ description: "Topic of discover's events", default: "aurora-logs" }),
     group_id: f.string({ description: "Consumer group", default: "aurora-log-processors" }),
   }, { description: "Where the change events come from" }),
@@ -272,8 +279,8 @@ class LogFileSource implements Source {
     this.#s3 = c.source === "s3"
       ? (async () => {
         const { S3Client } = await import("@aws-sdk/client-s3");
-        const { awsClientConfig } = await import("../sources/aws.ts");
-        return new S3Client(await awsClientConfig(c.s3));
+        const { s3DownloadConfig } = await import("../sources/aws.ts");
+        return new S3Client(await s3DownloadConfig(c.s3));
       })()
       : undefined;
   }

@@ -111,7 +111,10 @@ reordered, loss %.`,
     });
     let last: ReceiverSnapshot | undefined;
     let bound: number[] = ports;
-    let lastMessages = 0, lastChange = performance.now();
+    // Idle is judged on snapshots (one per report interval): only a snapshot taken idle_timeout
+    // after the last change, still showing no new message, stops the receiver. A clock check
+    // between snapshots would stop it early whenever a snapshot comes late (a loaded machine).
+    let lastMessages = 0, lastChange = performance.now(), lastSnapshotAt = lastChange;
     let reportFailed = false;
     const onSnapshot = (s: ReceiverSnapshot) => {
       m.messages.inc(s.messages - (last?.messages ?? 0));
@@ -135,9 +138,10 @@ reordered, loss %.`,
           state: "running" as const,
         })),
       });
+      lastSnapshotAt = performance.now();
       if (s.messages !== lastMessages) {
         lastMessages = s.messages;
-        lastChange = performance.now();
+        lastChange = lastSnapshotAt;
       }
       if (c.report_to) {
         fetch(new URL("/api/receiver", c.report_to), {
@@ -183,7 +187,9 @@ reordered, loss %.`,
     const watch = setInterval(() => {
       const now = performance.now();
       if (c.duration > 0 && now - started >= c.duration) stop();
-      if (c.idle_timeout > 0 && lastMessages > 0 && now - lastChange >= c.idle_timeout) stop();
+      if (c.idle_timeout > 0 && lastMessages > 0 && lastSnapshotAt - lastChange >= c.idle_timeout) {
+        stop();
+      }
     }, 50);
     const error = await finished;
     clearInterval(watch);

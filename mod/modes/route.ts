@@ -4,13 +4,15 @@
  * Lambda, given on stdin, or found by scanning a bucket) → the namespace's delivery configs in
  * DynamoDB → its records to CloudWatch Logs and/or the object copied to S3, in other accounts.
  *
- * Source: `input` (sqs, lambda, manual, scan). Parser: JSON records (NDJSON or an array).
- * Destinations: CloudWatch Logs and S3 copies, per tenant (route_router.ts).
+ * Source: `input` (sqs, lambda, manual, scan). Tenant step: each object's deliveries, S3 copies
+ * (route_tenant_step.ts). Parser: JSON records (NDJSON or an array) → CloudWatch events
+ * (route_events.ts). Sink: CloudWatch Logs, counted per tenant (route_sink.ts).
  * @module
  */
 
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { f } from "../config/spec.ts";
+import { DeadLetter, deadLetterSpec } from "../pipeline/dead_letter.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { retrySpec } from "../pipeline/retry.ts";
 import { awsFields } from "../sources/aws.ts";
@@ -135,6 +137,7 @@ export const routeSpec = withRouteEnv(f.object({
       allowEmpty: true,
     }),
   }, { description: "input lambda" }),
+  dead_letter: deadLetterSpec,
   aws: f.object(awsFields, {
     description: "AWS connection of every client (endpoint: moto, LocalStack)",
   }),
@@ -161,12 +164,16 @@ export const routeMode = defineMode({
   async run({ config, configDir, metrics, log, health, signal, args }) {
     const { buildRoute } = await import("./route_build.ts");
     const r = await buildRoute(config, metrics, log);
+    // Events CloudWatch Logs refuses for good (too old, too new, expired, empty, a stream that
+    // fails for good), with their destination and record.
+    const deadLetter = new DeadLetter(resolve(configDir, config.dead_letter.path));
     const pipe = (source: S3ObjectSource, stop = signal) =>
       runPipeline({
-        source: r.router.source(source),
-        sink: r.router.sink(),
-        frame: r.router.frame,
-        sizeOf: r.router.sizeOf,
+        source: r.tenantStep.source(source),
+        frame: r.parse,
+        sink: r.sink,
+        sizeOf: r.sizeOf,
+        deadLetter,
         metrics,
         log,
         health,
@@ -194,13 +201,13 @@ export const routeMode = defineMode({
         case "sqs":
           if (!config.queue_url) throw new Error("route.queue_url is required for input sqs");
           await pipe(r.sqs(config.once));
-          return r.router.retryLater > 0 && config.once ? 1 : 0;
+          return r.tenantStep.retryLater > 0 && config.once ? 1 : 0;
         case "scan":
           if (!config.source_bucket) {
             throw new Error("route.source_bucket is required for input scan");
           }
-          await pipe(r.scan(resolve(configDir, config.state_file)));
-          return r.router.retryLater > 0 && config.once ? 1 : 0;
+          await pipe(r.scan(await stateFileIn(resolve(configDir, config.state_file))));
+          return r.tenantStep.retryLater > 0 && config.once ? 1 : 0;
       }
     } finally {
       stopExport.abort();
@@ -209,3 +216,20 @@ export const routeMode = defineMode({
     }
   },
 });
+
+/**
+ * `path`, once its directory exists: created when missing, so that a first run does not deliver
+ * everything and then fail to save what it did (the next run would deliver it all again).
+ *
+ * @throws {Error} naming the directory when it cannot be created.
+ */
+async function stateFileIn(path: string): Promise<string> {
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+  } catch (e) {
+    throw new Error(`route.state_file ${path}: cannot create its directory ${dirname(path)}`, {
+      cause: e,
+    });
+  }
+  return path;
+}

@@ -1,7 +1,7 @@
 /**
  * Mode `route`'s parts, built from its config: AWS clients (one endpoint override for all,
- * SDK retries off so that retry.ts decides), the tenant directory, the CloudWatch Logs sink, the
- * S3 copier, the router, the inputs and the CloudWatch metrics publisher. Loaded when the mode
+ * SDK retries off so that retry.ts decides), the tenant step (tenant directory and S3 copier),
+ * the parser, the sink (CloudWatch Logs), the inputs and the CloudWatch metrics publisher. Loaded when the mode
  * runs, so that the AWS SDK stays out of start-up.
  * @module
  */
@@ -15,10 +15,11 @@ import type { Logger } from "../log/logger.ts";
 import { CloudWatchMetricsPublisher } from "../metrics/cloudwatch_publisher.ts";
 import type { Registry } from "../metrics/registry.ts";
 import type { PipelineStats } from "../pipeline/run.ts";
+import type { Unit } from "../pipeline/types.ts";
 import { AssumedRoles } from "../sinks/assumed_roles.ts";
 import { CloudWatchLogsSink } from "../sinks/cloudwatch_logs.ts";
 import { S3Copier } from "../sinks/s3_copy.ts";
-import { awsClientConfig } from "../sources/aws.ts";
+import { awsClientConfig, s3DownloadConfig } from "../sources/aws.ts";
 import { serveLambda } from "../sources/lambda.ts";
 import { S3BucketScanSource } from "../sources/s3_bucket_scan.ts";
 import { eventMessages, S3EventBatch, sqsRequeue } from "../sources/s3_event_batch.ts";
@@ -26,8 +27,10 @@ import type { S3ObjectSource } from "../sources/s3_object.ts";
 import { SqsS3Source } from "../sources/s3_sqs.ts";
 import { readEventMessages } from "../sources/stdin_events.ts";
 import type { routeSpec } from "./route.ts";
+import { routeEventSize, RouteEventStream } from "./route_events.ts";
 import { RouteMetrics } from "./route_metrics.ts";
-import { Router } from "./route_router.ts";
+import { RouteSink } from "./route_sink.ts";
+import { type RoutedUnit, TenantStep } from "./route_tenant_step.ts";
 import { TenantDirectory } from "./route_tenants.ts";
 
 /** The `route:` config. */
@@ -41,7 +44,7 @@ export async function buildRoute(config: RouteConfig, metrics: Registry, log: Lo
   const s3Aws = await awsClientConfig(config.aws);
   const { forcePathStyle: _, ...aws } = s3Aws;
   const retry = config.retry;
-  const s3 = new S3Client(s3Aws);
+  const s3 = new S3Client(await s3DownloadConfig(config.aws));
   const sqs = new SQSClient(aws);
   const roles = new AssumedRoles({
     aws,
@@ -60,10 +63,9 @@ export async function buildRoute(config: RouteConfig, metrics: Registry, log: Lo
     maxBatchSize: config.cloudwatch.max_batch_size,
     maxEventBytes: config.cloudwatch.max_event_bytes,
     retry,
-    onOutcome: (o) => router.outcome(o),
   });
   const copier = new S3Copier({ aws: s3Aws, roles, source: s3, acl: config.s3.acl, retry });
-  const router: Router = new Router({
+  const tenantStep = new TenantStep({
     s3,
     tenants: new TenantDirectory({
       client: new DynamoDBClient({ ...aws, maxAttempts: 1 }),
@@ -74,14 +76,12 @@ export async function buildRoute(config: RouteConfig, metrics: Registry, log: Lo
       log,
     }),
     copier,
-    cloudwatch,
     metrics: routeMetrics,
-    registry: metrics,
     log,
     ...(config.aws.region && { region: config.aws.region }),
     defaultPrefix: config.s3.default_prefix,
-    maxLineBytes: config.processing.max_line_bytes,
   });
+  const truncated = metrics.counter("lines_truncated_total", "Lines cut at max_line_bytes");
   const publisher = config.metrics.publish
     ? new CloudWatchMetricsPublisher({
       client: new CloudWatchClient(aws),
@@ -92,7 +92,20 @@ export async function buildRoute(config: RouteConfig, metrics: Registry, log: Lo
     : undefined;
 
   return {
-    router,
+    /** Each object's tenant and deliveries; S3 copies. */
+    tenantStep,
+    /** A routed unit's bytes → its CloudWatch events. */
+    parse: (unit: Unit) =>
+      new RouteEventStream(unit as RoutedUnit, {
+        metrics: routeMetrics,
+        truncated,
+        log,
+        maxLineBytes: config.processing.max_line_bytes,
+      }),
+    /** An event's size as PutLogEvents counts it (for batching). */
+    sizeOf: routeEventSize,
+    /** CloudWatch Logs, counted per tenant. */
+    sink: new RouteSink(cloudwatch, routeMetrics),
     publisher,
 
     /** Publish metrics every interval until `signal` aborts (nothing when publishing is off). */

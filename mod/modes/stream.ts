@@ -15,7 +15,7 @@
 
 import { resolve } from "node:path";
 import { defineMode } from "./mode.ts";
-import { awsClientConfig } from "../sources/aws.ts";
+import { awsClientConfig, s3DownloadConfig } from "../sources/aws.ts";
 import { FileSource } from "../sources/file.ts";
 import { TailSource } from "../sources/file_tail.ts";
 import type { Source } from "../pipeline/types.ts";
@@ -23,16 +23,6 @@ import { deliverStream } from "./stream_deliver.ts";
 import { streamSpec } from "./stream_spec.ts";
 
 export { streamSpec };
-
-/**
- * The S3 client settings for downloads: the SDK's default (`WHEN_SUPPORTED`) wraps every body in
- * a JavaScript checksum stream, which costs CPU and hides fetch's byte stream (so the data path
- * cannot read into its reused buffers). gzip files carry a CRC32 per member, checked anyway;
- * TLS protects plain ones in transit.
- */
-async function downloadConfig(c: Parameters<typeof awsClientConfig>[0]) {
-  return { ...await awsClientConfig(c), responseChecksumValidation: "WHEN_REQUIRED" as const };
-}
 
 /** Mode `stream`. */
 export const streamMode = defineMode({
@@ -77,7 +67,7 @@ export const streamMode = defineMode({
       const { forcePathStyle: _, ...aws } = await awsClientConfig(config.s3);
       source = new SqsS3Source({
         sqs: new SQSClient(aws),
-        s3: new S3Client(await downloadConfig(config.s3)),
+        s3: new S3Client(await s3DownloadConfig(config.s3)),
         config: config.sqs,
         log,
         metrics,
@@ -90,7 +80,7 @@ export const streamMode = defineMode({
         import("../sources/s3_scan.ts"),
       ]);
       source = new S3ScanSource({
-        client: new S3Client(await downloadConfig(config.s3)),
+        client: new S3Client(await s3DownloadConfig(config.s3)),
         bucket: config.s3.bucket,
         prefix: config.s3.prefix,
         stateFile,

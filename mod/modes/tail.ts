@@ -6,7 +6,7 @@
  */
 
 import { f, type Infer } from "../config/spec.ts";
-import { kafkaClient, kafkaConnectionFields } from "../sources/kafka_client.ts";
+import { KafkaClient, kafkaConnectionFields } from "../sources/kafka_client.ts";
 import { defineMode } from "./mode.ts";
 
 /** The `tail:` config section. */
@@ -119,63 +119,50 @@ export const tailMode = defineMode({
       boolean: true,
     },
   },
+  cliTool: () => true,
   async run({ config, signal, stdout, health, log }) {
-    const kafka = await kafkaClient(config);
-    const admin = kafka.admin();
-    await admin.connect();
-    // Where "caught up" is, for --no-follow: each partition's end offset now.
-    const ends = new Map<string, bigint>();
-    try {
-      for (const topic of config.topics) {
-        for (const p of await admin.fetchTopicOffsets(topic)) {
-          if (BigInt(p.high) > BigInt(p.low)) ends.set(`${topic}/${p.partition}`, BigInt(p.high));
-        }
-      }
-    } finally {
-      await admin.disconnect();
-    }
-    const consumer = kafka.consumer({
-      groupId: `edge-agent-tail-${crypto.randomUUID()}`,
-      maxWaitTimeInMs: 250,
+    // No consumer group: a tail run reads partitions directly and leaves nothing behind.
+    const client = new KafkaClient(config);
+    const reader = client.reader(config.topics, {
+      fromBeginning: config.from_beginning,
+      maxWait: 250,
     });
-    await consumer.connect();
-    health.set("kafka", true);
     const writer = stdout.getWriter();
     const enc = new TextEncoder();
     let shown = 0;
-    const done = Promise.withResolvers<void>();
-    if (!config.follow && !config.from_beginning) done.resolve(); // nothing new to wait for
-    if (!config.follow && ends.size === 0) done.resolve();
-    signal.addEventListener("abort", () => done.resolve(), { once: true });
-    for (const topic of config.topics) {
-      await consumer.subscribe({ topic, fromBeginning: config.from_beginning });
+    try {
+      // Where "caught up" is, for --no-follow: each partition's end offset now.
+      const ends = new Map<string, bigint>();
+      for (const [key, p] of await reader.start()) {
+        if (p.high > (reader.positions.get(key) ?? p.high)) ends.set(key, p.high);
+      }
+      health.set("kafka", true);
+      const caughtUp = () =>
+        [...ends].every(([key, end]) => (reader.positions.get(key) ?? 0n) >= end);
+      while (!signal.aborted) {
+        if (!config.follow && caughtUp()) break;
+        const records = await reader.fetch();
+        const lines: string[] = [];
+        for (const r of records) {
+          const out = renderLine(config, {
+            topic: r.topic,
+            partition: r.partition,
+            offset: String(r.offset),
+            value: r.value,
+            headers: r.headers,
+          });
+          if (out !== undefined) lines.push(out);
+        }
+        if (lines.length) {
+          shown += lines.length;
+          await writer.write(enc.encode(lines.join("\n") + "\n"));
+        }
+      }
+    } finally {
+      writer.releaseLock();
+      await reader.close();
+      await client.close();
     }
-    await consumer.run({
-      eachMessage: async ({ topic, partition, message }) => {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) {
-          if (v !== undefined) headers[k] = Array.isArray(v) ? v.map(String).join(",") : String(v);
-        }
-        const out = renderLine(config, {
-          topic,
-          partition,
-          offset: message.offset,
-          value: message.value,
-          headers,
-        });
-        if (out !== undefined) {
-          shown++;
-          await writer.write(enc.encode(out + "\n"));
-        }
-        const key = `${topic}/${partition}`;
-        const end = ends.get(key);
-        if (end !== undefined && BigInt(message.offset) + 1n >= end) ends.delete(key);
-        if (!config.follow && ends.size === 0) done.resolve();
-      },
-    });
-    await done.promise;
-    await consumer.disconnect();
-    writer.releaseLock();
     log.debug("tail stopped", { lines_shown: shown });
   },
 });

@@ -20,9 +20,13 @@
  * @module
  */
 
-import type { Admin, Consumer, Producer } from "kafkajs";
 import { errorChain, type Logger } from "../log/logger.ts";
-import { kafkaClient, type KafkaConnection } from "../sources/kafka_client.ts";
+import {
+  KafkaClient,
+  type KafkaConnection,
+  type KafkaProducer,
+  type PartitionReader,
+} from "../sources/kafka_client.ts";
 import { sleep } from "./retry.ts";
 
 /** Options for {@link CompactedTopicStore.open}. */
@@ -50,25 +54,25 @@ export class CompactedTopicStore<V> {
   /** The topic. */
   readonly topic: string;
   readonly #values = new Map<string, V>();
-  /** Next offset to read, per partition. */
-  readonly #position = new Map<number, number>();
-  readonly #admin: Admin;
-  readonly #producer: Producer;
-  readonly #consumer: Consumer;
+  readonly #client: KafkaClient;
+  readonly #producer: KafkaProducer;
+  readonly #reader: PartitionReader;
   readonly #syncTimeout: number;
   readonly #log: Logger | undefined;
+  #closed = false;
+  #following: Promise<void> = Promise.resolve();
 
   private constructor(
     topic: string,
-    admin: Admin,
-    producer: Producer,
-    consumer: Consumer,
+    client: KafkaClient,
+    producer: KafkaProducer,
+    reader: PartitionReader,
     o: CompactedTopicStoreOptions,
   ) {
     this.topic = topic;
-    this.#admin = admin;
+    this.#client = client;
     this.#producer = producer;
-    this.#consumer = consumer;
+    this.#reader = reader;
     this.#syncTimeout = o.syncTimeout ?? 30_000;
     this.#log = o.log;
   }
@@ -88,85 +92,69 @@ export class CompactedTopicStore<V> {
     options: CompactedTopicStoreOptions = {},
   ): Promise<CompactedTopicStore<V>> {
     const { create = true, partitions = 6, replicationFactor = -1, retentionMs = 0 } = options;
-    const kafka = await kafkaClient(conn);
-    const admin = kafka.admin();
-    const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false });
-    // A group of its own (never committed): every process reads the whole topic.
-    const consumer = kafka.consumer({
-      groupId: `${conn.client_id}-store-${crypto.randomUUID()}`,
-      maxWaitTimeInMs: 200,
-      allowAutoTopicCreation: false,
-    });
+    const client = new KafkaClient(conn);
+    const producer = client.producer({ idempotent: true });
+    // No consumer group: every process reads the whole topic, and leaves nothing behind.
+    const reader = client.reader([topic], { fromBeginning: true, maxWait: 200 });
     try {
-      await admin.connect();
-      const exists = (await admin.listTopics()).includes(topic);
+      const exists = (await client.listTopics()).includes(topic);
       if (!exists) {
         if (!create) throw new Error(`topic ${topic} does not exist`);
-        await admin.createTopics({
-          topics: [{
-            topic,
-            numPartitions: partitions,
-            replicationFactor,
-            configEntries: retentionMs > 0
-              ? [
-                { name: "cleanup.policy", value: "compact,delete" },
-                { name: "retention.ms", value: String(retentionMs) },
-              ]
-              : [{ name: "cleanup.policy", value: "compact" }],
-          }],
-          waitForLeaders: true,
+        await client.createTopic(topic, {
+          partitions,
+          replicationFactor,
+          configs: retentionMs > 0
+            ? { "cleanup.policy": "compact,delete", "retention.ms": String(retentionMs) }
+            : { "cleanup.policy": "compact" },
         });
         options.log?.info("created compacted topic", { topic, partitions });
       }
       await producer.connect();
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await reader.start();
     } catch (e) {
-      await Promise.allSettled([admin.disconnect(), producer.disconnect(), consumer.disconnect()]);
+      await Promise.allSettled([reader.close(), producer.close(), client.close()]);
       throw new Error(
         `cannot open the store on topic ${topic} at ${conn.brokers.join(",")}: ${errorChain(e)}`,
         { cause: e },
       );
     }
-    const store = new CompactedTopicStore<V>(topic, admin, producer, consumer, options);
-    await store.#follow();
+    const store = new CompactedTopicStore<V>(topic, client, producer, reader, options);
+    store.#following = store.#follow();
     await store.sync();
     return store;
   }
 
   async #follow(): Promise<void> {
-    const c = this.#consumer;
-    c.on(c.events.END_BATCH_PROCESS, (e) => {
-      const next = Number(e.payload.lastOffset) + 1;
-      if (next > (this.#position.get(e.payload.partition) ?? 0)) {
-        this.#position.set(e.payload.partition, next);
+    while (!this.#closed) {
+      let records;
+      try {
+        records = await this.#reader.fetch();
+      } catch (e) {
+        if (this.#closed) return;
+        this.#log?.warn("store read failed: retrying", { topic: this.topic, error: errorChain(e) });
+        await sleep(500);
+        continue;
       }
-    });
-    await c.run({
-      autoCommit: false,
-      eachBatch: ({ batch }) => {
-        for (const m of batch.messages) {
-          if (!m.key) continue;
-          const key = dec.decode(m.key);
-          if (m.value === null || m.value.length === 0) {
-            this.#values.delete(key);
-            continue;
-          }
-          try {
-            this.#values.set(key, JSON.parse(dec.decode(m.value)) as V);
-          } catch (e) {
-            this.#log?.error("store record is not JSON: ignored", {
-              topic: this.topic,
-              partition: batch.partition,
-              offset: m.offset,
-              key,
-              error: errorChain(e),
-            });
-          }
+      for (const m of records) {
+        if (!m.key) continue;
+        const key = dec.decode(m.key);
+        if (m.value === null || m.value.length === 0) {
+          this.#values.delete(key);
+          continue;
         }
-        return Promise.resolve();
-      },
-    });
+        try {
+          this.#values.set(key, JSON.parse(dec.decode(m.value)) as V);
+        } catch (e) {
+          this.#log?.error("store record is not JSON: ignored", {
+            topic: this.topic,
+            partition: m.partition,
+            offset: String(m.offset),
+            key,
+            error: errorChain(e),
+          });
+        }
+      }
+    }
   }
 
   /**
@@ -175,11 +163,12 @@ export class CompactedTopicStore<V> {
    * @throws {Error} when that takes longer than `syncTimeout`.
    */
   async sync(): Promise<void> {
-    const ends = await this.#admin.fetchTopicOffsets(this.topic);
+    const ends = await this.#client.offsets(this.topic);
     const deadline = Date.now() + this.#syncTimeout;
     for (;;) {
       const behind = ends.filter((p) =>
-        Number(p.high) > Number(p.low) && (this.#position.get(p.partition) ?? 0) < Number(p.high)
+        p.high > p.low &&
+        (this.#reader.positions.get(`${this.topic}/${p.partition}`) ?? 0n) < p.high
       );
       if (behind.length === 0) return;
       if (Date.now() > deadline) {
@@ -210,11 +199,10 @@ export class CompactedTopicStore<V> {
    */
   async put(key: string, value: V | null): Promise<void> {
     try {
-      await this.#producer.send({
-        topic: this.topic,
-        acks: -1,
-        messages: [{ key, value: value === null ? null : JSON.stringify(value) }],
-      });
+      await this.#producer.send(this.topic, [{
+        key,
+        value: value === null ? null : JSON.stringify(value),
+      }]);
     } catch (e) {
       throw new Error(`cannot write ${key} to topic ${this.topic}: ${errorChain(e)}`, {
         cause: e,
@@ -226,10 +214,8 @@ export class CompactedTopicStore<V> {
 
   /** Stop following and disconnect. */
   async close(): Promise<void> {
-    await Promise.allSettled([
-      this.#consumer.disconnect(),
-      this.#producer.disconnect(),
-      this.#admin.disconnect(),
-    ]);
+    this.#closed = true;
+    await this.#following.catch(() => {});
+    await Promise.allSettled([this.#reader.close(), this.#producer.close(), this.#client.close()]);
   }
 }

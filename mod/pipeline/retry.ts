@@ -7,6 +7,12 @@
  * HTTP 408, 429 and 5xx. Not retried: other 4xx (the request itself is wrong; sending it again
  * cannot help), the caller's own abort, and any error that says `retryable: false`.
  *
+ * An HTTP intake's answer means one of four things for a batch ({@link httpVerdict}): retry it
+ * (408, 429, 5xx), a configuration problem (401, 403, 404: wrong token, URL or permissions;
+ * retried without limit, since fixing the configuration fixes it, and counted apart from
+ * `max_retries`), too large (413: the sink splits the batch), or rejected for good (400, 422 and
+ * any other 4xx: the content is wrong; it goes to the dead letter, never sent again).
+ *
  * @example
  * ```ts
  * import { retry, RetryableError } from "./retry.ts";
@@ -25,7 +31,7 @@ import { f, type Infer } from "../config/spec.ts";
 export const retrySpec = f.object({
   max_retries: f.int({
     description:
-      "Attempts after the first before giving up on a batch (its units are then not checkpointed and are read again later); -1 retries until shutdown",
+      "Retries of a batch that failed for a reason a later try may fix (5xx, 408, 429, timeouts, connection errors) before the sink gives it back: the pipeline then nacks its units and retries them later, resuming after their acknowledged lines, so giving up loses nothing; -1 retries in the sink until shutdown. Configuration problems (401, 403, 404) are retried without limit (readiness 503 meanwhile); rejections (400, 422, a line over the intake's size limit) are never retried",
     default: 10,
     min: -1,
   }),
@@ -51,6 +57,11 @@ export type RetryConfig = Infer<typeof retrySpec>;
 /** An error that says whether to retry and, optionally, when (a server's Retry-After). */
 export class RetryableError extends Error {
   readonly retryable: boolean;
+  /**
+   * A configuration problem (an intake's 401, 403, 404): retried without limit, not counted
+   * against `max_retries` (see {@link retry}).
+   */
+  readonly configuration: boolean;
   /** Milliseconds the server asked us to wait. */
   readonly retryAfter: number | undefined;
   /** The HTTP status behind the error, when there is one. */
@@ -65,15 +76,51 @@ export class RetryableError extends Error {
       retryable?: boolean;
       retryAfter?: number | undefined;
       status?: number | undefined;
+      configuration?: boolean;
     } = {},
   ) {
     super(message, options);
     this.name = "RetryableError";
     this.status = options.status;
-    this.retryable = options.retryable ??
-      (options.status === undefined ? true : retryableStatus(options.status));
+    this.configuration = options.configuration ?? false;
+    this.retryable = options.retryable ?? (this.configuration ||
+      (options.status === undefined ? true : retryableStatus(options.status)));
     this.retryAfter = options.retryAfter;
   }
+}
+
+/**
+ * What an HTTP intake's answer means for the batch it was sent: `ok` (2xx), `retry` (408, 429,
+ * 5xx: a later try may succeed), `configuration` (401, 403, 404: retried without limit until the
+ * configuration is fixed), `too_large` (413: split the batch; one line still too large is
+ * refused for good), `rejected` (any other status: the content is refused for good).
+ *
+ * @param status the HTTP status.
+ * @returns the verdict.
+ */
+export function httpVerdict(
+  status: number,
+): "ok" | "retry" | "configuration" | "too_large" | "rejected" {
+  if (status >= 200 && status < 300) return "ok";
+  if (retryableStatus(status)) return "retry";
+  if (status === 401 || status === 403 || status === 404) return "configuration";
+  if (status === 413) return "too_large";
+  return "rejected";
+}
+
+/**
+ * Whether an intake refused the content itself: an answer with a status that is neither 2xx nor
+ * worth retrying nor a configuration problem (400, 413, 422 ...). Only such a failure makes a
+ * sink report its lines as refused for good; any other (retries run out, shutdown, an unexpected
+ * error) may pass on a later try.
+ */
+export function isRefusal(e: unknown): boolean {
+  return e instanceof RetryableError && e.status !== undefined && !e.retryable;
+}
+
+/** Whether an error is a configuration problem ({@link RetryableError.configuration}). */
+export function isConfigurationError(e: unknown): boolean {
+  return e instanceof RetryableError && e.configuration;
 }
 
 /** Whether an HTTP status is worth retrying: 408, 429 and 5xx. */
@@ -177,7 +224,9 @@ export interface RetryOptions extends Partial<RetryConfig> {
 /**
  * Call `fn` until it succeeds, its error is not retryable, retries run out, or `signal` aborts.
  * Between attempts it waits a full-jitter backoff, or the error's `retryAfter` hint when it has
- * one (capped at `max_backoff`, so one server cannot stall a worker for an hour).
+ * one (capped at `max_backoff`, so one server cannot stall a worker for an hour). A
+ * configuration problem ({@link isConfigurationError}) is retried until `signal` aborts and does
+ * not count against `max_retries`.
  *
  * @param fn the attempt; gets the attempt number (0 = first try).
  * @param options `max_retries` (default 10, -1 = until `signal` aborts), `initial_backoff`
@@ -197,12 +246,12 @@ export async function retry<T>(
     random = Math.random,
   }: RetryOptions = {},
 ): Promise<T> {
-  for (let attempt = 0;; attempt++) {
+  for (let attempt = 0, counted = 0;; attempt++) {
     try {
       return await fn(attempt);
     } catch (e) {
       if (signal?.aborted || !retryable(e)) throw e;
-      if (max_retries >= 0 && attempt >= max_retries) throw e;
+      if (!isConfigurationError(e) && max_retries >= 0 && counted++ >= max_retries) throw e;
       const hinted = retryAfterOf(e);
       const wait = hinted !== undefined
         ? Math.min(hinted, max_backoff)

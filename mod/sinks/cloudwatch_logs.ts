@@ -3,12 +3,16 @@
  * with PutLogEvents within the service's limits (see cloudwatch_batches.ts). A target's role is
  * assumed in two hops (see assumed_roles.ts) and its clients and credentials are cached. A
  * missing log group or stream is created on first use when allowed. Throttling, 5xx and network
- * failures are retried by retry.ts (the SDK's own retries are off); events the service refuses
- * (`rejectedLogEventsInfo`: too old, too new, expired) and events refused up front are counted
- * per reason, never silently lost.
+ * failures are retried by retry.ts (the SDK's own retries are off).
  *
- * A failing target fails only its own events: with `onOutcome` set, each target's outcome is
- * reported there and `write` resolves; without it, `write` rejects with a {@link SinkError}.
+ * What `write` reports, per the data path's contract (types.ts):
+ * - events refused for good (`rejectedLogEventsInfo`: too old, too new, expired; those refused up
+ *   front for their time or for being empty; every event of a stream that fails for good: bad
+ *   parameters, a missing group or stream that may not be created) → a {@link BatchError} naming
+ *   them with their reason, everything else of the batch delivered;
+ * - a stream failing for a reason a later try may fix (after `retry.max_retries`) → a retryable
+ *   {@link SinkError}: the whole batch is retried later, and the streams already delivered get
+ *   their events again (we prefer a duplicate to a loss).
  *
  * @example
  * ```ts
@@ -30,7 +34,13 @@ import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { nonRecoverable, NonRecoverableError } from "../pipeline/non_recoverable_error.ts";
 import type { RetryOptions } from "../pipeline/retry.ts";
-import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
+import {
+  type Batch,
+  BatchError,
+  type FailedItem,
+  type Sink,
+  SinkError,
+} from "../pipeline/types.ts";
 import { awsErrorName, isAwsThrottling, retryAws } from "../sources/aws_errors.ts";
 import type { AssumedRoles } from "./assumed_roles.ts";
 import {
@@ -62,22 +72,6 @@ export interface CloudWatchEvent extends TimedEvent {
 /** Why events were not accepted. */
 export type RejectReason = "too_old" | "too_new" | "expired" | "empty";
 
-/** What happened to one target's events in one write. */
-export interface TargetOutcome {
-  target: CloudWatchTarget;
-  events: readonly CloudWatchEvent[];
-  /** Events accepted by CloudWatch Logs. */
-  delivered: number;
-  /** Message bytes accepted. */
-  bytes: number;
-  /** Events not accepted, by reason (refused up front or by the service). */
-  rejected: Partial<Record<RejectReason, number>>;
-  /** Set when the target failed (some events may have been delivered before). */
-  error?: Error;
-  /** Whether retrying later may help (false: bad parameters, missing group that may not be created). */
-  recoverable?: boolean;
-}
-
 /** Options for {@link CloudWatchLogsSink}. */
 export interface CloudWatchLogsSinkOptions {
   /** Client options (region, endpoint, request handler); credentials come from `roles`. */
@@ -96,8 +90,6 @@ export interface CloudWatchLogsSinkOptions {
   /** Targets of one write delivered at once. @default 4 */
   concurrency?: number;
   retry?: RetryOptions;
-  /** Receives each target's outcome; when set, a failing target does not fail the write. */
-  onOutcome?: (outcome: TargetOutcome) => void;
   /** Clock. @default Date.now */
   now?: () => number;
 }
@@ -123,10 +115,7 @@ export function utf8Length(s: string): number {
 /** Delivers events to CloudWatch Logs streams. */
 export class CloudWatchLogsSink implements Sink<CloudWatchEvent> {
   readonly kind = "cloudwatch";
-  readonly #o:
-    & Required<Omit<CloudWatchLogsSinkOptions, "onOutcome" | "retry">>
-    & Pick<CloudWatchLogsSinkOptions, "onOutcome">
-    & { retry: RetryOptions };
+  readonly #o: Required<Omit<CloudWatchLogsSinkOptions, "retry">> & { retry: RetryOptions };
   readonly #clients = new Map<string, CloudWatchLogsClient>();
   readonly #m;
 
@@ -162,82 +151,110 @@ export class CloudWatchLogsSink implements Sink<CloudWatchEvent> {
     };
   }
 
+  /**
+   * Deliver a batch: each stream's events in PutLogEvents requests, up to `concurrency` streams
+   * at once.
+   *
+   * @throws {BatchError} naming the events refused for good (the rest was delivered).
+   * @throws {SinkError} (`retryable: true`) when a stream failed for a reason a later try may fix.
+   */
   async write(batch: Batch<CloudWatchEvent>, signal: AbortSignal): Promise<void> {
-    const groups = new Map<string, CloudWatchEvent[]>();
-    for (const e of batch.items) {
+    const groups = new Map<string, number[]>();
+    for (const [i, e] of batch.items.entries()) {
       const g = groups.get(e.target.key);
-      if (g) g.push(e);
-      else groups.set(e.target.key, [e]);
+      if (g) g.push(i);
+      else groups.set(e.target.key, [i]);
     }
-    const failures: TargetOutcome[] = [];
+    const failed: FailedItem[] = [];
+    let retryable: Error | undefined;
     const queue = [...groups.values()];
     const worker = async () => {
-      for (let events = queue.shift(); events; events = queue.shift()) {
-        const outcome = await this.deliver(events[0]!.target, events, signal);
-        if (this.#o.onOutcome) this.#o.onOutcome(outcome);
-        else if (outcome.error) failures.push(outcome);
+      for (let indices = queue.shift(); indices; indices = queue.shift()) {
+        try {
+          failed.push(...await this.#deliver(batch.items, indices, signal));
+        } catch (e) {
+          retryable ??= e as Error;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker));
-    if (failures.length > 0) {
-      const first = failures[0]!;
-      throw new SinkError(
-        `CloudWatch Logs delivery failed for ${failures.length} stream(s), first ${
-          name(first.target)
-        }: ${errorChain(first.error)}`,
-        { cause: first.error, retryable: failures.some((f) => f.recoverable) },
+    if (retryable) {
+      throw new SinkError(`CloudWatch Logs: ${errorChain(retryable)}`, {
+        cause: retryable,
+        retryable: true,
+      });
+    }
+    if (failed.length > 0) {
+      failed.sort((a, b) => a.index - b.index);
+      throw new BatchError(
+        `CloudWatch Logs refused ${failed.length} of ${batch.items.length} events for good (first: ${
+          failed[0]!.reason
+        }: ${failed[0]!.message}); the rest delivered`,
+        failed,
       );
     }
   }
 
-  /** Deliver one target's events; never throws: the outcome says what happened. */
-  async deliver(
-    target: CloudWatchTarget,
-    events: readonly CloudWatchEvent[],
+  /**
+   * Deliver one stream's events (`indices` into `items`, all for one target).
+   *
+   * @returns the events refused for good, with their reason.
+   * @throws the stream's error when a later try may succeed.
+   */
+  async #deliver(
+    items: readonly CloudWatchEvent[],
+    indices: readonly number[],
     signal: AbortSignal,
-  ): Promise<TargetOutcome> {
-    const out: TargetOutcome = { target, events, delivered: 0, bytes: 0, rejected: {} };
+  ): Promise<FailedItem[]> {
+    const target = items[indices[0]!]!.target;
+    const failed: FailedItem[] = [];
+    const refused: Partial<Record<RejectReason, number>> = {};
+    const refuse = (index: number, reason: RejectReason | string, message: string) => {
+      failed.push({ index, reason, message });
+      refused[reason as RejectReason] = (refused[reason as RejectReason] ?? 0) + 1;
+    };
     const now = this.#o.now();
-    const sendable: CloudWatchEvent[] = [];
-    for (const e of events) {
+    // Sendable events, and where each came from in the batch (the plan sorts them).
+    const indexOf = new Map<CloudWatchEvent, number>();
+    for (const i of indices) {
+      const e = items[i]!;
       const why = e.bytes === 0 ? "empty" : refusal(e.timestamp, now);
-      if (why) out.rejected[why] = (out.rejected[why] ?? 0) + 1;
-      else sendable.push(e.bytes > this.#o.maxEventBytes ? this.#truncate(e) : e);
+      if (why) {
+        refuse(i, why, `${name(target)}: not sent, CloudWatch Logs refuses ${why} events`);
+      } else indexOf.set(e.bytes > this.#o.maxEventBytes ? this.#truncate(e) : e, i);
     }
-    if (Object.keys(out.rejected).length > 0) {
-      this.#o.log.warn("CloudWatch Logs would refuse some events: not sent, counted", {
+    if (failed.length > 0) {
+      this.#o.log.warn("CloudWatch Logs would refuse some events: not sent", {
         stream: name(target),
-        ...out.rejected,
+        ...refused,
       });
     }
+    const requests = planPutLogEvents([...indexOf.keys()], { maxEvents: this.#o.maxBatchSize });
+    let sent = 0;
     try {
       const client = this.#client(target);
-      for (const req of planPutLogEvents(sendable, { maxEvents: this.#o.maxBatchSize })) {
+      for (; sent < requests.length; sent++) {
+        const req = requests[sent]!;
         const info = await this.#put(client, target, req, signal);
-        let accepted = req.length;
-        let acceptedBytes = 0;
-        for (const e of req) acceptedBytes += e.bytes;
-        if (info) {
-          for (const [i, e] of req.entries()) {
-            const why = rejectedReason(info, i);
-            if (!why) continue;
-            out.rejected[why] = (out.rejected[why] ?? 0) + 1;
-            accepted--;
-            acceptedBytes -= e.bytes;
-          }
-          this.#o.log.warn("CloudWatch Logs rejected some events", {
-            stream: name(target),
-            ...info,
-          });
+        if (!info) continue;
+        for (const [i, e] of req.entries()) {
+          const why = rejectedReason(info, i);
+          if (why) refuse(indexOf.get(e)!, why, `${name(target)}: rejected by CloudWatch Logs`);
         }
-        out.delivered += accepted;
-        out.bytes += acceptedBytes;
+        this.#o.log.warn("CloudWatch Logs rejected some events", {
+          stream: name(target),
+          ...info,
+        });
       }
     } catch (e) {
-      out.error = e instanceof Error ? e : new Error(String(e));
-      out.recoverable = nonRecoverable(e) === undefined;
+      const permanent = nonRecoverable(e);
+      if (!permanent) throw e;
+      // Refused for good: this request's events and those of the requests not sent.
+      for (const req of requests.slice(sent)) {
+        for (const ev of req) refuse(indexOf.get(ev)!, permanent.reason, errorChain(e));
+      }
     }
-    return out;
+    return failed;
   }
 
   async #put(

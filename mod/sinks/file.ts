@@ -85,7 +85,8 @@ export class FileSink implements Sink<Uint8Array> {
   write(batch: Batch<Uint8Array>, signal: AbortSignal): Promise<void> {
     if (this.#closed) {
       return Promise.reject(
-        new SinkError(`file sink ${this.#path} is closed`, { retryable: false }),
+        // Shutting down: the lines were not refused (not for the dead letter); read again later.
+        new SinkError(`file sink ${this.#path} is closed`, { retryable: true, reason: "closed" }),
       );
     }
     if (signal.aborted) {

@@ -7,8 +7,19 @@
  * Retry-After answer sets it to the server's wish, capped at `retry.max_backoff`). When the
  * cooldown is over, one request at a time probes it (the others keep using healthy endpoints);
  * the first success puts it back into rotation. A failed batch is retried on the next healthy
- * endpoint; retry.ts decides how often and how long to wait. A 4xx other than 408/429 is not
- * retried: the batch is rejected and its units fail (counted, logged, not checkpointed).
+ * endpoint; retry.ts decides how often and how long to wait.
+ *
+ * What an answer means is decided in retry.ts ({@link httpVerdict}):
+ * - 413 Payload Too Large: the batch is split in halves, and halves again, until each part goes
+ *   through; a single line still too large is reported in a {@link BatchError} (`too_large`)
+ *   while the rest is delivered.
+ * - 400, 422 (any 4xx other than 401/403/404/408/411/413/429): the content is refused for good: a
+ *   {@link SinkError} with `retryable: false`, reason `rejected` (after a split, a BatchError with
+ *   the refused part's lines). Nothing is retried; the pipeline dead-letters the lines.
+ * - 401, 403, 404: a configuration problem (token, URL, permissions). The endpoint leaves the
+ *   rotation, readiness says why, and the batch is retried with backoff without limit (not counted
+ *   against `max_retries`) until the configuration is fixed or shutdown; one warning a minute per
+ *   endpoint, not one per try.
  *
  * Header values are never logged (they carry tokens); the `headers` config field is secret.
  * @module
@@ -18,6 +29,8 @@ import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import {
+  httpVerdict,
+  isRefusal,
   isRetryable,
   parseRetryAfter,
   retry,
@@ -26,7 +39,13 @@ import {
 } from "../pipeline/retry.ts";
 import { gzipBody } from "../pipeline/gzip_body.ts";
 import { batchSpec } from "../pipeline/run.ts";
-import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
+import {
+  type Batch,
+  BatchError,
+  type FailedItem,
+  type Sink,
+  SinkError,
+} from "../pipeline/types.ts";
 import type { Health } from "../status/health.ts";
 
 /** The `http:` config section (the reference streamer's keys, plus ours). */
@@ -98,6 +117,8 @@ const COOLDOWN_MIN = 500;
 const COOLDOWN_MAX = 30_000;
 /** Response bytes read so the connection can be reused; past this it is dropped instead. */
 const DRAIN_LIMIT = 1 << 20;
+/** A configuration problem (401, 403, 404) is logged at most once per this long per endpoint. */
+const CONFIG_WARN_EVERY = 60_000;
 
 class Endpoint {
   readonly url: string;
@@ -115,6 +136,11 @@ class Endpoint {
   probing = false;
   /** Bodies go with Content-Length (`chunked: false`, or the endpoint answered 411). */
   lengthRequired: boolean;
+  /** Why it is out of rotation (for readiness). */
+  lastError = "";
+  /** When a configuration problem was last logged (performance.now()), and answers since. */
+  configWarnedAt = -Infinity;
+  configSuppressed = 0;
   constructor(url: string, chunked: boolean) {
     this.url = url;
     this.label = safeUrl(url);
@@ -196,6 +222,39 @@ function reasonOf(e: unknown): string {
   if (e instanceof DOMException && e.name === "TimeoutError") return "timeout";
   if (e instanceof DOMException && e.name === "AbortError") return "aborted";
   return "network";
+}
+
+/** A batch's newline-joined body, cut at line boundaries without copying. */
+class Parts {
+  readonly count: number;
+  readonly #items: Uint8Array[];
+  readonly #body: Uint8Array;
+  /** Offset of each line in the body, and the body's length at the end (built on first cut). */
+  #offsets: Uint32Array | undefined;
+
+  constructor(items: Uint8Array[], body: Uint8Array) {
+    this.count = items.length;
+    this.#items = items;
+    this.#body = body;
+  }
+
+  /** Lines [lo, hi), each followed by "\n". */
+  body(lo: number, hi: number): Uint8Array {
+    if (lo === 0 && hi === this.count) return this.#body;
+    const offsets = this.#offsets ??= this.#index();
+    return this.#body.subarray(offsets[lo], offsets[hi]);
+  }
+
+  #index(): Uint32Array {
+    const offsets = new Uint32Array(this.count + 1);
+    let o = 0;
+    for (let i = 0; i < this.count; i++) {
+      offsets[i] = o;
+      o += this.#items[i]!.length + 1;
+    }
+    offsets[this.count] = o;
+    return offsets;
+  }
 }
 
 /** POSTs line batches to HTTP endpoints. */
@@ -282,7 +341,14 @@ export class HttpSink implements Sink<Uint8Array> {
     return fallback ? undefined : soonest;
   }
 
-  #markDown(e: Endpoint, startedAt: number, why: string, retryAfter: number | undefined): void {
+  #markDown(
+    e: Endpoint,
+    startedAt: number,
+    why: string,
+    retryAfter: number | undefined,
+    quiet = false,
+  ): void {
+    e.lastError = why;
     // Requests sent before the endpoint was marked down fail too: one outage, one escalation.
     if (startedAt >= e.downAt || retryAfter !== undefined) {
       e.failures++;
@@ -293,7 +359,7 @@ export class HttpSink implements Sink<Uint8Array> {
       }
       e.downUntil = Math.max(e.downUntil, Date.now() + cooldown);
       e.downAt = performance.now();
-      if (e.failures === 1) {
+      if (e.failures === 1 && !quiet) {
         this.#log.warn("HTTP endpoint out of rotation", {
           endpoint: e.label,
           error: why,
@@ -311,21 +377,50 @@ export class HttpSink implements Sink<Uint8Array> {
     if (e.failures > 0) this.#log.info("HTTP endpoint back in rotation", { endpoint: e.label });
     e.failures = 0;
     e.downUntil = 0;
+    e.lastError = "";
+    e.configWarnedAt = -Infinity;
+    e.configSuppressed = 0;
     this.#up.set(1, { endpoint: e.label });
     this.#reportHealth();
   }
 
   #reportHealth(): void {
     if (!this.#health) return;
-    const down = this.#endpoints.filter((e) => e.failures > 0).map((e) => e.label);
+    const down = this.#endpoints.filter((e) => e.failures > 0);
     this.#health.set(
       "http endpoints",
       down.length < this.#endpoints.length,
-      down.length ? `out of rotation: ${down.join(", ")}` : undefined,
+      down.length
+        ? `out of rotation: ${down.map((e) => `${e.label} (${e.lastError})`).join(", ")}`
+        : undefined,
     );
   }
 
-  /** One request to one endpoint; throws a RetryableError (or fetch's error) when it fails. */
+  /** A configuration problem: one warning a minute per endpoint, the others counted in it. */
+  #configWarn(e: Endpoint, status: number, why: string): void {
+    const now = performance.now();
+    if (now - e.configWarnedAt < CONFIG_WARN_EVERY) {
+      e.configSuppressed++;
+      return;
+    }
+    this.#log.warn(
+      "HTTP endpoint refuses our requests: a configuration problem (URL, headers, token, permissions); retrying until it is fixed",
+      {
+        endpoint: e.label,
+        status,
+        error: why,
+        ...(e.configSuppressed > 0 && { answers_since_last_warning: e.configSuppressed }),
+      },
+    );
+    e.configWarnedAt = now;
+    e.configSuppressed = 0;
+  }
+
+  /**
+   * One request to one endpoint; throws a RetryableError (or fetch's error) when it fails: with
+   * `retryable: false` and the status for a refusal (413, 400, ...), with `configuration: true`
+   * for 401/403/404.
+   */
   async #send(e: Endpoint, body: Uint8Array, signal: AbortSignal): Promise<void> {
     const started = performance.now();
     try {
@@ -360,9 +455,10 @@ export class HttpSink implements Sink<Uint8Array> {
         ? parseRetryAfter(res.headers.get("retry-after"))
         : undefined;
       const snippet = text.trim().slice(0, 200);
+      const verdict = httpVerdict(res.status);
       throw new RetryableError(
         `${e.label} answered ${res.status} ${res.statusText}${snippet ? `: ${snippet}` : ""}`,
-        { status: res.status, retryAfter },
+        { status: res.status, retryAfter, configuration: verdict === "configuration" },
       );
     } catch (err) {
       e.probing = false;
@@ -372,6 +468,15 @@ export class HttpSink implements Sink<Uint8Array> {
       if (signal.aborted) throw err; // shutting down: not the endpoint's fault
       this.#errors.inc(1, { endpoint: e.label, reason: reasonOf(err) });
       if (err instanceof RetryableError && err.status === 411 && err.retryable) throw err;
+      if (err instanceof RetryableError && err.configuration) {
+        this.#markDown(e, started, errorChain(err), undefined, true);
+        this.#configWarn(e, err.status!, errorChain(err));
+        throw err;
+      }
+      if (err instanceof RetryableError && !err.retryable) {
+        this.#markUp(e); // it answered: up, only this content is refused
+        throw err;
+      }
       if (isRetryable(err)) {
         const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
         this.#markDown(e, started, errorChain(err), retryAfter);
@@ -389,20 +494,74 @@ export class HttpSink implements Sink<Uint8Array> {
   }
 
   /**
-   * POST one batch; resolves once an endpoint answered 2xx.
+   * POST one batch; resolves once an endpoint answered 2xx for every line of it.
    *
-   * @throws {SinkError} after `retry.max_retries` retries, on a non-retryable answer (4xx other
-   *   than 408/429), or when `signal` aborts; `retryable` says whether a later try may succeed.
+   * @throws {BatchError} when lines were refused for good after a 413 split (the rest delivered).
+   * @throws {SinkError} after `retry.max_retries` retries (`retryable: true`), on a refusal of the
+   *   whole batch (400, 422: `retryable: false`, reason `rejected`), or when `signal` aborts.
    */
   async write(batch: Batch<Uint8Array>, signal: AbortSignal): Promise<void> {
     // The data path hands over the newline-joined body; other callers get one built here.
     const pooled = batch.body
       ? undefined
       : this.#pool.pop() ?? new Uint8Array(this.#c.batch_bytes + 64 * 1024);
+    try {
+      const body = batch.body ?? joinLines(batch.items, batch.bytes, pooled);
+      const failed: FailedItem[] = [];
+      await this.#deliver(new Parts(batch.items, body), 0, batch.items.length, failed, signal);
+      if (failed.length > 0) {
+        throw new BatchError(
+          `${failed.length} of ${batch.items.length} lines refused for good (${
+            failed[0]!.reason
+          }: ${failed[0]!.message}); the rest delivered`,
+          failed,
+        );
+      }
+    } finally {
+      // Every request on it was answered or aborted: the buffer can carry the next batch.
+      if (pooled) this.#pool.push(pooled);
+    }
+  }
+
+  /**
+   * Deliver lines [lo, hi) of a batch; a 413 splits the range in halves. Lines refused for good
+   * after a split are added to `failed`; a refusal of the whole batch throws.
+   */
+  async #deliver(
+    parts: Parts,
+    lo: number,
+    hi: number,
+    failed: FailedItem[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    try {
+      await this.#post(parts.body(lo, hi), hi - lo, signal);
+    } catch (e) {
+      const status = e instanceof SinkError && e.cause instanceof RetryableError
+        ? e.cause.status
+        : undefined;
+      const verdict = status === undefined || (e as SinkError).retryable
+        ? undefined
+        : httpVerdict(status);
+      if (verdict === "too_large" && hi - lo > 1) {
+        const mid = lo + Math.floor((hi - lo) / 2);
+        await this.#deliver(parts, lo, mid, failed, signal);
+        await this.#deliver(parts, mid, hi, failed, signal);
+        return;
+      }
+      const whole = lo === 0 && hi === parts.count;
+      if (verdict === undefined || (whole && verdict !== "too_large")) throw e;
+      const reason = verdict === "too_large" ? "too_large" : "rejected";
+      const message = errorChain((e as SinkError).cause);
+      for (let i = lo; i < hi; i++) failed.push({ index: i, reason, message });
+    }
+  }
+
+  /** One body through the retry policy; throws a SinkError once it gives up. */
+  async #post(part: Uint8Array, lines: number, signal: AbortSignal): Promise<void> {
     let attempts = 0;
     try {
-      let body = batch.body ?? joinLines(batch.items, batch.bytes, pooled);
-      if (this.#c.gzip) body = await gzipBody(body, this.#c.gzip_level);
+      const body = this.#c.gzip ? await gzipBody(part, this.#c.gzip_level) : part;
       await retry(() => {
         const now = Date.now();
         const e = this.#pick(now);
@@ -419,15 +578,12 @@ export class HttpSink implements Sink<Uint8Array> {
         return this.#send(e, body, signal);
       }, { ...this.#c.retry, signal });
     } catch (e) {
+      // Only the intake's refusal of this content is for good; anything else may pass later.
+      const retryable = !isRefusal(e) || signal.aborted;
       throw new SinkError(
-        `gave up on a batch of ${batch.items.length} lines after ${attempts} attempt(s): ${
-          errorChain(e)
-        }`,
-        { cause: e, retryable: isRetryable(e) || signal.aborted },
+        `gave up on a batch of ${lines} lines after ${attempts} attempt(s): ${errorChain(e)}`,
+        { cause: e, retryable },
       );
-    } finally {
-      // Every request on it was answered or aborted: the buffer can carry the next batch.
-      if (pooled) this.#pool.push(pooled);
     }
   }
 

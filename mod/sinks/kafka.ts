@@ -1,15 +1,14 @@
 /**
  * The `kafka` sink: each batch is one produce request of keyed messages with headers, acks=all,
- * gzip or no compression, from an idempotent producer (kafkajs' only delivery guarantee short of
- * transactions: the broker drops a retried batch it already has). kafkajs retries a request a
- * few times itself; around that, retry.ts decides (capped exponential backoff with jitter, up to
- * `retry.max_retries`); when it gives up the batch fails with a {@link SinkError} and its units
- * are not checkpointed.
+ * gzip or no compression, from an idempotent producer (the broker drops a retried batch it
+ * already has). The client retries a request a few times itself; around that, retry.ts decides
+ * (capped exponential backoff with jitter, up to `retry.max_retries`); when it gives up the batch
+ * fails with a {@link SinkError} and its units are not checkpointed.
  *
- * Order: messages with one key go to one partition in batch order. kafkajs sends one request at a
- * time per broker for an idempotent producer; a batch whose request failed is retried after the
- * ones behind it were sent, so after a retry one batch can land after its successor. Set
- * `workers: 1` where strict order matters more than throughput.
+ * Order: messages with one key go to one partition in batch order. The producer keeps one
+ * request per broker in flight, so batches written one after another land in that order; a
+ * batch whose request failed is retried whole by retry.ts, and the idempotent producer's
+ * sequence numbers keep a retried batch from being written twice.
  *
  * @example
  * ```ts
@@ -20,21 +19,20 @@
  * @module
  */
 
-import type { ICustomPartitioner, Message, Producer } from "kafkajs";
-import { Buffer } from "node:buffer";
 import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { retry, retrySpec } from "../pipeline/retry.ts";
 import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
-import { kafkaClient, kafkaConnectionFields, kafkaRetryable } from "../sources/kafka_client.ts";
+import {
+  KafkaClient,
+  kafkaConnectionFields,
+  type KafkaMessage,
+  type KafkaProducer,
+  kafkaRetryable,
+} from "../sources/kafka_client.ts";
 
-/** One message to produce. Strings are UTF-8 encoded; byte values are sent as they are. */
-export interface KafkaMessage {
-  key?: string | Uint8Array;
-  value: Uint8Array | string;
-  headers?: Record<string, string | Uint8Array>;
-}
+export type { KafkaMessage };
 
 /** Options of {@link kafkaSpec}. */
 export interface KafkaSpecOptions {
@@ -62,8 +60,7 @@ export function kafkaSpec(
       default: "gzip",
     }),
     idempotent: f.bool({
-      description:
-        "Idempotent producer (the broker drops a retried batch it already has); off lets kafkajs send several requests to a broker at once",
+      description: "Idempotent producer (the broker drops a retried batch it already has)",
       default: true,
     }),
     retry: retrySpec,
@@ -83,7 +80,7 @@ export interface KafkaSinkOptions {
 
 /** Bytes a message adds to a batch (for batch_bytes): value, key, headers and record overhead. */
 export function kafkaMessageSize(m: KafkaMessage): number {
-  let n = (typeof m.value === "string" ? m.value.length : m.value.byteLength) + 20;
+  let n = (typeof m.value === "string" ? m.value.length : m.value?.byteLength ?? 0) + 20;
   if (m.key !== undefined) n += typeof m.key === "string" ? m.key.length : m.key.byteLength;
   if (m.headers) {
     for (const k in m.headers) {
@@ -94,50 +91,21 @@ export function kafkaMessageSize(m: KafkaMessage): number {
   return n;
 }
 
-const buf = (b: Uint8Array): Buffer =>
-  Buffer.isBuffer(b) ? b as Buffer : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
-/**
- * kafkajs' default (Java-compatible murmur2) partitioner, computed once per run of messages with
- * the same key object (a blob's lines share one key buffer) instead of once per message.
- */
-function sameKeyPartitioner(inner: ICustomPartitioner): ICustomPartitioner {
-  return () => {
-    const partition = inner();
-    let key: unknown, topic = "", count = -1, last = 0;
-    return (args) => {
-      const k = args.message.key;
-      if (
-        k != null && k === key && args.topic === topic && args.partitionMetadata.length === count
-      ) {
-        return last;
-      }
-      last = partition(args);
-      [key, topic, count] = [k, args.topic, args.partitionMetadata.length];
-      return last;
-    };
-  };
-}
-
 /** Produces batches of messages to a topic (or any topic, through {@link send}). */
 export class KafkaSink implements Sink<KafkaMessage> {
   readonly kind = "kafka";
   /** The configured topic `write` produces to. */
   readonly topic: string;
-  readonly #producer: Producer;
+  readonly #producer: KafkaProducer;
   readonly #c: KafkaConfig;
-  readonly #gzip: number;
   readonly #log: Logger | undefined;
   readonly #retries;
   readonly #closing = new AbortController();
-  /** Headers objects converted once, however many messages share them. */
-  readonly #headers = new WeakMap<object, Record<string, string | Buffer>>();
 
-  private constructor(producer: Producer, c: KafkaConfig, gzip: number, o: KafkaSinkOptions) {
+  private constructor(producer: KafkaProducer, c: KafkaConfig, o: KafkaSinkOptions) {
     this.#producer = producer;
     this.#c = c;
     this.topic = c.topic;
-    this.#gzip = gzip;
     this.#log = o.log;
     this.#retries = o.metrics?.counter(
       "kafka_retries_total",
@@ -154,25 +122,17 @@ export class KafkaSink implements Sink<KafkaMessage> {
    * @throws {Error} naming the brokers when none can be reached.
    */
   static async connect(c: KafkaConfig, options: KafkaSinkOptions = {}): Promise<KafkaSink> {
-    const kafka = await kafkaClient(c);
-    const { CompressionTypes, Partitioners } = await import("kafkajs");
-    // kafkajs retries a request a few times; retry.ts decides beyond that (an idempotent producer
-    // would otherwise retry forever).
-    const producer = kafka.producer({
-      idempotent: c.idempotent,
-      createPartitioner: sameKeyPartitioner(Partitioners.DefaultPartitioner),
-      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 5000 },
-      allowAutoTopicCreation: false,
-    });
+    const producer = new KafkaClient(c).producer({ idempotent: c.idempotent });
     try {
       await producer.connect();
     } catch (e) {
+      await producer.close();
       throw new Error(
         `cannot connect to Kafka at ${c.brokers.join(",")}: ${errorChain(e)}`,
         { cause: e },
       );
     }
-    return new KafkaSink(producer, c, CompressionTypes.GZIP, options);
+    return new KafkaSink(producer, c, options);
   }
 
   /** Deliver one batch to the configured topic. @throws {SinkError} once retries are exhausted. */
@@ -192,22 +152,12 @@ export class KafkaSink implements Sink<KafkaMessage> {
   async send(topic: string, messages: KafkaMessage[], signal?: AbortSignal): Promise<void> {
     if (messages.length === 0) return;
     const c = this.#c;
-    const payload: Message[] = messages.map((m) => ({
-      key: m.key === undefined ? null : typeof m.key === "string" ? m.key : buf(m.key),
-      value: typeof m.value === "string" ? m.value : buf(m.value),
-      ...(m.headers && { headers: this.#convert(m.headers) }),
-    }));
     const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    // One batch, retried with the same sequence numbers (the broker writes it once).
+    const batch = this.#producer.batch(topic, messages, c.compression);
     try {
       await retry(
-        () =>
-          this.#producer.send({
-            topic,
-            acks: -1,
-            timeout: c.request_timeout,
-            ...(c.compression === "gzip" && { compression: this.#gzip }),
-            messages: payload,
-          }),
+        () => batch.send(),
         {
           ...c.retry,
           signal: stop,
@@ -234,22 +184,9 @@ export class KafkaSink implements Sink<KafkaMessage> {
     }
   }
 
-  #convert(h: Record<string, string | Uint8Array>): Record<string, string | Buffer> {
-    let out = this.#headers.get(h);
-    if (!out) {
-      out = {};
-      for (const k in h) {
-        const v = h[k]!;
-        out[k] = typeof v === "string" ? v : buf(v);
-      }
-      this.#headers.set(h, out);
-    }
-    return out;
-  }
-
   /** Stop retrying and disconnect (a send in progress finishes or fails first). */
   async close(): Promise<void> {
     this.#closing.abort();
-    await this.#producer.disconnect();
+    await this.#producer.close();
   }
 }

@@ -2,20 +2,41 @@
  * Sink `openobserve`: records as JSON arrays to OpenObserve's ingestion API,
  * `POST {url}/api/{org}/{stream}/_json`, with basic auth, optionally gzip-compressed. Items are
  * already-encoded JSON records tagged with their stream (the stream name is templated per unit,
- * e.g. `{engine}_{instance}`), so one batch may become one request per stream. Failures are
- * retried as everywhere in the data path (retry.ts: 408, 429, 5xx, network errors, Retry-After);
- * OpenObserve's answer `{"code":200,"status":[{"name":…,"successful":N,"failed":M}]}` is read,
- * and records it reports as failed are counted and logged (the request as a whole succeeded, and
- * sending them again would duplicate the successful ones).
+ * e.g. `{engine}_{instance}`), so one batch may become one request per stream. Answers mean
+ * what they mean for every HTTP intake (retry.ts, `httpVerdict`): 408, 429, 5xx and network
+ * errors are retried (Retry-After honoured); 401, 403 and 404 are a configuration problem, retried
+ * without limit until the signal aborts, with one warning a minute; any other 4xx (a persistent
+ * 400) refuses the stream's records for good: they are reported to the pipeline (a
+ * {@link BatchError} naming them when other streams of the batch went through, else a
+ * {@link SinkError} with `retryable: false`), which dead-letters them; they are not sent again.
+ *
+ * OpenObserve's answer `{"code":200,"status":[{"name":…,"successful":N,"failed":M}]}` gives counts
+ * per stream, not which records failed. When every record of a stream failed, they are reported
+ * as a BatchError; when only some did, they cannot be named: they are counted and logged (sending
+ * the stream again would duplicate the successful ones).
  * @module
  */
 
 import { f, type Infer } from "../config/spec.ts";
-import type { Logger } from "../log/logger.ts";
+import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { gzipBody } from "../pipeline/gzip_body.ts";
-import { parseRetryAfter, retry, RetryableError, retrySpec } from "../pipeline/retry.ts";
-import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
+import {
+  httpVerdict,
+  isConfigurationError,
+  isRefusal,
+  parseRetryAfter,
+  retry,
+  RetryableError,
+  retrySpec,
+} from "../pipeline/retry.ts";
+import {
+  type Batch,
+  BatchError,
+  type FailedItem,
+  type Sink,
+  SinkError,
+} from "../pipeline/types.ts";
 
 /** The `openobserve:` config section of a mode. */
 export const openobserveSpec = f.object({
@@ -70,6 +91,8 @@ export interface StreamRecord {
 /** Body buffers: at least a default batch (1 MiB) and its separators; larger ones not kept. */
 const MIN_POOLED = (1 << 20) + (64 << 10);
 const MAX_POOLED = 16 << 20;
+/** A configuration problem (401, 403, 404) is logged at most once per this long. */
+const CONFIG_WARN_EVERY = 60_000;
 
 const enc = new TextEncoder();
 
@@ -188,6 +211,8 @@ export class OpenObserveSink implements Sink<StreamRecord> {
   readonly #m;
   #pool: Uint8Array[] = [];
   readonly #groups = new GroupBuffers();
+  /** When a configuration problem was last logged (performance.now()). */
+  #configWarnedAt = -Infinity;
 
   constructor(c: OpenObserveConfig, log: Logger, metrics: Registry) {
     this.#c = c;
@@ -223,24 +248,64 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     };
   }
 
+  /**
+   * Deliver a batch: one request per stream.
+   *
+   * @throws {BatchError} naming the records of the streams refused for good (the others were
+   *   delivered); {SinkError} with `retryable: false` when every record was refused, with
+   *   `retryable: true` once a stream's retries ran out or `signal` aborted.
+   */
   async write(batch: Batch<StreamRecord>, signal: AbortSignal): Promise<void> {
-    const byStream = new Map<string, { parts: (Uint8Array | string)[]; records: number }>();
-    for (const r of batch.items) {
-      let s = byStream.get(r.stream);
-      if (!s) byStream.set(r.stream, s = { parts: [], records: 0 });
-      s.parts.push(r.json);
-      s.records += r.count ?? 1;
+    const byStream = new Map<string, number[]>();
+    for (const [i, r] of batch.items.entries()) {
+      let list = byStream.get(r.stream);
+      if (!list) byStream.set(r.stream, list = []);
+      list.push(i);
     }
-    for (const [stream, s] of byStream) await this.#post(stream, s.parts, s.records, signal);
+    const failed: FailedItem[] = [];
+    let refusal: SinkError | undefined;
+    let failedRecords = 0, allRecords = 0;
+    for (const [stream, indices] of byStream) {
+      const records = indices.map((i) => batch.items[i]!.json);
+      // An item may carry several records (see StreamRecord).
+      let count = 0;
+      for (const i of indices) count += batch.items[i]!.count ?? 1;
+      allRecords += count;
+      let message: string | undefined;
+      try {
+        const answer = await this.#post(stream, records, count, signal);
+        if (answer.failed === count) message = answer.error ?? "every record failed";
+      } catch (e) {
+        if (!(e instanceof SinkError) || e.retryable) throw e;
+        refusal ??= e;
+        message = errorChain(e.cause);
+      }
+      if (message !== undefined) {
+        for (const index of indices) failed.push({ index, reason: "rejected", message });
+        failedRecords += count;
+      } else {
+        // Delivered: the items' buffers can carry new records (refused items are left to the
+        // garbage collector: the pipeline writes them to the dead letter).
+        for (const r of records) this.#groups.release(r);
+      }
+    }
+    if (failed.length === 0) return;
+    if (failed.length === batch.items.length && refusal) throw refusal;
+    throw new BatchError(
+      `openobserve: ${failedRecords} of ${allRecords} records refused for good (${
+        failed[0]!.message
+      }); the rest delivered`,
+      failed,
+    );
   }
 
-  /** Post `parts` (records, or groups of them) as one JSON array of `count` records. */
+  /** One stream's records (or groups of them: `count` records) in one request; its answer's counts. */
   async #post(
     stream: string,
     records: (Uint8Array | string)[],
     count: number,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<{ failed: number; error?: string }> {
     const c = this.#c;
     // Bodies are built in reused buffers (as the http sink's): one per request in flight.
     const need = jsonArraySize(records);
@@ -271,7 +336,11 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         if (!res.ok) {
           throw new RetryableError(
             `${url} answered ${res.status} ${res.statusText}: ${text.slice(0, 200)}`,
-            { status: res.status, retryAfter: parseRetryAfter(res.headers.get("retry-after")) },
+            {
+              status: res.status,
+              retryAfter: parseRetryAfter(res.headers.get("retry-after")),
+              configuration: httpVerdict(res.status) === "configuration",
+            },
           );
         }
         try {
@@ -284,6 +353,15 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         signal,
         onRetry: (e, attempt, wait) => {
           this.#m.retries.inc();
+          if (isConfigurationError(e)) {
+            if (performance.now() - this.#configWarnedAt < CONFIG_WARN_EVERY) return;
+            this.#configWarnedAt = performance.now();
+            this.#log.warn(
+              "openobserve refuses our requests: a configuration problem (url, org, user, password); retrying until it is fixed",
+              { stream, error: e },
+            );
+            return;
+          }
           this.#log.warn("openobserve request failed; retrying", {
             stream,
             attempt,
@@ -293,11 +371,13 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         },
       });
     } catch (e) {
+      // Refused for good only when OpenObserve refused the content (a 4xx that is not retried);
+      // shutting down, retries run out or anything unexpected: a later try may succeed.
       throw new SinkError(
-        `openobserve: ${count} records to stream ${stream} not delivered`,
+        `openobserve: ${count} records to stream ${stream} not delivered: ${errorChain(e)}`,
         {
           cause: e,
-          retryable: !signal.aborted,
+          retryable: signal.aborted || !isRefusal(e),
         },
       );
     } finally {
@@ -305,9 +385,6 @@ export class OpenObserveSink implements Sink<StreamRecord> {
       if (pooled.length <= MAX_POOLED) this.#pool.push(pooled);
     }
     this.#m.requests.inc();
-    // Delivered: the records' buffers can carry new ones (a failed batch's items are left to the
-    // garbage collector: the data path may still write them to the dead letter).
-    for (const r of records) this.#groups.release(r);
     let failed = 0, ok = 0;
     for (const s of answer.status ?? []) {
       failed += s.failed ?? 0;
@@ -315,15 +392,20 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     }
     if (answer.status === undefined) ok = count;
     this.#m.ok.inc(ok);
+    const errors = (answer.status ?? []).map((s) => s.error).filter((e) => e !== undefined);
     if (failed > 0) {
       this.#m.failed.inc(failed);
-      this.#log.error("openobserve rejected records", {
-        stream,
-        failed,
-        successful: ok,
-        errors: (answer.status ?? []).map((s) => s.error).filter(Boolean).slice(0, 5),
-      });
+      // All failed: the caller reports them (dead letter). Some: they cannot be named.
+      if (failed < count) {
+        this.#log.error("openobserve rejected some records (it does not say which)", {
+          stream,
+          failed,
+          successful: ok,
+          errors: errors.slice(0, 5),
+        });
+      }
     }
+    return { failed, ...(errors[0] !== undefined && { error: errors[0] }) };
   }
 
   async close(): Promise<void> {}

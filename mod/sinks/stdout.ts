@@ -2,7 +2,8 @@
  * The `stdout` sink: each batch written as newline-delimited lines to a WritableStream (the
  * process's stdout by default), in the order batches are handed over. A batch is acknowledged
  * once the stream accepted its bytes. Pipes to `jq`, `head` or another agent; when the reader
- * goes away (EPIPE) every further batch fails, not retryable.
+ * goes away (EPIPE) every further batch fails with reason `closed`: retryable, since the lines
+ * were not refused (they are not for the dead letter) and a later run may deliver them.
  * @module
  */
 
@@ -42,10 +43,12 @@ export class StdoutSink implements Sink<Uint8Array> {
    * Write one batch; resolves once the stream took it. Concurrent calls are written in call
    * order.
    *
-   * @throws {SinkError} (not retryable) when the stream failed or the sink was closed.
+   * @throws {SinkError} (retryable, reason `closed`) when the stream failed or the sink was closed.
    */
   async write(batch: Batch<Uint8Array>, signal: AbortSignal): Promise<void> {
-    if (this.#closed) throw new SinkError("stdout sink is closed", { retryable: false });
+    if (this.#closed) {
+      throw new SinkError("stdout sink is closed", { retryable: true, reason: "closed" });
+    }
     if (signal.aborted) {
       throw new SinkError("stdout write aborted before it started", { cause: signal.reason });
     }
@@ -56,7 +59,7 @@ export class StdoutSink implements Sink<Uint8Array> {
     } catch (e) {
       throw new SinkError(
         `cannot write a batch of ${batch.items.length} lines to stdout: ${errorChain(e)}`,
-        { cause: e, retryable: false },
+        { cause: e, retryable: true, reason: "closed" },
       );
     }
   }

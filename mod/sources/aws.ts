@@ -30,3 +30,23 @@ export async function awsClientConfig(c: AwsConfig): Promise<{
     ...(c.force_path_style && { forcePathStyle: true }),
   };
 }
+
+/**
+ * The options of an S3 client that downloads objects, for every mode that reads them (stream,
+ * route, process): {@link awsClientConfig} with the SDK's response checksum check only where an
+ * operation requires it (`WHEN_REQUIRED`). Two reasons. An object stored with
+ * `Content-Encoding: gzip` and a checksum (boto3 adds CRC32 by default; Vector writes such
+ * objects) arrives inflated by fetch, so the stored checksum of the gzip bytes can never match:
+ * the check failed after the data was delivered, and the object was sent again and again. And
+ * the default (`WHEN_SUPPORTED`) wraps every body in a JavaScript checksum stream, which costs
+ * CPU and hides fetch's byte stream from the data path's reused buffers. gzip members carry a
+ * CRC32 each, checked by the decoder; TLS protects plain objects in transit.
+ *
+ * @param c the connection settings.
+ * @returns S3Client options.
+ */
+export async function s3DownloadConfig(c: AwsConfig): Promise<
+  Awaited<ReturnType<typeof awsClientConfig>> & { responseChecksumValidation: "WHEN_REQUIRED" }
+> {
+  return { ...await awsClientConfig(c), responseChecksumValidation: "WHEN_REQUIRED" };
+}

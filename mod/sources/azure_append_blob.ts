@@ -1,10 +1,13 @@
 /**
  * One pass over an Azure append blob whose appends are complete gzip members, from a committed
- * byte offset: a {@link Source} of consecutive ranges, each a unit. A range's unit is handed out
- * only after the previous one was delivered, because it starts where that one's last complete
- * member ended (`UnitResult.consumed`, reported by the decoder). Each delivered range is
- * committed (`commit`) before the next starts, so a crash re-sends at most one range: the
- * duplicates after a crash are bounded by `rangeBytes` of compressed input.
+ * byte offset: a {@link Source} of consecutive ranges, each a unit. A range starts where the
+ * previous one's last complete member ended (`UnitResult.consumed`, reported by the decoder).
+ * When the unit's framer reports that offset as soon as the range is decoded (see
+ * {@link DecodedReceiver}), the next range is read while the previous one's lines are still
+ * being delivered (at most one range ahead); otherwise it waits for the delivery. Ranges are
+ * committed (`commit`) in order, each after its delivery, and never past a range that failed, so
+ * a crash re-sends at most two ranges: the duplicates are bounded by 2 × `rangeBytes` of
+ * compressed input.
  *
  * A range that ends inside a member delivers the members before it; the cut member is read again
  * by the next range. A member still being appended at the blob's end is left for the next pass
@@ -27,9 +30,26 @@
  * @module
  */
 
-import { DecodeError } from "../pipeline/gzip.ts";
+import { DecodeError, type DecodeFault, type DecodeReason } from "../pipeline/gzip.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import type { AzureBlobContainer } from "./azure_blob.ts";
+
+/**
+ * A unit that wants to know, as soon as its input is decoded (before its lines are delivered),
+ * how far the decoder got and what a resyncing decoder passed over. Its framer tells it at the
+ * end of the unit's input.
+ */
+export interface DecodedReceiver {
+  decoded(consumed: number, faults: readonly DecodeFault[]): void;
+}
+
+/** Tell `unit` how far its decoder got and what it passed over, if it wants to know. */
+export function reportDecoded(
+  unit: object,
+  decoder: { consumed: number; faults: readonly DecodeFault[] },
+): void {
+  if ("decoded" in unit) (unit as DecodedReceiver).decoded(decoder.consumed, decoder.faults);
+}
 
 /** A delivered range, handed to `commit`. */
 export interface CommittedRange {
@@ -72,8 +92,13 @@ export interface AppendBlobSourceOptions {
   attributes?: Record<string, string>;
   /** Persist a delivered range's end. Called in order; the next range waits for it. */
   commit: (range: CommittedRange) => Promise<void>;
-  /** A corrupt member was skipped: `skipped` bytes from `offset` (committed past). */
-  onCorrupt?: (c: { offset: number; skipped: number; error: DecodeError }) => void;
+  /**
+   * Corrupt bytes were skipped: `skipped` bytes from blob offset `offset` (committed past), found
+   * by a resyncing decoder (the pipeline's `decode.resync`) or at a range's start.
+   */
+  onCorrupt?: (
+    c: { offset: number; skipped: number; reason: DecodeReason; message: string },
+  ) => void;
 }
 
 /** The DecodeError in an error's cause chain. */
@@ -142,42 +167,89 @@ export class AppendBlobSource implements Source {
     }
     let window = this.#o.rangeBytes;
     let stopAt: number | undefined;
-    while (p.committed < p.size && !signal.aborted) {
-      const start = p.committed;
-      const end = stopAt ?? Math.min(p.size, start + window);
-      stopAt = undefined;
-      const settled = Promise.withResolvers<UnitResult | Error>();
-      yield this.#unit(start, end, time, settled);
-      const r = await settled.promise;
-      if (r instanceof Error) {
-        const bad = decodeErrorOf(r);
-        if (!bad) {
-          p.failure = r;
-          return;
-        }
-        if (bad.offset > 0) {
-          stopAt = start + bad.offset; // deliver the good members before it on their own
+    // Ranges are committed in order: each one's commit waits for the one before it.
+    let chain: Promise<boolean> = Promise.resolve(true);
+    let behind: Promise<unknown> | undefined;
+    let next = p.committed;
+    try {
+      while (next < p.size && !signal.aborted && p.failure === undefined) {
+        const start = next;
+        const end = stopAt ?? Math.min(p.size, start + window);
+        stopAt = undefined;
+        const settled = Promise.withResolvers<UnitResult | Error>();
+        const decoded = Promise.withResolvers<number>();
+        const prev = chain;
+        chain = settled.promise.then((r) => !(r instanceof Error));
+        settled.promise.then((r) => {
+          if (r instanceof Error && !decodeErrorOf(r)) p.failure ??= r;
+        });
+        yield this.#unit(start, end, time, settled, decoded, prev);
+        // Decoded with complete members: the next range starts where they end, while this one's
+        // lines are still being delivered (its commit follows, in order).
+        const first = await Promise.race([settled.promise, decoded.promise]);
+        if (typeof first === "number" && first > 0) {
+          next = start + first;
+          window = this.#o.rangeBytes;
+          // At most one range read ahead of the one being delivered: a crash re-sends at most
+          // two ranges.
+          await behind;
+          behind = settled.promise;
           continue;
         }
-        const next = await this.#nextHeader(start + 1, p.size, signal);
-        if (next === undefined) return; // aborted
-        try {
-          await this.#o.commit({ start, end: next, lines: 0, bytes: 0 });
-        } catch (e) {
-          p.failure = new Error(`cannot commit ${this.#container.url}/${this.#blob}`, { cause: e });
-          return;
+        behind = undefined;
+        const r = await settled.promise;
+        if (r instanceof Error) {
+          const bad = decodeErrorOf(r);
+          if (!bad) {
+            p.failure ??= r;
+            return;
+          }
+          // The ranges before this one must be committed before it is read again.
+          if (!(await prev)) {
+            p.failure ??= new Error(
+              `an earlier range of ${this.#container.url}/${this.#blob} failed`,
+            );
+            return;
+          }
+          chain = Promise.resolve(true);
+          if (bad.offset > 0) {
+            stopAt = start + bad.offset; // deliver the good members before it on their own
+            next = start;
+            continue;
+          }
+          const skipTo = await this.#nextHeader(start + 1, p.size, signal);
+          if (skipTo === undefined) return; // aborted
+          try {
+            await this.#o.commit({ start, end: skipTo, lines: 0, bytes: 0 });
+          } catch (e) {
+            p.failure = new Error(`cannot commit ${this.#container.url}/${this.#blob}`, {
+              cause: e,
+            });
+            return;
+          }
+          p.committed = next = skipTo;
+          p.skipped += skipTo - start;
+          chain = Promise.resolve(true);
+          this.#o.onCorrupt?.({
+            offset: start,
+            skipped: skipTo - start,
+            reason: bad.reason,
+            message: bad.message,
+          });
+          continue;
         }
-        p.committed = next;
-        p.skipped += next - start;
-        this.#o.onCorrupt?.({ offset: start, skipped: next - start, error: bad });
-        continue;
+        if (r.consumed === 0) {
+          if (end >= p.size) return; // only a member still being appended remains
+          window *= 2; // one member is longer than the range
+          next = start;
+          continue;
+        }
+        next = start + r.consumed;
+        window = this.#o.rangeBytes;
       }
-      if (r.consumed === 0) {
-        if (end >= p.size) return; // only a member still being appended remains
-        window *= 2; // one member is longer than the range
-        continue;
-      }
-      window = this.#o.rangeBytes;
+    } finally {
+      // The pass ends once every range handed out has settled (and committed, in order).
+      await chain.catch(() => false);
     }
   }
 
@@ -210,17 +282,29 @@ export class AppendBlobSource implements Source {
     end: number,
     time: number | undefined,
     settled: PromiseWithResolvers<UnitResult | Error>,
+    decoded: PromiseWithResolvers<number>,
+    prev: Promise<boolean>,
   ): Unit {
     const c = this.#container;
     const blob = this.#blob;
     const p = this.#progress;
-    return {
+    let faults: readonly DecodeFault[] = [];
+    const unit: Unit & DecodedReceiver = {
+      decoded: (consumed, f) => {
+        faults = f;
+        decoded.resolve(consumed);
+      },
       id: `${c.url}/${blob}@${start}-${end}`,
       ...(time !== undefined && { time }),
       size: end - start,
       attributes: { ...this.#o.attributes, start_offset: String(start) },
       open: (signal) => c.read(blob, start, end - start, signal),
       ack: async (r) => {
+        // An earlier range failed: nothing after it may be committed.
+        if (!(await prev)) {
+          settled.resolve(new Error(`an earlier range of ${c.url}/${blob} failed`));
+          return;
+        }
         if (r.consumed > 0) {
           try {
             await this.#o.commit({
@@ -243,6 +327,22 @@ export class AppendBlobSource implements Source {
           p.lines += r.lines;
           p.bytes += r.bytes;
           p.ranges++;
+          // What the decoder passed over inside the committed part: reported once, here.
+          for (const f of faults) {
+            if (f.offset >= r.consumed || f.skipped === 0) continue;
+            p.skipped += f.skipped;
+            try {
+              this.#o.onCorrupt?.({
+                offset: start + f.offset,
+                skipped: f.skipped,
+                reason: f.reason,
+                message: f.message.replace(
+                  /at byte (\d+)/,
+                  (_, n) => `at blob byte ${start + Number(n)}`,
+                ),
+              });
+            } catch { /* a reporting callback must not stop the pass */ }
+          }
         }
         settled.resolve(r);
       },
@@ -251,5 +351,6 @@ export class AppendBlobSource implements Source {
         return Promise.resolve();
       },
     };
+    return unit;
   }
 }

@@ -1,10 +1,16 @@
 /**
  * The `kafka` source: a consumer group, each message a {@link KafkaUnit}. A partition's offset
  * is committed only up to the last message whose unit was acked, and every unit before it too
- * (kafkajs `eachBatch` with manual `resolveOffset`; commits after each batch and every
- * `commit_interval` inside a long one). A nacked unit stops the partition there: after a backoff
- * the message is fetched again, and so are the ones behind it (a nack re-delivers, it never
- * skips; we prefer a duplicate to a loss).
+ * (committed as soon as that prefix grows). A nacked unit stops the source: units not yet handed
+ * out are released, those in flight settle, acked offsets are committed, and after a backoff
+ * every partition is read again from its committed offset, so the nacked message and the ones
+ * behind it are fetched again (a nack re-delivers, it never skips; we prefer a duplicate to a
+ * loss).
+ *
+ * Membership: the client heartbeats in the background every `heartbeat_interval`, so a slow unit
+ * never costs the group; a member silent for `session_timeout` (a process killed with SIGKILL)
+ * is dropped and its partitions move on after that long. `close()` leaves the group, so after a
+ * SIGTERM the partitions move at once.
  *
  * Shutdown: when the `units()` signal aborts, no more units are handed out; those fetched but not
  * handed out are released un-acked (fetched again by whoever owns the partition next), those in
@@ -25,17 +31,41 @@
  * @module
  */
 
-import type { Consumer, EachBatchPayload, KafkaMessage as KafkaJsMessage } from "kafkajs";
 import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { backoff, sleep } from "../pipeline/retry.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
-import { kafkaClient, kafkaConnectionFields } from "./kafka_client.ts";
+import {
+  type GroupConsumer,
+  KafkaClient,
+  kafkaConnectionFields,
+  type KafkaRecord,
+} from "./kafka_client.ts";
+
+/**
+ * A consumer group member's session settings (spread into a component's spec). The default
+ * session of 10 s bounds how long a partition waits after its member was killed with SIGKILL.
+ */
+export const kafkaGroupFields = {
+  session_timeout: f.duration({
+    description:
+      "A member silent this long is dropped from the group and its partitions move on (after a SIGKILL; a SIGTERM leaves at once). The broker allows 6s to 5m by default",
+    default: "10s",
+    min: "1s",
+  }),
+  heartbeat_interval: f.duration({
+    description:
+      "How often a member tells the group it is alive: at most a third of session_timeout",
+    default: "3s",
+    min: "100ms",
+  }),
+};
 
 /** The Kafka source's settings. */
 export const kafkaSourceSpec = f.object({
   ...kafkaConnectionFields,
+  ...kafkaGroupFields,
   topics: f.list(f.string({ description: "topic" }), {
     description: "Topics to consume",
     minItems: 1,
@@ -58,16 +88,6 @@ export const kafkaSourceSpec = f.object({
   max_wait: f.duration({
     description: "How long a fetch waits for new messages",
     default: "500ms",
-    min: "1ms",
-  }),
-  session_timeout: f.duration({
-    description: "A member silent this long is dropped from the group",
-    default: "30s",
-    min: "6s",
-  }),
-  commit_interval: f.duration({
-    description: "Inside a long batch, commit acked offsets at least this often",
-    default: "5s",
     min: "1ms",
   }),
   initial_backoff: f.duration({
@@ -105,33 +125,43 @@ type Outcome = "acked" | "nacked" | "released";
 /** A unit with its settlement, inside the source. */
 interface Pending {
   unit: KafkaUnit;
-  settled: Promise<Outcome>;
-  release(): void;
+  /** `topic/partition`. */
+  lane: string;
+  offset: bigint;
+  outcome?: Outcome;
+  settle(o: Outcome): void;
   handedOut: boolean;
 }
 
-const dec = new TextDecoder();
-const bytes = (b: Uint8Array | null | undefined): Uint8Array | null =>
-  b ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null;
+/** A partition's units not yet committed, in offset order. */
+interface Lane {
+  topic: string;
+  partition: number;
+  units: Pending[];
+  /** Handed out and not settled. */
+  active: number;
+}
 
 /** A consumer group whose messages are units; acks commit offsets. */
 export class KafkaSource implements Source {
   readonly kind = "kafka";
-  readonly #consumer: Consumer;
+  readonly #consumer: GroupConsumer;
   readonly #c: KafkaSourceConfig;
   readonly #log: Logger | undefined;
   readonly #m;
   readonly #queue: Pending[] = [];
-  /** Every unit handed out or queued and not yet settled. */
-  readonly #open = new Set<Pending>();
+  readonly #lanes = new Map<string, Lane>();
   #wake: (() => void) | undefined;
   #running = false;
   #stopping = false;
+  /** Set by a nack: hand nothing out until the re-read. */
+  #failed: Pending | undefined;
+  #failures = 0;
+  #recovering: Promise<void> | undefined;
+  #commits = Promise.resolve();
   readonly #closing = new AbortController();
-  /** Consecutive nacks per partition, for the re-fetch backoff. */
-  readonly #failures = new Map<string, number>();
 
-  private constructor(consumer: Consumer, c: KafkaSourceConfig, o: KafkaSourceOptions) {
+  private constructor(consumer: GroupConsumer, c: KafkaSourceConfig, o: KafkaSourceOptions) {
     this.#consumer = consumer;
     this.#c = c;
     this.#log = o.log;
@@ -139,11 +169,6 @@ export class KafkaSource implements Source {
     this.#m = m && {
       consumed: m.counter("kafka_messages_consumed_total", "Messages handed out as units"),
       nacked: m.counter("kafka_messages_nacked_total", "Units that failed: fetched again"),
-      lag: m.gauge(
-        "kafka_consumer_lag",
-        "Messages behind the partition's end at the last fetch",
-        ["topic", "partition"],
-      ),
     };
   }
 
@@ -159,19 +184,18 @@ export class KafkaSource implements Source {
     c: KafkaSourceConfig,
     options: KafkaSourceOptions = {},
   ): Promise<KafkaSource> {
-    const kafka = await kafkaClient(c);
-    const consumer = kafka.consumer({
+    const consumer = new KafkaClient(c).groupConsumer({
       groupId: c.group_id,
-      maxWaitTimeInMs: c.max_wait,
+      topics: c.topics,
+      fromBeginning: c.from_beginning,
       sessionTimeout: c.session_timeout,
-      heartbeatInterval: Math.max(1000, Math.floor(c.session_timeout / 10)),
-      allowAutoTopicCreation: false,
+      heartbeatInterval: Math.min(c.heartbeat_interval, Math.floor(c.session_timeout / 3)),
+      maxWait: c.max_wait,
     });
     try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: c.topics, fromBeginning: c.from_beginning });
+      await consumer.start();
     } catch (e) {
-      await consumer.disconnect().catch(() => {});
+      await consumer.close();
       throw new Error(
         `cannot consume ${c.topics.join(",")} as group ${c.group_id} from ${c.brokers.join(",")}: ${
           errorChain(e)
@@ -191,18 +215,13 @@ export class KafkaSource implements Source {
     this.#running = true;
     const wake = () => this.#wakeUp();
     signal.addEventListener("abort", wake, { once: true });
-    await this.#consumer.run({
-      autoCommit: true,
-      autoCommitInterval: this.#c.commit_interval,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.#c.partitions_in_parallel,
-      eachBatch: (p) => this.#eachBatch(p),
-    });
+    const pump = this.#pump(signal);
     try {
       while (!signal.aborted && !this.#stopping) {
-        const p = this.#queue.shift();
+        const p = this.#failed ? undefined : this.#next();
         if (p) {
           p.handedOut = true;
+          this.#lanes.get(p.lane)!.active++;
           yield p.unit;
           continue;
         }
@@ -211,6 +230,85 @@ export class KafkaSource implements Source {
     } finally {
       signal.removeEventListener("abort", wake);
       this.#releaseQueued();
+      this.#stopping = true;
+      this.#wakeUp();
+      void pump;
+    }
+  }
+
+  /** The first queued unit whose partition may run now (partitions_in_parallel). */
+  #next(): Pending | undefined {
+    let active = 0;
+    for (const l of this.#lanes.values()) if (l.active > 0) active++;
+    for (const [i, p] of this.#queue.entries()) {
+      const lane = this.#lanes.get(p.lane)!;
+      if (lane.active > 0 || active < this.#c.partitions_in_parallel) {
+        // A partition's units go out in order: never skip an earlier one of the same lane.
+        this.#queue.splice(i, 1);
+        return p;
+      }
+    }
+    return undefined;
+  }
+
+  /** Fetch records into the queue; after a nack, re-read from the committed offsets. */
+  async #pump(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && !this.#stopping) {
+      try {
+        for await (const r of this.#consumer.records()) {
+          if (signal.aborted || this.#stopping) return;
+          // After a nack, what the old stream still delivers is read again after the restart.
+          if (this.#failed) continue;
+          this.#enqueue(r);
+          // Bounded read-ahead: wait while many units are queued.
+          while (this.#queue.length >= 256 && !this.#failed && !this.#stopping) {
+            await sleep(5, this.#closing.signal).catch(() => {});
+          }
+        }
+      } catch (e) {
+        if (this.#stopping) return;
+        this.#log?.warn("kafka consumer stream failed: reading again from committed offsets", {
+          error: errorChain(e),
+        });
+      }
+      if (this.#stopping || signal.aborted) return;
+      // The stream ended: a nack's recovery restarted it, or it broke (recover now).
+      await (this.#recovering ??= this.#recover());
+    }
+  }
+
+  /** After a nack (or a broken stream): settle, commit, back off, re-read. */
+  async #recover(): Promise<void> {
+    try {
+      this.#releaseQueued();
+      // Units in flight finish first, so the re-read does not race them.
+      while (!this.#stopping && [...this.#lanes.values()].some((l) => l.active > 0)) {
+        await sleep(5, this.#closing.signal).catch(() => {});
+      }
+      await this.#commits;
+      const failed = this.#failed;
+      if (failed) {
+        this.#failures++;
+        const wait = backoff(this.#failures, {
+          initial_backoff: this.#c.initial_backoff,
+          max_backoff: this.#c.max_backoff,
+        });
+        this.#log?.warn("unit failed: its message will be fetched again", {
+          unit: failed.unit.id,
+          attempt: this.#failures,
+          wait_ms: Math.round(wait),
+        });
+        await sleep(wait, this.#closing.signal).catch(() => {});
+      } else await sleep(500, this.#closing.signal).catch(() => {});
+      if (this.#stopping) return;
+      this.#lanes.clear();
+      this.#failed = undefined;
+      await this.#consumer.restart().catch((e) =>
+        this.#log?.warn("kafka consumer restart failed: retrying", { error: errorChain(e) })
+      );
+      this.#wakeUp();
+    } finally {
+      this.#recovering = undefined;
     }
   }
 
@@ -222,9 +320,12 @@ export class KafkaSource implements Source {
     this.#stopping = true;
     this.#closing.abort();
     this.#releaseQueued();
-    for (const p of [...this.#open]) p.release();
+    for (const l of this.#lanes.values()) {
+      for (const p of l.units) if (!p.outcome) p.settle("released");
+    }
     this.#wakeUp();
-    await this.#consumer.disconnect();
+    await this.#commits;
+    await this.#consumer.close();
   }
 
   #wakeUp(): void {
@@ -234,148 +335,96 @@ export class KafkaSource implements Source {
   }
 
   #releaseQueued(): void {
-    for (const p of this.#queue.splice(0)) p.release();
+    for (const p of this.#queue.splice(0)) p.settle("released");
   }
 
-  async #eachBatch(
-    { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }:
-      EachBatchPayload,
-  ): Promise<void> {
-    const { topic, partition } = batch;
-    if (this.#stopping || batch.messages.length === 0) return;
-    this.#m?.lag.set(Number(batch.offsetLag()), { topic, partition: String(partition) });
-    const pending = batch.messages.map((m) => this.#pending(topic, partition, m));
-    this.#queue.push(...pending);
-    this.#m?.consumed.inc(pending.length);
-    this.#wakeUp();
-    const key = `${topic}/${partition}`;
-    let stopAt = -1;
-    let failed: Pending | undefined;
-    for (const [i, p] of pending.entries()) {
-      const outcome = await this.#settle(p.settled, heartbeat, pending);
-      if (outcome === "acked") resolveOffset(p.unit.offset);
-      if (outcome === "nacked") failed = p;
-      if (outcome !== "acked") {
-        stopAt = i;
-        break;
-      }
-      if (!isRunning() || isStale()) {
-        stopAt = i + 1;
-        break;
-      }
-      await commitOffsetsIfNecessary();
+  #enqueue(r: KafkaRecord): void {
+    const laneKey = `${r.topic}/${r.partition}`;
+    let lane = this.#lanes.get(laneKey);
+    if (!lane) {
+      this.#lanes.set(
+        laneKey,
+        lane = { topic: r.topic, partition: r.partition, units: [], active: 0 },
+      );
     }
-    if (stopAt < 0) {
-      this.#failures.delete(key);
+    const p = this.#pending(r, laneKey);
+    lane.units.push(p);
+    this.#queue.push(p);
+    this.#m?.consumed.inc();
+    this.#wakeUp();
+  }
+
+  /** A unit settled: commit the partition's acked prefix; a nack stops hand-outs. */
+  #settled(p: Pending, o: Outcome): void {
+    const lane = this.#lanes.get(p.lane);
+    if (!lane || !lane.units.includes(p)) return;
+    if (p.handedOut) lane.active--;
+    if (o === "nacked") {
+      this.#failed ??= p;
+      this.#recovering ??= this.#recover();
+      this.#wakeUp();
       return;
     }
-    // Stopped early: units not handed out go back (fetched again from the first unresolved
-    // offset); those in flight finish first, so the re-fetch does not race them.
-    for (const p of pending.slice(stopAt)) {
-      if (!p.handedOut) {
-        const i = this.#queue.indexOf(p);
-        if (i >= 0) this.#queue.splice(i, 1);
-        p.release();
-      }
-    }
-    await Promise.all(pending.slice(stopAt).map((p) => this.#settle(p.settled, heartbeat, [])));
-    if (failed && !this.#stopping && isRunning()) {
-      const n = (this.#failures.get(key) ?? 0) + 1;
-      this.#failures.set(key, n);
-      const wait = backoff(n, {
-        initial_backoff: this.#c.initial_backoff,
-        max_backoff: this.#c.max_backoff,
-      });
-      this.#log?.warn("unit failed: its message will be fetched again", {
-        unit: failed.unit.id,
-        attempt: n,
-        wait_ms: Math.round(wait),
-      });
-      await sleep(wait, this.#closing.signal);
-    }
+    if (o !== "acked") return;
+    let upto: bigint | undefined;
+    while (lane.units[0]?.outcome === "acked") upto = lane.units.shift()!.offset + 1n;
+    if (upto === undefined) return;
+    if (!this.#failed) this.#failures = 0;
+    const at = upto;
+    this.#commits = this.#commits.then(() =>
+      this.#consumer.commit(lane.topic, lane.partition, at).catch((e) =>
+        // The partition moved to another member (a rebalance): it reads from the last commit.
+        this.#log?.warn("offset commit failed: those messages may be handled again", {
+          topic: lane.topic,
+          partition: lane.partition,
+          offset: String(at),
+          error: errorChain(e),
+        })
+      )
+    );
   }
 
-  /** Wait for a unit to settle, heartbeating meanwhile (a slow unit must not lose the group). */
-  async #settle(
-    settled: Promise<Outcome>,
-    heartbeat: () => Promise<void>,
-    batch: Pending[],
-  ): Promise<Outcome> {
-    const tick = Symbol("tick");
-    for (;;) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const r = await Promise.race([
-        settled,
-        new Promise<typeof tick>((res) => timer = setTimeout(() => res(tick), 1000)),
-      ]);
-      clearTimeout(timer);
-      if (r !== tick) return r;
-      try {
-        await heartbeat();
-      } catch (e) {
-        // Rebalancing (or dropped from the group): hand nothing more out; kafkajs rejoins.
-        for (const p of batch) {
-          if (!p.handedOut) {
-            const i = this.#queue.indexOf(p);
-            if (i >= 0) this.#queue.splice(i, 1);
-            p.release();
-          }
-        }
-        throw e;
-      }
-    }
-  }
-
-  #pending(topic: string, partition: number, m: KafkaJsMessage): Pending {
-    const { promise, resolve: settle } = Promise.withResolvers<Outcome>();
-    const open = this.#open;
-    const resolve = (o: Outcome) => {
-      open.delete(pending);
-      settle(o);
-    };
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(m.headers ?? {})) {
-      if (v === undefined) continue;
-      headers[k] = Array.isArray(v)
-        ? v.map((x) => typeof x === "string" ? x : dec.decode(x)).join(",")
-        : typeof v === "string"
-        ? v
-        : dec.decode(v);
-    }
-    const value = bytes(m.value) ?? new Uint8Array(0);
-    const id = `kafka://${topic}/${partition}@${m.offset}`;
+  #pending(r: KafkaRecord, lane: string): Pending {
+    const value = r.value ?? new Uint8Array(0);
+    const id = `kafka://${r.topic}/${r.partition}@${r.offset}`;
     const log = this.#log;
     const nacked = this.#m?.nacked;
     const unit: KafkaUnit = {
       id,
-      time: Number(m.timestamp),
+      time: r.timestamp,
       size: value.byteLength,
-      topic,
-      partition,
-      offset: m.offset,
-      key: bytes(m.key),
+      topic: r.topic,
+      partition: r.partition,
+      offset: String(r.offset),
+      key: r.key,
       value,
-      headers,
-      attributes: headers,
+      headers: r.headers,
+      attributes: r.headers,
       open: () => Promise.resolve(ReadableStream.from([value])),
       ack: (_r: UnitResult) => {
-        resolve("acked");
+        pending.settle("acked");
         return Promise.resolve();
       },
       nack: (e: Error) => {
-        nacked?.inc();
-        log?.error("unit nacked: not committed", { unit: id, error: errorChain(e) });
-        resolve("nacked");
+        if (!pending.outcome) {
+          nacked?.inc();
+          log?.error("unit nacked: not committed", { unit: id, error: errorChain(e) });
+        }
+        pending.settle("nacked");
         return Promise.resolve();
       },
     };
     const pending: Pending = {
       unit,
-      settled: promise,
-      release: () => resolve("released"),
+      lane,
+      offset: r.offset,
       handedOut: false,
+      settle: (o) => {
+        if (pending.outcome) return;
+        pending.outcome = o;
+        this.#settled(pending, o);
+      },
     };
-    open.add(pending);
     return pending;
   }
 }

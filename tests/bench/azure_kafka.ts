@@ -1,7 +1,7 @@
 /**
  * Azurite → ingest → Kafka: one append blob of gzip members (~1 MB of log lines each) ingested
  * from offset 0 into a fresh topic on the local broker, in this process; and, to show what bounds
- * it, each stage alone: Azurite's ranged download, and kafkajs producing the same messages
+ * it, each stage alone: Azurite's ranged download, and the Kafka producer sending the same messages
  * (keys and headers included) with no Azure and no decoding.
  *
  * `deno task bench azure` (needs `bash tests/services/up.sh`). MB = 10^6 decoded bytes.
@@ -129,7 +129,7 @@ export async function bench(
   }
   await Deno.remove(dir, { recursive: true });
 
-  // kafkajs alone: the same lines as messages with the same key and headers, no Azure, no gzip.
+  // The producer alone: the same lines as messages with the same key and headers, no Azure, no gzip.
   for (const idempotent of [true, false]) {
     const topic = await freshTopic(1, "bench");
     const sink = await KafkaSink.connect(parseValue(kafkaSpec(), {
@@ -174,7 +174,7 @@ export async function bench(
     const s = (performance.now() - t) / 1000;
     await sink.close();
     rows.push({
-      name: `kafkajs producer alone${idempotent ? "" : ", not idempotent"}`,
+      name: `Kafka producer alone${idempotent ? "" : ", not idempotent"}`,
       mbPerSec: sentBytes / 1e6 / s,
       linesPerSec: Math.round(sample.length / s),
       note: `${sample.length} of the same lines, key and headers; no compression, 4 in flight`,

@@ -3,6 +3,7 @@
 import { endToEndBench, microBench } from "./pipeline.ts";
 import { lagBench, s3Bench } from "./s3.ts";
 import { azureKafkaBench } from "./azure_kafka.ts";
+import { kafkaBench } from "./kafka.ts";
 import { bench as sinksBench } from "./sinks.ts";
 import { bench as routeBench } from "./route.ts";
 import { processBench } from "./process.ts";
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<BenchRow[]>> = {
   s3: () => s3Bench(),
   lag: () => lagBench(),
   azure: () => azureKafkaBench(),
+  kafka: () => kafkaBench(),
   route: routeBench,
   syslog: () => syslogBench(),
   process: () => processBench(),

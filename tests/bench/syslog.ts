@@ -202,11 +202,29 @@ function generateRow(
  * (its numbers restart at 0, so it needs its own), unless SYSLOG_MAX=0. generate runs its two
  * workers on SYSLOG_THREADS (1) threads.
  */
+/** loggen comes with Debian's syslog-ng-core: installed (and said so) when missing. */
+async function ensureLoggen(): Promise<void> {
+  const has = () => new Deno.Command("sh", { args: ["-c", "command -v loggen"] }).output();
+  if ((await has()).success) return;
+  console.error("bench syslog: loggen is missing: installing Debian's syslog-ng-core");
+  const sudo = Deno.uid() === 0 ? "" : "sudo -n ";
+  const install = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `${sudo}apt-get update -qq && ${sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq syslog-ng-core >/dev/null`,
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!install.success || !(await has()).success) {
+    throw new Error("loggen is missing and could not be installed: apt-get install syslog-ng-core");
+  }
+}
+
 export async function syslogBench(
   seconds = Number(Deno.env.get("SYSLOG_SECONDS") ?? 10),
 ): Promise<BenchRow[]> {
-  const hasLoggen = await new Deno.Command("sh", { args: ["-c", "command -v loggen"] }).output();
-  if (!hasLoggen.success) throw new Error("loggen is missing: apt-get install syslog-ng-core");
+  await ensureLoggen();
   if (Deno.env.get("SYSLOG_CONTENTION") === "1") {
     return await contentionBench(Number(Deno.env.get("SYSLOG_ROUNDS") ?? 3));
   }

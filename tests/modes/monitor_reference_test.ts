@@ -119,12 +119,14 @@ serviceTest(
       await b.appendBlock("line\n", 5);
     }
     // The reference's topic (the test broker creates no topic on use; a real one may).
-    const admin = kafka().admin();
-    await admin.connect();
-    await admin.createTopics({
-      topics: [{ topic: "Ingestion.Blobs", numPartitions: 1, replicationFactor: 1 }],
-      waitForLeaders: true,
-    }).finally(() => admin.disconnect());
+    const client = kafka();
+    try {
+      if (!(await client.listTopics()).includes("Ingestion.Blobs")) {
+        await client.createTopic("Ingestion.Blobs", { partitions: 1, replicationFactor: 1 });
+      }
+    } finally {
+      await client.close();
+    }
     const dir = await Deno.makeTempDir();
     // The reference read credentials from its secure config in the home directory.
     const key = /AccountKey=([^;]+)/.exec(endpoints.azuriteConnectionString)![1]!;

@@ -11,6 +11,7 @@ import {
   freshTable,
   freshTopic,
   kafka,
+  produceTo,
   s3Client,
   serviceTest,
 } from "../services/mod.ts";
@@ -128,10 +129,7 @@ serviceTest(
       const topic = await freshTopic(2);
       assert.equal((await discoverOnce(discoverConfig(fake.url, table, topic))).code, 0);
       // A malformed event beside the real ones: counted, logged, skipped.
-      const producer = kafka().producer();
-      await producer.connect();
-      await producer.send({ topic, messages: [{ key: "x", value: "{not json" }] });
-      await producer.disconnect();
+      await produceTo(topic, [{ key: "x", value: "{not json" }]);
 
       const pgWant = parsed(new PostgresParser(), PG);
       const myWant = parsed(new MysqlParser({ kind: "slow" }), MY);
@@ -275,16 +273,12 @@ serviceTest(
       assert.match(run.metrics, /^process_files_vanished_total 1$/m);
       assert.match(run.stderr, /no longer exists in RDS.*"bytes_unread":\d+/);
       // Committed past both events.
-      const admin = kafka().admin();
-      await admin.connect();
+      const client = kafka();
       try {
-        const [offsets] = await admin.fetchOffsets({
-          groupId: config.process.kafka.group_id,
-          topics: [topic],
-        });
-        assert.deepEqual(offsets!.partitions.map((p) => p.offset), ["2"]);
+        const offsets = await client.committed(config.process.kafka.group_id, topic);
+        assert.deepEqual([...offsets.values()], [2n]);
       } finally {
-        await admin.disconnect();
+        await client.close();
       }
     } finally {
       await fake.close();

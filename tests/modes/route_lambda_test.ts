@@ -55,6 +55,10 @@ serviceTest(
       input: "lambda",
       lambda: { runtime_api: rt.api },
       aws: { region: "us-east-1", endpoint: proxy.url, force_path_style: true },
+      // One event per batch: a batch that fails for a reason worth retrying fails the units of
+      // all its events (the sink contract has no retryable partial failure), so tenant-a's event
+      // must not share tenant-c's batch for its message to count as delivered.
+      cloudwatch: { max_batch_size: 1 },
     });
     const { metrics, running } = serve(config, stop.signal);
     try {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { agentCommand } from "../_agent.ts";
 import { parseValue } from "../../mod/config/spec.ts";
 import { renderLine, tailMode } from "../../mod/modes/tail.ts";
-import { endpoints, freshTopic, kafka, serviceTest } from "../services/mod.ts";
+import { endpoints, freshTopic, kafka, produceTo, serviceTest } from "../services/mod.ts";
 import { modeContext } from "./_context.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -73,34 +73,28 @@ serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic a
   "kafka",
 ], async () => {
   const topic = await freshTopic(2);
-  const producer = kafka().producer();
-  await producer.connect();
-  await producer.send({
-    topic,
-    messages: [
-      {
-        value: '{"ts":"t1","service":"api","message":"one"}',
-        headers: { subscription: "cp2", environment: "P1", service: "api" },
-        partition: 0,
-      },
-      {
-        value: '{"ts":"t2","service":"web","message":"two"}',
-        headers: { subscription: "cp2", environment: "P1", service: "web" },
-        partition: 1,
-      },
-      {
-        value: "three",
-        headers: { subscription: "cp3", environment: "P1", service: "api-v2" },
-        partition: 1,
-      },
-      {
-        value: '{"ts":"t4","message":"four"}',
-        headers: { subscription: "cp2", environment: "P1", service: "api-v2" },
-        partition: 0,
-      },
-    ],
-  });
-  await producer.disconnect();
+  await produceTo(topic, [
+    {
+      value: '{"ts":"t1","service":"api","message":"one"}',
+      headers: { subscription: "cp2", environment: "P1", service: "api" },
+      partition: 0,
+    },
+    {
+      value: '{"ts":"t2","service":"web","message":"two"}',
+      headers: { subscription: "cp2", environment: "P1", service: "web" },
+      partition: 1,
+    },
+    {
+      value: "three",
+      headers: { subscription: "cp3", environment: "P1", service: "api-v2" },
+      partition: 1,
+    },
+    {
+      value: '{"ts":"t4","message":"four"}',
+      headers: { subscription: "cp2", environment: "P1", service: "api-v2" },
+      partition: 0,
+    },
+  ]);
   const run = async (...args: string[]) => {
     const out = await agentCommand([
       "tail",
@@ -125,6 +119,40 @@ serviceTest("edge-agent tail --from-beginning --no-follow filters a real topic a
   assert.equal((await run()).length, 4);
 });
 
+serviceTest(
+  "edge-agent tail runs beside an agent holding the status port and leaves no consumer group",
+  ["kafka"],
+  async () => {
+    const topic = await freshTopic();
+    await produceTo(topic, [{ value: '{"message":"one"}' }]);
+    // Another agent's status endpoint (or whatever holds the default port).
+    let held: Deno.Listener | undefined;
+    try {
+      held = Deno.listen({ hostname: "127.0.0.1", port: 8686 });
+    } catch { /* already held by something else: the same situation */ }
+    const client = kafka();
+    try {
+      const before = new Set(await client.listGroups());
+      const out = await agentCommand([
+        "tail",
+        "--topics",
+        topic,
+        "--brokers",
+        endpoints.kafka.join(","),
+        "--from-beginning",
+        "--no-follow",
+      ], { stdout: "piped", stderr: "piped" }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.equal(new TextDecoder().decode(out.stdout), "one\n");
+      const added = (await client.listGroups()).filter((g) => !before.has(g) && g.includes("tail"));
+      assert.deepEqual(added, []);
+    } finally {
+      held?.close();
+      await client.close();
+    }
+  },
+);
+
 serviceTest("tail follows a topic (the default) and stops on the signal", ["kafka"], async () => {
   const topic = await freshTopic();
   const out: string[] = [];
@@ -141,20 +169,14 @@ serviceTest("tail follows a topic (the default) and stops on the signal", ["kafk
   });
   const ctx = { ...modeContext(config, "."), stdout, signal: stop.signal };
   const run = tailMode.run(ctx);
-  const producer = kafka().producer();
-  await producer.connect();
-  // It starts at the end: send until the consumer has joined and shows one.
+  // It starts at the end: send until the reader has started and shows one.
   for (let i = 0; out.length === 0 && i < 100; i++) {
-    await producer.send({
-      topic,
-      messages: [
-        { value: '{"message":"skip"}', headers: { environment: "P2" } },
-        { value: '{"message":"hi"}', headers: { environment: "P1" } },
-      ],
-    });
+    await produceTo(topic, [
+      { value: '{"message":"skip"}', headers: { environment: "P2" } },
+      { value: '{"message":"hi"}', headers: { environment: "P1" } },
+    ]);
     await new Promise((r) => setTimeout(r, 100));
   }
-  await producer.disconnect();
   stop.abort();
   await run;
   const first = JSON.parse(out[0]!);

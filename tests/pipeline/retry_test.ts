@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseValue } from "../../mod/config/spec.ts";
 import {
   backoff,
+  httpVerdict,
   isRetryable,
   parseRetryAfter,
   retry,
@@ -193,4 +194,48 @@ Deno.test("retry() around fetch: a real server failing twice (500, 503 Retry-Aft
   assert.equal(waits.length, 2);
   assert.equal(waits[1], 0, "Retry-After: 0 honoured");
   await server.shutdown();
+});
+
+Deno.test("retry() retries a configuration problem past max_retries; other failures still count", async () => {
+  let n = 0;
+  const config = (s: number) =>
+    new RetryableError(`answered ${s}`, { status: s, configuration: true });
+  const got = await retry(() => {
+    n++;
+    if (n <= 5) return Promise.reject(config(401));
+    if (n === 6) return Promise.reject(new RetryableError("answered 503", { status: 503 }));
+    return Promise.resolve("ok");
+  }, { max_retries: 1, initial_backoff: 1, max_backoff: 1 });
+  assert.equal(got, "ok");
+  assert.equal(n, 7);
+  let m = 0;
+  await assert.rejects(
+    () =>
+      retry(() => {
+        m++;
+        return Promise.reject(m === 1 ? config(403) : new RetryableError("x", { status: 500 }));
+      }, { max_retries: 1, initial_backoff: 1, max_backoff: 1 }),
+    /x/,
+  );
+  assert.equal(m, 3, "one configuration answer, then the first try and one retry of the 500");
+});
+
+Deno.test("httpVerdict() sorts answers: retry, configuration, too_large, rejected", () => {
+  assert.deepEqual(
+    [200, 408, 429, 500, 503, 401, 403, 404, 413, 400, 422, 410].map(httpVerdict),
+    [
+      "ok",
+      "retry",
+      "retry",
+      "retry",
+      "retry",
+      "configuration",
+      "configuration",
+      "configuration",
+      "too_large",
+      "rejected",
+      "rejected",
+      "rejected",
+    ],
+  );
 });

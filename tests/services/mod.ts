@@ -25,7 +25,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { STSClient } from "@aws-sdk/client-sts";
 import { BlobServiceClient } from "@azure/storage-blob";
-import { Kafka, logLevel } from "kafkajs";
+import { KafkaClient } from "../../mod/sources/kafka_client.ts";
 
 /** A server the tests can need: "aws" is moto (S3, SQS, SNS, DynamoDB, Logs, STS, CloudWatch, RDS). */
 export type Service = "aws" | "kafka" | "azurite";
@@ -277,12 +277,43 @@ function attr(k: KeyAttribute): { AttributeName: string; AttributeType: "S" | "N
 }
 
 /**
- * A kafkajs client for the local broker (its own logging off).
+ * The agent's Kafka client for the local broker.
  * @param clientId the client id the broker sees
- * @returns the client
+ * @returns the client (close it when done)
  */
-export function kafka(clientId = "edge-agent-tests"): Kafka {
-  return new Kafka({ clientId, brokers: services().kafkaBrokers, logLevel: logLevel.NOTHING });
+export function kafka(clientId = "edge-agent-tests"): KafkaClient {
+  return new KafkaClient({
+    brokers: services().kafkaBrokers,
+    client_id: clientId,
+    ssl: false,
+    sasl: undefined,
+    connection_timeout: 5_000,
+    request_timeout: 30_000,
+  });
+}
+
+/**
+ * Produce messages to a topic of the local broker (acks=all), then close the producer.
+ * @param topic the topic
+ * @param messages values, or messages with key, headers, partition
+ */
+export async function produceTo(
+  topic: string,
+  messages: (string | {
+    key?: string;
+    value: string | Uint8Array;
+    headers?: Record<string, string>;
+    partition?: number;
+  })[],
+): Promise<void> {
+  const client = kafka();
+  const producer = client.producer();
+  try {
+    await producer.send(topic, messages.map((m) => typeof m === "string" ? { value: m } : m));
+  } finally {
+    await producer.close();
+    await client.close();
+  }
 }
 
 /**
@@ -294,15 +325,11 @@ export function kafka(clientId = "edge-agent-tests"): Kafka {
  */
 export async function freshTopic(partitions = 1, prefix = "test"): Promise<string> {
   const topic = uniqueName(prefix);
-  const admin = kafka().admin();
-  await admin.connect();
+  const client = kafka();
   try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
+    await client.createTopic(topic, { partitions, replicationFactor: 1 });
   } finally {
-    await admin.disconnect();
+    await client.close();
   }
   return topic;
 }

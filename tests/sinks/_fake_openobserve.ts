@@ -17,6 +17,8 @@ export class FakeOpenObserve {
   readonly requests: { path: string; auth: string | null; gzip: boolean; records: number }[] = [];
   /** The next `fail` requests answer 503. */
   fail = 0;
+  /** Requests answered 401 (wrong credentials). */
+  refused = 0;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly url: string;
 
@@ -41,6 +43,7 @@ export class FakeOpenObserve {
       return Response.json({ code: 404, message: "not found" }, { status: 404 });
     }
     if (auth !== "Basic " + btoa(`${this.user}:${this.password}`)) {
+      this.refused++;
       return new Response("Unauthorized Access", { status: 401 });
     }
     if (this.fail > 0) {

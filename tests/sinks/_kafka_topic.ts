@@ -1,5 +1,5 @@
 // Reading what a test produced: every message of a topic, up to its end as of the call.
-import { kafka, uniqueName } from "../services/mod.ts";
+import { kafka } from "../services/mod.ts";
 
 /** A message as a test sees it. */
 export interface Read {
@@ -12,13 +12,12 @@ export interface Read {
 
 /** Messages in `topic` now (sum over partitions of high − low). */
 export async function topicCount(topic: string): Promise<number> {
-  const admin = kafka().admin();
-  await admin.connect();
+  const client = kafka();
   try {
-    const parts = await admin.fetchTopicOffsets(topic);
-    return parts.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+    const parts = await client.offsets(topic);
+    return parts.reduce((n, p) => n + Number(p.high - p.low), 0);
   } finally {
-    await admin.disconnect();
+    await client.close();
   }
 }
 
@@ -33,54 +32,36 @@ export async function waitForCount(topic: string, n: number, timeout = 20_000): 
   }
 }
 
+const dec = new TextDecoder();
+
 /** Every message of `topic` up to its end as of now, in partition then offset order. */
 export async function readTopic(topic: string): Promise<Read[]> {
-  const admin = kafka().admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const want = new Map(ends.map((p) => [p.partition, Number(p.high)]));
-  const pending = new Set(
-    ends.filter((p) => Number(p.high) > Number(p.low)).map((p) => p.partition),
-  );
+  const client = kafka();
+  const reader = client.reader([topic], { fromBeginning: true, maxWait: 100 });
   const got: Read[] = [];
-  if (pending.size > 0) {
-    const consumer = kafka().consumer({ groupId: uniqueName("read"), maxWaitTimeInMs: 100 });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    const done = Promise.withResolvers<void>();
-    const timer = setTimeout(
-      () =>
-        done.reject(
-          new Error(`${topic}: read ${got.length} messages, partitions ${[...pending]} unfinished`),
-        ),
-      20_000,
-    );
-    await consumer.run({
-      eachMessage: ({ partition, message }) => {
-        const offset = Number(message.offset);
-        if (offset < want.get(partition)!) {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-          got.push({
-            partition,
-            offset,
-            key: message.key?.toString() ?? null,
-            value: message.value?.toString() ?? "",
-            headers,
-          });
-        }
-        if (offset + 1 >= want.get(partition)!) pending.delete(partition);
-        if (pending.size === 0) done.resolve();
-        return Promise.resolve();
-      },
-    });
-    try {
-      await done.promise;
-    } finally {
-      clearTimeout(timer);
-      await consumer.disconnect();
+  try {
+    const ends = await reader.start();
+    const deadline = Date.now() + 20_000;
+    const behind = () =>
+      [...ends].filter(([key, p]) => (reader.positions.get(key) ?? 0n) < p.high).map(([k]) => k);
+    while (behind().length > 0) {
+      if (Date.now() > deadline) {
+        throw new Error(`${topic}: read ${got.length} messages, partitions ${behind()} unfinished`);
+      }
+      for (const r of await reader.fetch()) {
+        if (r.offset >= ends.get(`${r.topic}/${r.partition}`)!.high) continue;
+        got.push({
+          partition: r.partition,
+          offset: Number(r.offset),
+          key: r.key ? dec.decode(r.key) : null,
+          value: r.value ? dec.decode(r.value) : "",
+          headers: r.headers,
+        });
+      }
     }
+  } finally {
+    await reader.close();
+    await client.close();
   }
   return got.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }

@@ -9,13 +9,13 @@ import {
 } from "@aws-sdk/client-cloudwatch-logs";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
+import { BatchError, SinkError } from "../../mod/pipeline/types.ts";
 import { AssumedRoles } from "../../mod/sinks/assumed_roles.ts";
 import {
   type CloudWatchEvent,
   CloudWatchLogsSink,
   type CloudWatchLogsSinkOptions,
   type CloudWatchTarget,
-  type TargetOutcome,
   utf8Length,
 } from "../../mod/sinks/cloudwatch_logs.ts";
 import { logsClient, serviceTest, uniqueName } from "../services/mod.ts";
@@ -27,7 +27,6 @@ const fast = { initial_backoff: 1, max_backoff: 5, max_retries: 5 };
 function makeSink(url: string, extra: Partial<CloudWatchLogsSinkOptions> = {}) {
   const metrics = new Registry();
   const aws = { region: "us-east-1", endpoint: url };
-  const outcomes: TargetOutcome[] = [];
   const roles = new AssumedRoles({ aws, retry: fast });
   const sink = new CloudWatchLogsSink({
     aws,
@@ -35,10 +34,9 @@ function makeSink(url: string, extra: Partial<CloudWatchLogsSinkOptions> = {}) {
     metrics,
     log: quiet,
     retry: fast,
-    onOutcome: (o) => outcomes.push(o),
     ...extra,
   });
-  return { sink, metrics, outcomes };
+  return { sink, metrics };
 }
 
 function events(target: CloudWatchTarget, n: number, at: (i: number) => number, size = 0) {
@@ -87,7 +85,7 @@ serviceTest(
   async () => {
     const proxy = startAwsProxy();
     try {
-      const { sink, outcomes } = makeSink(proxy.url);
+      const { sink } = makeSink(proxy.url);
       const t = target(uniqueName("/test/split"));
       const base = Date.now() - 3600_000;
       // Handed over out of order: the sink sorts.
@@ -95,7 +93,6 @@ serviceTest(
       await sink.write({ items: evs, bytes: 0 }, new AbortController().signal);
       const puts = proxy.of("PutLogEvents").filter((c) => c.status === 200);
       assert.deepEqual(putSizes(puts), [10_000, 10_000, 5_000]);
-      assert.equal(outcomes[0]!.delivered, 25_000);
       const back = await readBack(logsClient(), t.logGroup, t.logStream);
       assert.equal(back.length, 25_000);
       assert.deepEqual(
@@ -112,7 +109,7 @@ serviceTest(
 serviceTest("CloudWatchLogsSink() keeps each request within 1,048,576 bytes", ["aws"], async () => {
   const proxy = startAwsProxy();
   try {
-    const { sink, outcomes } = makeSink(proxy.url);
+    const { sink } = makeSink(proxy.url);
     const t = target(uniqueName("/test/bytes"));
     const base = Date.now() - 60_000;
     await sink.write(
@@ -126,8 +123,6 @@ serviceTest("CloudWatchLogsSink() keeps each request within 1,048,576 bytes", ["
       const size = logEvents.reduce((n, e) => n + utf8Length(e.message) + 26, 0);
       assert.ok(size <= 1_048_576, `request of ${size} bytes`);
     }
-    assert.equal(outcomes[0]!.delivered, 25);
-    assert.equal(outcomes[0]!.bytes, 25 * 100_000);
     const back = await readBack(logsClient(), t.logGroup, t.logStream);
     assert.deepEqual(
       back.map((e) => e.message!.replace(/ x+$/, "")),
@@ -170,7 +165,7 @@ serviceTest("CloudWatchLogsSink() splits a batch spanning 3 days into 24-hour re
 });
 
 serviceTest(
-  "CloudWatchLogsSink() sets aside too-old and too-new events and counts the service's rejections",
+  "CloudWatchLogsSink() reports too-old, too-new and empty events and the service's rejections in a BatchError",
   ["aws"],
   async () => {
     const proxy = startAwsProxy();
@@ -179,7 +174,7 @@ serviceTest(
       const real = Date.now();
       // The sink's clock runs an hour behind: an event 14 days + 30 min old passes its own check
       // and is refused by the service (moto applies the same 14-day rule) via rejectedLogEventsInfo.
-      const { sink, outcomes } = makeSink(proxy.url, { now: () => real - 3600_000 });
+      const { sink } = makeSink(proxy.url, { now: () => real - 3600_000 });
       const t = target(uniqueName("/test/old"));
       const items: CloudWatchEvent[] = [
         { target: t, timestamp: real - 20 * day, message: "way too old", bytes: 11 },
@@ -193,12 +188,18 @@ serviceTest(
         { target: t, timestamp: real + 3 * 3600_000, message: "too new", bytes: 7 },
         { target: t, timestamp: real, message: "", bytes: 0 },
       ];
-      await sink.write({ items, bytes: 0 }, new AbortController().signal);
+      const e = await sink.write({ items, bytes: 0 }, new AbortController().signal)
+        .then(() => undefined, (e) => e);
       const puts = proxy.of("PutLogEvents").filter((c) => c.status === 200);
       // Only the two plausible events were sent; 14 days apart, in two requests.
       assert.deepEqual(putSizes(puts), [1, 1]);
-      assert.deepEqual(outcomes[0]!.rejected, { too_old: 2, too_new: 1, empty: 1 });
-      assert.equal(outcomes[0]!.delivered, 1);
+      assert.ok(e instanceof BatchError, String(e));
+      assert.equal(e.retryable, false);
+      assert.deepEqual(
+        e.failed.map((f) => [f.index, f.reason]).toSorted((a, b) => Number(a[0]) - Number(b[0])),
+        [[0, "too_old"], [1, "too_old"], [3, "too_new"], [4, "empty"]],
+      );
+      assert.match(e.failed.find((f) => f.index === 1)!.message ?? "", /rejected/);
       const back = await readBack(logsClient(), t.logGroup, t.logStream);
       assert.deepEqual(back.map((e) => e.message), ["fine"]);
       await sink.close();
@@ -217,7 +218,7 @@ serviceTest("CloudWatchLogsSink() retries throttled PutLogEvents with backoff", 
       c.action === "PutLogEvents" && n <= 3 ? { type: "ThrottlingException" } : undefined,
   });
   try {
-    const { sink, metrics, outcomes } = makeSink(proxy.url);
+    const { sink, metrics } = makeSink(proxy.url);
     const t = target(uniqueName("/test/throttle"));
     await sink.write(
       { items: events(t, 5, (i) => Date.now() - 1000 + i), bytes: 0 },
@@ -230,15 +231,14 @@ serviceTest("CloudWatchLogsSink() retries throttled PutLogEvents with backoff", 
       metrics.counter("cloudwatch_logs_retries_total", "").get({ reason: "throttled" }),
       3,
     );
-    assert.equal(outcomes[0]!.delivered, 5);
-    assert.equal(outcomes[0]!.error, undefined);
+    assert.equal((await readBack(logsClient(), t.logGroup, t.logStream)).length, 5);
     await sink.close();
   } finally {
     await proxy.close();
   }
 });
 
-serviceTest("CloudWatchLogsSink() gives up after max_retries: recoverable failure", [
+serviceTest("CloudWatchLogsSink() gives up after max_retries with a retryable SinkError", [
   "aws",
 ], async () => {
   const proxy = startAwsProxy({
@@ -248,17 +248,18 @@ serviceTest("CloudWatchLogsSink() gives up after max_retries: recoverable failur
         : undefined,
   });
   try {
-    const { sink, outcomes } = makeSink(proxy.url, {
+    const { sink } = makeSink(proxy.url, {
       retry: { initial_backoff: 1, max_backoff: 2, max_retries: 2 },
     });
     const t = target(uniqueName("/test/down"));
-    await sink.write(
+    const e = await sink.write(
       { items: events(t, 3, () => Date.now()), bytes: 0 },
       new AbortController().signal,
-    );
+    ).then(() => undefined, (e) => e);
     assert.equal(proxy.of("PutLogEvents").length, 3);
-    assert.equal(outcomes[0]!.recoverable, true);
-    assert.match(String(outcomes[0]!.error), /PutLogEvents to .* failed/);
+    assert.ok(e instanceof SinkError && !(e instanceof BatchError), String(e));
+    assert.equal(e.retryable, true);
+    assert.match(e.message, /PutLogEvents to .* failed/);
     await sink.close();
   } finally {
     await proxy.close();
@@ -266,22 +267,30 @@ serviceTest("CloudWatchLogsSink() gives up after max_retries: recoverable failur
 });
 
 serviceTest(
-  "CloudWatchLogsSink() without onOutcome rejects the batch; a missing group with create off is not retried",
+  "CloudWatchLogsSink() names the events of a stream that fails for good (missing group, create off) in a BatchError; the other stream is delivered",
   ["aws"],
   async () => {
     const proxy = startAwsProxy();
     try {
-      const { sink } = makeSink(proxy.url, { createLogGroup: false, onOutcome: undefined });
-      const t = target(uniqueName("/test/nogroup"));
-      await assert.rejects(
-        sink.write(
-          { items: events(t, 1, () => Date.now()), bytes: 0 },
-          new AbortController().signal,
-        ),
-        (e: Error & { retryable?: boolean }) =>
-          /create_log_group is off/.test(String(e.message)) && e.retryable === false,
-      );
+      const { sink } = makeSink(proxy.url, { createLogGroup: false });
+      const missing = target(uniqueName("/test/nogroup"));
+      const group = uniqueName("/test/exists");
+      await logsClient().send(new CreateLogGroupCommand({ logGroupName: group }));
+      const present = target(group);
+      const [m0, m1] = events(missing, 2, () => Date.now());
+      const [p0] = events(present, 1, () => Date.now());
+      const e = await sink.write({ items: [m0!, p0!, m1!], bytes: 0 }, new AbortController().signal)
+        .then(() => undefined, (e) => e);
+      assert.ok(e instanceof BatchError, String(e));
+      assert.deepEqual(e.failed.map((f) => [f.index, f.reason]), [
+        [0, "missing_log_group"],
+        [2, "missing_log_group"],
+      ]);
+      assert.match(e.failed[0]!.message ?? "", /create_log_group is off/);
       assert.equal(proxy.of("CreateLogGroup").length, 0);
+      assert.deepEqual((await readBack(logsClient(), group, "pod-1")).map((e) => e.message), [
+        p0!.message,
+      ]);
       await sink.close();
     } finally {
       await proxy.close();

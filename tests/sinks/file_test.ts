@@ -57,7 +57,13 @@ Deno.test("FileSink fails a batch with a retryable SinkError naming the path", a
     return true;
   });
   await sink.close();
-  await assert.rejects(sink.write(batch(["y"]), signal), /is closed/);
+  // Closed (shutting down): the lines were not refused, so not for the dead letter.
+  await assert.rejects(sink.write(batch(["y"]), signal), (e: unknown) => {
+    assert.ok(e instanceof SinkError && /is closed/.test(e.message));
+    assert.equal(e.retryable, true);
+    assert.equal(e.reason, "closed");
+    return true;
+  });
   await Deno.remove(dir, { recursive: true });
 });
 

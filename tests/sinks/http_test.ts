@@ -6,7 +6,9 @@ import { maskSecrets, parseValue } from "../../mod/config/spec.ts";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { HttpSink, httpSinkSpec, joinLines, safeUrl } from "../../mod/sinks/http.ts";
-import { SinkError } from "../../mod/pipeline/types.ts";
+import { BatchError, SinkError } from "../../mod/pipeline/types.ts";
+import { Health } from "../../mod/status/health.ts";
+import { statusHandler } from "../../mod/status/server.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -19,7 +21,9 @@ interface Got {
 }
 
 /** A real HTTP intake on a loopback port whose answers a test scripts. */
-function intake(answer: (n: number, req: Request) => Response | Promise<Response>) {
+function intake(
+  answer: (n: number, req: Request, body: Uint8Array) => Response | Promise<Response>,
+) {
   const got: Got[] = [];
   const ports = new Set<number>();
   let n = 0;
@@ -28,7 +32,7 @@ function intake(answer: (n: number, req: Request) => Response | Promise<Response
     async (req, info) => {
       ports.add(info.remoteAddr.port);
       const raw = new Uint8Array(await req.arrayBuffer());
-      const res = await answer(++n, req);
+      const res = await answer(++n, req, raw);
       if (res.ok) {
         const body = req.headers.get("content-encoding") === "gzip"
           ? dec(zlib.gunzipSync(raw))
@@ -355,18 +359,129 @@ Deno.test("HttpSink gives up after max_retries with a retryable SinkError", asyn
   await r.close();
 });
 
-Deno.test("HttpSink does not retry a 400: the batch is rejected, not lost silently", async () => {
-  const r = intake(() => new Response("bad field", { status: 400 }));
-  const { s, metrics } = sink([r.url]);
-  await assert.rejects(() => s.write(batch(["x"]), signal), (e: unknown) => {
-    assert.ok(e instanceof SinkError);
-    assert.equal(e.retryable, false);
-    assert.match(e.message, /after 1 attempt\(s\).*answered 400 Bad Request: bad field/);
+Deno.test("HttpSink does not retry a 400 or a 422: the batch is rejected (reason rejected), not lost silently", async () => {
+  for (const status of [400, 422]) {
+    const r = intake(() => new Response("bad field", { status }));
+    const { s, metrics } = sink([r.url]);
+    await assert.rejects(() => s.write(batch(["x", "y"]), signal), (e: unknown) => {
+      assert.ok(e instanceof SinkError);
+      assert.ok(!(e instanceof BatchError));
+      assert.equal(e.retryable, false);
+      assert.equal(e.reason, "rejected");
+      assert.match(
+        e.message,
+        new RegExp(`after 1 attempt\\(s\\).*answered ${status} .*: bad field`),
+      );
+      return true;
+    });
+    assert.equal(r.requests(), 1, "nothing retried");
+    assert.equal(
+      metrics.counter("http_errors_total", "").get({ endpoint: r.url, reason: String(status) }),
+      1,
+    );
+    await s.close();
+    await r.close();
+  }
+});
+
+Deno.test("HttpSink splits a batch answered 413 in halves until each part goes through; a line still too large is a BatchError item", async () => {
+  const limit = 40; // bytes per request body, as an intake's max body size
+  const sized = intake((_n, _req, body) =>
+    body.length > limit ? new Response("payload too large", { status: 413 }) : new Response(null)
+  );
+  const lines = ["l0", "l1", "l2", "l3", "x".repeat(60), "l5", "l6", "l7", "l8", "l9"];
+  const { s, metrics } = sink([sized.url], { retry: { max_retries: 0 } });
+  await assert.rejects(() => s.write(batch(lines), signal), (e: unknown) => {
+    assert.ok(e instanceof BatchError, String(e));
+    assert.deepEqual(e.failed.map((f) => [f.index, f.reason]), [[4, "too_large"]]);
+    assert.match(e.failed[0]!.message ?? "", /413/);
     return true;
   });
-  assert.equal(metrics.counter("http_errors_total", "").get({ endpoint: r.url, reason: "400" }), 1);
+  const delivered = sized.got.flatMap((g) => g.body.split("\n").filter((l) => l !== ""));
+  assert.deepEqual(delivered, lines.filter((_, i) => i !== 4), "every other line once, in order");
+  assert.ok(sized.got.every((g) => g.body.length <= limit));
+  assert.ok(
+    metrics.counter("http_errors_total", "").get({ endpoint: sized.url, reason: "413" }) >= 2,
+  );
+  await s.close();
+  await sized.close();
+});
+
+Deno.test("HttpSink splits a gzip body answered 413 too: each part compressed on its own", async () => {
+  const limit = 600; // compressed bytes per request
+  const r = intake((_n, _req, body) =>
+    body.length > limit ? new Response("payload too large", { status: 413 }) : new Response(null)
+  );
+  const random = (n: number) =>
+    Array.from(
+      crypto.getRandomValues(new Uint8Array(n / 2)),
+      (b) => b.toString(16).padStart(2, "0"),
+    )
+      .join("");
+  const lines = Array.from({ length: 12 }, (_, i) => i === 7 ? random(2000) : random(40));
+  const { s } = sink([r.url], { gzip: true });
+  await assert.rejects(() => s.write(batch(lines), signal), (e: unknown) => {
+    assert.ok(e instanceof BatchError, String(e));
+    assert.deepEqual(e.failed.map((f) => [f.index, f.reason]), [[7, "too_large"]]);
+    return true;
+  });
+  const delivered = r.got.flatMap((g) => g.body.split("\n").filter((l) => l !== ""));
+  assert.deepEqual(delivered, lines.filter((_, i) => i !== 7));
+  assert.ok(r.got.every((g) => g.headers.get("content-encoding") === "gzip"));
   await s.close();
   await r.close();
+});
+
+Deno.test("HttpSink: a one-line batch answered 413 is a BatchError with that line (too_large)", async () => {
+  const r = intake(() => new Response("too big", { status: 413 }));
+  const { s } = sink([r.url]);
+  await assert.rejects(() => s.write(batch(["huge"]), signal), (e: unknown) => {
+    assert.ok(e instanceof BatchError);
+    assert.equal(e.retryable, false);
+    assert.deepEqual(e.failed.map((f) => [f.index, f.reason]), [[0, "too_large"]]);
+    return true;
+  });
+  assert.equal(r.requests(), 1);
+  await s.close();
+  await r.close();
+});
+
+Deno.test("HttpSink: 401 is a configuration problem: retried past max_retries until fixed, readiness 503 with the reason, one warning", async () => {
+  for (const status of [401, 403, 404]) {
+    let fixed = false;
+    const r = intake(() => fixed ? new Response(null) : new Response("no token", { status }));
+    const logged: Record<string, unknown>[] = [];
+    const log = new Logger({ level: "warn", write: (l) => logged.push(JSON.parse(l)) });
+    const health = new Health();
+    const s = new HttpSink(
+      parseValue(httpSinkSpec, {
+        endpoints: [r.url],
+        retry: { initial_backoff: "1ms", max_backoff: "5ms", max_retries: 1 },
+      }),
+      { metrics: new Registry(), log, health },
+    );
+    const writing = s.write(batch(["kept"]), signal);
+    while (r.requests() < 8) await new Promise((res) => setTimeout(res, 5));
+    const handler = statusHandler({
+      mode: "test",
+      version: "0",
+      registry: new Registry(),
+      health,
+    });
+    const ready = await handler(new Request("http://127.0.0.1/readyz"));
+    assert.equal(ready.status, 503);
+    assert.match(JSON.stringify(await ready.json()), new RegExp(`${r.url}.*${status}`));
+    fixed = true;
+    await writing;
+    assert.deepEqual(r.got.map((g) => g.body), ["kept\n"]);
+    assert.equal(health.ready, true);
+    const warnings = logged.filter((l) => l.level === "warn");
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(String(warnings[0]!.msg), /configuration/);
+    assert.equal(warnings[0]!.status, status);
+    await s.close();
+    await r.close();
+  }
 });
 
 Deno.test("HttpSink stops retrying when its signal aborts", async () => {

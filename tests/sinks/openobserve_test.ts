@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseValue } from "../../mod/config/spec.ts";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
-import { SinkError } from "../../mod/pipeline/types.ts";
+import { BatchError, SinkError } from "../../mod/pipeline/types.ts";
 import {
   joinJsonArray,
   OpenObserveSink,
@@ -50,7 +50,7 @@ for (const gzip of [true, false]) {
   });
 }
 
-Deno.test("OpenObserveSink counts records OpenObserve reports as failed, retries 503s, gives up on 401", async () => {
+Deno.test("OpenObserveSink counts records OpenObserve reports as failed, retries 503s", async () => {
   const oo = new FakeOpenObserve();
   try {
     const metrics = new Registry();
@@ -69,15 +69,87 @@ Deno.test("OpenObserveSink counts records OpenObserve reports as failed, retries
     const text = metrics.render();
     assert.match(text, /^openobserve_records_failed_total 1$/m);
     assert.match(text, /^openobserve_retries_total 2$/m);
-    const wrong = new OpenObserveSink({ ...c, password: "wrong" }, log, metrics);
-    const e = await wrong.write(
-      { items: [rec("s", { x: 1 })], bytes: 0 },
-      AbortSignal.timeout(5000),
-    )
+  } finally {
+    await oo.close();
+  }
+});
+
+const bad = (stream: string): StreamRecord => ({
+  stream,
+  json: new TextEncoder().encode("{not json"),
+});
+
+Deno.test("OpenObserveSink: a persistent 400 is refused for good (retryable false, rejected), sent once", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const c = parseValue(openobserveSpec, {
+      url: oo.url,
+      password: oo.password,
+      retry: { initial_backoff: "1ms", max_backoff: "5ms", max_retries: 5 },
+    });
+    const sink = new OpenObserveSink(c, log, new Registry());
+    const e = await sink.write({ items: [bad("s"), bad("s")], bytes: 0 }, AbortSignal.timeout(5000))
       .then(() => undefined, (e) => e);
+    assert.ok(e instanceof SinkError && !(e instanceof BatchError), String(e));
+    assert.equal(e.retryable, false);
+    assert.equal(e.reason, "rejected");
+    assert.match(e.message, /400/);
+    // A batch over two streams: the refused stream's items are named, the other one delivered.
+    const e2 = await sink.write(
+      { items: [rec("good", { n: 1 }), bad("bad"), rec("good", { n: 2 })], bytes: 0 },
+      AbortSignal.timeout(5000),
+    ).then(() => undefined, (e) => e);
+    assert.ok(e2 instanceof BatchError, String(e2));
+    assert.deepEqual(e2.failed.map((f) => [f.index, f.reason]), [[1, "rejected"]]);
+    assert.deepEqual(oo.streams.get("good"), [{ n: 1 }, { n: 2 }]);
+  } finally {
+    await oo.close();
+  }
+});
+
+Deno.test("OpenObserveSink: a stream whose records OpenObserve answers all failed is a BatchError with their indices", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const c = parseValue(openobserveSpec, { url: oo.url, password: oo.password });
+    const sink = new OpenObserveSink(c, log, new Registry());
+    const e = await sink.write(
+      {
+        items: [rec("x", { reject: true }), rec("y", { n: 1 }), rec("x", { reject: true })],
+        bytes: 0,
+      },
+      AbortSignal.timeout(5000),
+    ).then(() => undefined, (e) => e);
+    assert.ok(e instanceof BatchError, String(e));
+    assert.deepEqual(e.failed.map((f) => [f.index, f.reason]), [[0, "rejected"], [2, "rejected"]]);
+    assert.match(e.failed[0]!.message ?? "", /rejected/);
+    assert.deepEqual(oo.streams.get("y"), [{ n: 1 }]);
+  } finally {
+    await oo.close();
+  }
+});
+
+Deno.test("OpenObserveSink: a 401 is a configuration problem, retried until its signal aborts, one warning", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const logged: Record<string, unknown>[] = [];
+    const warnLog = new Logger({ level: "warn", write: (l) => logged.push(JSON.parse(l)) });
+    const c = parseValue(openobserveSpec, {
+      url: oo.url,
+      password: "wrong",
+      retry: { initial_backoff: "1ms", max_backoff: "2ms", max_retries: 1 },
+    });
+    const sink = new OpenObserveSink(c, warnLog, new Registry());
+    const ac = new AbortController();
+    const writing = sink.write({ items: [rec("s", { x: 1 })], bytes: 0 }, ac.signal)
+      .then(() => undefined, (e) => e);
+    while (oo.refused < 6) await new Promise((r) => setTimeout(r, 5));
+    ac.abort();
+    const e = await writing;
     assert.ok(e instanceof SinkError);
-    assert.match(String(e.cause), /401/);
-    assert.equal(oo.requests.length, 1, "a 401 is not retried");
+    assert.equal(e.retryable, true, "shutdown: the units are retried later, not dead-lettered");
+    const warnings = logged.filter((l) => l.level === "warn");
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(String(warnings[0]!.msg), /configuration/);
   } finally {
     await oo.close();
   }
@@ -99,11 +171,19 @@ Deno.test("OpenObserveSink posts an item of several records (count) as that many
     );
     assert.deepEqual(oo.streams.get("s"), [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
     assert.match(metrics.render(), /^openobserve_records_successful_total 4$/m);
-    const wrong = new OpenObserveSink({ ...c, password: "wrong" }, log, metrics);
-    const e = await wrong.write({ items: [group], bytes: 0 }, AbortSignal.timeout(5000))
-      .then(() => undefined, (e) => e);
-    assert.ok(e instanceof SinkError);
-    assert.match(e.message, /3 records to stream s not delivered/);
+    // A group whose records OpenObserve all failed is refused as one item; its count is told.
+    const refused: StreamRecord = {
+      stream: "r",
+      json: new TextEncoder().encode('{"reject":true},{"reject":true},{"reject":true}'),
+      count: 3,
+    };
+    const e = await new OpenObserveSink(c, log, metrics).write(
+      { items: [rec("s", { n: 5 }), refused], bytes: 0 },
+      AbortSignal.timeout(5000),
+    ).then(() => undefined, (e) => e);
+    assert.ok(e instanceof BatchError);
+    assert.match(e.message, /3 of 4 records refused for good/);
+    assert.deepEqual(e.failed.map((f: { index: number }) => f.index), [1]);
   } finally {
     await oo.close();
   }

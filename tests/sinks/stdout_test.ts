@@ -35,7 +35,7 @@ Deno.test("StdoutSink writes batches as lines, in call order, and leaves the str
   assert.equal(closed, true);
 });
 
-Deno.test("StdoutSink fails batches (not retryable) once the stream broke", async () => {
+Deno.test("StdoutSink fails batches once the stream broke: retryable (reason closed), never a rejection of the lines", async () => {
   const writable = new WritableStream<Uint8Array>({
     write() {
       throw new Deno.errors.BrokenPipe("Broken pipe (os error 32)");
@@ -44,13 +44,17 @@ Deno.test("StdoutSink fails batches (not retryable) once the stream broke", asyn
   const sink = new StdoutSink({ writable });
   await assert.rejects(sink.write(batch(["x"]), signal), (e: unknown) => {
     assert.ok(e instanceof SinkError);
-    assert.equal(e.retryable, false);
+    assert.equal(e.retryable, true, "not dead-lettered: the lines were not refused");
+    assert.equal(e.reason, "closed");
     assert.match(e.message, /cannot write a batch of 1 lines to stdout: Broken pipe/);
     return true;
   });
   await assert.rejects(sink.write(batch(["y"]), signal), SinkError);
   await sink.close();
-  await assert.rejects(sink.write(batch(["z"]), signal), /closed/);
+  await assert.rejects(sink.write(batch(["z"]), signal), (e: unknown) => {
+    assert.ok(e instanceof SinkError && e.retryable && /closed/.test(e.message));
+    return true;
+  });
 });
 
 Deno.test("StdoutSink writes to the process's stdout by default", async () => {
