@@ -19,9 +19,9 @@ import type { Logger } from "../log/logger.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
-import { sleep } from "../pipeline/retry.ts";
 import type { QuarantineRecord } from "../pipeline/types.ts";
 import { openS3Object, type S3ObjectSource, type S3ObjectUnit } from "./s3_object.ts";
+import { scanLoop } from "./scan_loop.ts";
 
 /** Options for {@link S3BucketScanSource}. */
 export interface S3BucketScanOptions {
@@ -72,42 +72,14 @@ export class S3BucketScanSource implements S3ObjectSource {
 
   async *units(signal: AbortSignal): AsyncIterable<S3ObjectUnit> {
     await this.#store.load();
-    let scans = 0;
-    while (!signal.aborted) {
-      await this.#takeRequeues();
-      let found: Found[];
-      try {
-        found = await this.#scan(signal);
-        scans++;
-      } catch (e) {
-        // SIGTERM during a listing: drain what is in flight, exit cleanly.
-        if (signal.aborted) return;
-        if (this.#o.once || scans === 0) throw e;
-        this.#o.log.error("scan failed: retrying at the next interval", {
-          bucket: this.#o.bucket,
-          error: e,
-        });
-        await sleep(this.#o.scanInterval, signal);
-        continue;
-      }
-      for (const f of found) {
-        this.#failed.delete(f.key);
-        this.#inflight.set(f.key, f.time);
-      }
-      for (const [i, f] of found.entries()) {
-        if (signal.aborted) {
-          // Not handed out: they hold the watermark back until a later run reads them.
-          for (const rest of found.slice(i)) {
-            this.#inflight.delete(rest.key);
-            this.#failed.set(rest.key, rest.time);
-          }
-          return;
-        }
-        yield this.#unit(f);
-      }
-      if (this.#o.once) return;
-      await sleep(this.#o.scanInterval, signal);
-    }
+    yield* scanLoop({
+      ...this.#o,
+      inflight: this.#inflight,
+      failed: this.#failed,
+      takeRequeues: () => this.#takeRequeues(),
+      scan: (s) => this.#scan(s),
+      unit: (f: Found) => this.#unit(f),
+    }, signal);
   }
 
   /** Ids asked for by `requeue`: no longer done nor quarantined, listed by this scan. */

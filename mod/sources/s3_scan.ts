@@ -27,10 +27,10 @@ import type { Logger } from "../log/logger.ts";
 import { removeStaleTemps, writeFileAtomic } from "../pipeline/atomic_file.ts";
 import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { ProgressFile } from "../pipeline/progress_file.ts";
-import { sleep } from "../pipeline/retry.ts";
 import type { QuarantineRecord, Source, Unit, UnitResult } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
 import { openS3Object } from "./s3_object.ts";
+import { scanLoop } from "./scan_loop.ts";
 
 export { fileTime };
 
@@ -236,44 +236,14 @@ export class S3ScanSource implements Source {
 
   async *units(signal: AbortSignal): AsyncIterable<Unit> {
     await this.load();
-    let scans = 0;
-    while (!signal.aborted) {
-      await this.#takeRequeues();
-      let found: { key: string; time: number; size?: number }[];
-      try {
-        found = await this.scan(signal);
-        scans++;
-      } catch (e) {
-        // SIGTERM during a listing: drain what is in flight, exit cleanly.
-        if (signal.aborted) return;
-        if (this.#o.once || scans === 0) throw e;
-        this.#o.log.error("scan failed: retrying at the next interval", {
-          bucket: this.#o.bucket,
-          error: e,
-        });
-        await sleep(this.#o.scanInterval, signal);
-        continue;
-      }
-      // Everything found counts as in flight at once, so the watermark never passes a file
-      // that is still queued. Units are pulled as the pipeline's workers free up.
-      for (const { key, time } of found) {
-        this.#failed.delete(key);
-        this.#inflight.set(key, time);
-      }
-      for (const [i, { key, time, size }] of found.entries()) {
-        if (signal.aborted) {
-          // Not handed out: they hold the watermark back, the next run lists them again.
-          for (const rest of found.slice(i)) {
-            this.#inflight.delete(rest.key);
-            this.#failed.set(rest.key, rest.time);
-          }
-          return;
-        }
-        yield this.#unit(key, time, size);
-      }
-      if (this.#o.once) return;
-      await sleep(this.#o.scanInterval, signal);
-    }
+    yield* scanLoop({
+      ...this.#o,
+      inflight: this.#inflight,
+      failed: this.#failed,
+      takeRequeues: () => this.#takeRequeues(),
+      scan: (s) => this.scan(s),
+      unit: (f: { key: string; time: number; size?: number }) => this.#unit(f.key, f.time, f.size),
+    }, signal);
   }
 
   /** Ids asked for by `requeue`: forgotten as done and quarantined, read at the next scan. */
