@@ -56,13 +56,8 @@ export function civilTimeMs(
   fraction = "",
   offsetMinutes = 0,
 ): number | undefined {
-  const s = civilSeconds(year, month, day, hour, minute, second, offsetMinutes);
-  if (s === undefined) return undefined;
-  let ms = 0;
-  for (let i = 0; i < 3; i++) {
-    ms = ms * 10 + (i < fraction.length ? fraction.charCodeAt(i) - 48 : 0);
-  }
-  return s * 1000 + ms;
+  const us = civilTimeUs(year, month, day, hour, minute, second, fraction, offsetMinutes);
+  return us === undefined ? undefined : Math.floor(us / 1000);
 }
 
 /** Whole seconds since the epoch (days from the civil date, no Date object), or undefined. */
