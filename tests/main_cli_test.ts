@@ -1,17 +1,9 @@
 // The CLI's commands, flags and validate's cross-field rules, run as users run them (main.ts
 // under the compiled binary's permission set).
 import assert from "node:assert/strict";
-import { agentCommand } from "./_agent.ts";
+import { runAgent } from "./_agent.ts";
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const out = await agentCommand(args, {
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = runAgent;
 
 /** A mode run's stderr as text: the `msg` of each JSON log line (log.format json, the default). */
 function messages(stderr: string): string {

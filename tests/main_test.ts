@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
-import { agentCommand } from "./_agent.ts";
+import { runAgent } from "./_agent.ts";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 
 /** Run the agent as users do: main.ts with the compiled binary's permission set. */
-async function cli(args: string[], opts: { env?: Record<string, string> } = {}) {
-  const out = await agentCommand(args, {
-    env: { NO_COLOR: "1", ...opts.env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = (args: string[], opts: { env?: Record<string, string> } = {}) =>
+  runAgent(args, opts.env);
 
 Deno.test("edge-agent --version prints version, commit and Deno version", async () => {
   const r = await cli(["--version"]);

@@ -7,7 +7,7 @@ import { validateText } from "../../mod/config/load.ts";
 import { resolveMonitorConfig } from "../../mod/modes/monitor_reference.ts";
 import type { MonitorConfig } from "../../mod/modes/monitor.ts";
 import { agentSpec } from "../../mod/modes/registry.ts";
-import { agentCommand, ROOT } from "../_agent.ts";
+import { ROOT, runAgent } from "../_agent.ts";
 import {
   blobServiceClient,
   endpoints,
@@ -23,15 +23,7 @@ const REFERENCE = await Deno.readTextFile(
 /** The reference file as the `monitor:` section of an agent config. */
 const underMonitor = (text: string) => "monitor:\n" + text.replace(/^(?=.)/gm, "  ");
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const out = await agentCommand(args, {
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = runAgent;
 
 Deno.test("monitor: the reference's config validates; global: and plain seconds are honoured", async () => {
   const dir = await Deno.makeTempDir();
