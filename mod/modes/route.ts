@@ -11,7 +11,7 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { f } from "../config/spec.ts";
+import { f, type Infer } from "../config/spec.ts";
 import { DeadLetter, deadLetterSpec } from "../pipeline/dead_letter.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { retrySpec } from "../pipeline/retry.ts";
@@ -143,6 +143,18 @@ export const routeSpec = withRouteEnv(f.object({
   }),
 }, { description: "Mode route: S3 events → tenant configs (DynamoDB) → CloudWatch Logs / S3" }));
 
+/** In Lambda only /tmp is writable: the default dead letter goes there (a set path is kept). */
+export const LAMBDA_DEAD_LETTER = "/tmp/edge-agent/dead-letter.ndjson";
+
+/** Where route's dead letter is written. */
+export function deadLetterPath(config: Infer<typeof routeSpec>, configDir: string): string {
+  const path = config.dead_letter.path;
+  if (config.input === "lambda" && path === deadLetterSpec.shape.path.rawDefault) {
+    return LAMBDA_DEAD_LETTER;
+  }
+  return resolve(configDir, path);
+}
+
 /** Mode `route`. */
 export const routeMode = defineMode({
   name: "route",
@@ -166,7 +178,7 @@ export const routeMode = defineMode({
     const r = await buildRoute(config, metrics, log);
     // Events CloudWatch Logs refuses for good (too old, too new, expired, empty, a stream that
     // fails for good), with their destination and record.
-    const deadLetter = new DeadLetter(resolve(configDir, config.dead_letter.path));
+    const deadLetter = new DeadLetter(deadLetterPath(config, configDir));
     const pipe = (source: S3ObjectSource, stop = signal) =>
       runPipeline({
         source: r.tenantStep.source(source),

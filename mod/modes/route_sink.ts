@@ -54,16 +54,24 @@ export class RouteSink implements Sink<RouteEvent> {
     return Promise.resolve();
   }
 
-  /** Count a delivered batch: its events, less `failed` (refused for good, by reason). */
+  /**
+   * Count a delivered batch: its events, less `failed` (refused for good, by reason; or, marked
+   * `retryable`, of a stream that failed in a way worth retrying while others went through).
+   */
   #count(items: readonly RouteEvent[], failed: readonly FailedItem[]): void {
     const m = this.#m;
     const refused = new Set<number>();
     const streams = new Set<Target>();
+    const retried = new Set<Target>();
     for (const f of failed) {
       refused.add(f.index);
       const t = items[f.index]!.target;
       const labels = { tenant: t.tenant, destination: t.destination };
-      if (REFUSALS.has(f.reason)) m.rejected.inc(1, { ...labels, reason: f.reason });
+      if (f.retryable) {
+        m.failedRecords.inc(1, labels);
+        if (!retried.has(t)) m.failures.inc(1, { ...labels, recoverable: "true" });
+        retried.add(t);
+      } else if (REFUSALS.has(f.reason)) m.rejected.inc(1, { ...labels, reason: f.reason });
       else {
         // The stream failed for good (bad parameters, a missing group that may not be created).
         m.failedRecords.inc(1, labels);

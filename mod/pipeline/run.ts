@@ -366,6 +366,8 @@ export async function runPipeline<T = Uint8Array>(
   const refused = (
     b: TaggedBatch<T, UnitTracker>,
     err: Error & { reason?: string },
+    owner: readonly UnitTracker[],
+    retrying: ReadonlySet<UnitTracker>,
   ): Map<UnitTracker, number> => {
     // Items refused for good: the failed ones of a BatchError, else the whole batch.
     const reason = err.reason ?? "rejected";
@@ -373,13 +375,12 @@ export async function runPipeline<T = Uint8Array>(
       ? err.failed
       : Array.from({ length: b.count }, (_, index) => ({ index, reason, message: undefined }));
     const items = b.items;
-    const owner: UnitTracker[] = [];
-    for (const [t, n] of b.runs) for (let i = 0; i < n; i++) owner.push(t);
     const per = new Map<UnitTracker, number>();
     const entries: DeadLetterEntry[] = [];
     for (const f of failed) {
       const t = owner[f.index];
-      if (!t) continue;
+      // A unit retried (see `retrying`) sends its refused items again and judges them then.
+      if (!t || retrying.has(t)) continue;
       per.set(t, (per.get(t) ?? 0) + 1);
       t.reject(1, f.reason, f.message ?? err.message);
       m.rejected.inc(1, { reason: f.reason });
@@ -413,11 +414,26 @@ export async function runPipeline<T = Uint8Array>(
     }, (e) => {
       const permanent = e instanceof SinkError ? (e.retryable ? undefined : e) : nonRecoverable(e);
       if (permanent) {
-        const per = refused(b, permanent);
-        m.lines.inc(b.count - [...per.values()].reduce((a, n) => a + n, 0));
-        health?.set(`sink:${snk}`, true);
+        // Units with an item that may go through later are retried; the others are settled.
+        const owner: UnitTracker[] = [];
+        for (const [t, n] of b.runs) for (let i = 0; i < n; i++) owner.push(t);
+        const retrying = new Set<UnitTracker>();
+        if (permanent instanceof BatchError) {
+          for (const f of permanent.failed) {
+            const t = owner[f.index];
+            if (f.retryable && t) retrying.add(t);
+          }
+        }
+        const per = refused(b, permanent, owner, retrying);
+        let retried = 0;
+        for (const [t, n] of b.tags) if (retrying.has(t)) retried += n;
+        m.lines.inc(b.count - retried - [...per.values()].reduce((a, n) => a + n, 0));
+        if (retrying.size === 0) health?.set(`sink:${snk}`, true);
+        else health?.set(`sink:${snk}`, false, errorChain(permanent));
+        const retry = new SinkError(errorChain(permanent), { cause: permanent, retryable: true });
         for (const [t, n] of b.tags) {
-          t.settle(ranges.get(t)!);
+          if (retrying.has(t)) t.fail(retry, "sink");
+          else t.settle(ranges.get(t)!);
           t.delivered(n);
         }
         return;

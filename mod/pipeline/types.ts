@@ -158,12 +158,19 @@ export interface FailedItem {
   readonly reason: string;
   /** The destination's words, for the dead letter. */
   readonly message?: string;
+  /**
+   * The item was not delivered for a reason a later try may fix (its stream throttled, its
+   * destination down while the rest of the batch went through). Its unit is retried, resuming
+   * after its acknowledged items; units of the batch with no such item are settled.
+   */
+  readonly retryable?: boolean;
 }
 
 /**
  * A batch was accepted except for some items (the Benthos `BatchError.Failed(i)` model): every
  * item not in `failed` was delivered; those in `failed` were refused for good and go to the dead
- * letter. Never retryable: the sink already retried what could be retried.
+ * letter, except those marked `retryable`, whose units are retried. The batch as a whole is never
+ * retried: what was delivered is not sent again by this error.
  */
 export class BatchError extends SinkError {
   readonly failed: readonly FailedItem[];

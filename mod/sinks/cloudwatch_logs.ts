@@ -155,8 +155,10 @@ export class CloudWatchLogsSink implements Sink<CloudWatchEvent> {
    * Deliver a batch: each stream's events in PutLogEvents requests, up to `concurrency` streams
    * at once.
    *
-   * @throws {BatchError} naming the events refused for good (the rest was delivered).
-   * @throws {SinkError} (`retryable: true`) when a stream failed for a reason a later try may fix.
+   * @throws {BatchError} naming the events refused for good and, marked `retryable`, those of
+   * streams that failed for a reason a later try may fix while other streams went through (the
+   * rest was delivered).
+   * @throws {SinkError} (`retryable: true`) when every stream failed for such a reason.
    */
   async write(batch: Batch<CloudWatchEvent>, signal: AbortSignal): Promise<void> {
     const groups = new Map<string, number[]>();
@@ -167,18 +169,26 @@ export class CloudWatchLogsSink implements Sink<CloudWatchEvent> {
     }
     const failed: FailedItem[] = [];
     let retryable: Error | undefined;
+    let streamsFailed = 0;
     const queue = [...groups.values()];
     const worker = async () => {
       for (let indices = queue.shift(); indices; indices = queue.shift()) {
         try {
           failed.push(...await this.#deliver(batch.items, indices, signal));
         } catch (e) {
+          // This stream may go through later; the others' events are not sent again for it.
           retryable ??= e as Error;
+          streamsFailed++;
+          const message = errorChain(e);
+          for (const index of indices) {
+            failed.push({ index, reason: "retryable", message, retryable: true });
+          }
         }
       }
     };
+    const streams = groups.size;
     await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker));
-    if (retryable) {
+    if (retryable && streamsFailed === streams) {
       throw new SinkError(`CloudWatch Logs: ${errorChain(retryable)}`, {
         cause: retryable,
         retryable: true,
@@ -186,10 +196,13 @@ export class CloudWatchLogsSink implements Sink<CloudWatchEvent> {
     }
     if (failed.length > 0) {
       failed.sort((a, b) => a.index - b.index);
+      const later = failed.filter((f) => f.retryable).length;
       throw new BatchError(
-        `CloudWatch Logs refused ${failed.length} of ${batch.items.length} events for good (first: ${
-          failed[0]!.reason
-        }: ${failed[0]!.message}); the rest delivered`,
+        `CloudWatch Logs: ${
+          failed.length - later
+        } of ${batch.items.length} events refused for good, ${later} to retry (${streamsFailed} of ${streams} streams failing${
+          retryable ? `: ${errorChain(retryable)}` : ""
+        }); the rest delivered`,
         failed,
       );
     }

@@ -3,8 +3,9 @@
 // (tests/sinks/_aws_proxy.ts) that can make STS fail or slow CloudWatch Logs down.
 import assert from "node:assert/strict";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { parseValue } from "../../mod/config/spec.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
-import { routeMode } from "../../mod/modes/route.ts";
+import { deadLetterPath, LAMBDA_DEAD_LETTER, routeMode, routeSpec } from "../../mod/modes/route.ts";
 import { logsClient, serviceTest, sqsClient } from "../services/mod.ts";
 import { startAwsProxy } from "../sinks/_aws_proxy.ts";
 import { sqsEvent, startFakeRuntime } from "../sources/_fake_lambda_runtime.ts";
@@ -170,3 +171,16 @@ serviceTest(
     }
   },
 );
+
+Deno.test("route (lambda): the default dead letter is written under /tmp, the only writable path in Lambda; a set path is kept", () => {
+  const config = (value: Record<string, unknown>) => parseValue(routeSpec, value);
+  assert.equal(deadLetterPath(config({ input: "lambda" }), "/etc/agent"), LAMBDA_DEAD_LETTER);
+  assert.equal(
+    deadLetterPath(config({ input: "lambda", dead_letter: { path: "dl.ndjson" } }), "/etc/agent"),
+    "/etc/agent/dl.ndjson",
+  );
+  assert.equal(
+    deadLetterPath(config({ input: "sqs", queue_url: "http://q" }), "/etc/agent"),
+    "/var/lib/edge-agent/dead-letter.ndjson",
+  );
+});

@@ -270,6 +270,44 @@ Deno.test("runPipeline() dead-letters the items of a BatchError with their own u
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("runPipeline() retries only the units of a BatchError's retryable items, settles the others, and dead-letters nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const a = Array.from({ length: 30 }, (_, i) => `a ${i}`);
+  const b = Array.from({ length: 30 }, (_, i) => `b ${i}`);
+  const source = memorySource({ a: gz(a), b: gz(b) }, 50);
+  // A sink with two destinations, as CloudWatch Logs has streams: a's is down, b's is up.
+  const got: string[] = [];
+  const sink: Sink<Uint8Array> = {
+    kind: "mem",
+    write(batch) {
+      const failed = batch.items.flatMap((l, index) =>
+        dec(l).startsWith("a ") ? [{ index, reason: "retryable", retryable: true }] : []
+      );
+      for (const l of batch.items) if (!dec(l).startsWith("a ")) got.push(dec(l));
+      if (failed.length) return Promise.reject(new BatchError("stream a is down", failed));
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+  const metrics = new Registry();
+  const stats = await runPipeline({
+    source,
+    sink,
+    metrics,
+    log: quiet,
+    signal: new AbortController().signal,
+    batch: { batch_lines: 8 },
+    deadLetter: new DeadLetter(`${dir}/dead.ndjson`),
+  });
+  assert.deepEqual(got, b);
+  assert.deepEqual([...source.acked.keys()], ["b"]);
+  assert.match(source.nacked.get("a") ?? "", /stream a is down/);
+  assert.equal(stats.rejected, 0);
+  assert.equal(metrics.counter("mem_lines_sent_total", "").get(), 30);
+  await assert.rejects(Deno.stat(`${dir}/dead.ndjson`), Deno.errors.NotFound);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("runPipeline() resumes a unit after the items an earlier attempt delivered and reports progress contiguously", async () => {
   const a = Array.from({ length: 100 }, (_, i) => `a ${i}`);
   const progress: number[] = [];

@@ -375,3 +375,41 @@ serviceTest("CloudWatchLogsSink() creates a missing log stream in an existing gr
     await proxy.close();
   }
 });
+
+serviceTest(
+  "CloudWatchLogsSink() marks a failing stream's events retryable in a BatchError while the other stream is delivered",
+  ["aws"],
+  async () => {
+    const down = uniqueName("/test/down");
+    const proxy = startAwsProxy({
+      fail: (c) =>
+        c.action === "PutLogEvents" && c.body.includes(down)
+          ? { type: "ServiceUnavailableException", status: 503 }
+          : undefined,
+    });
+    try {
+      const { sink } = makeSink(proxy.url, {
+        retry: { initial_backoff: 1, max_backoff: 2, max_retries: 1 },
+      });
+      const failing = target(down);
+      const fine = target(uniqueName("/test/up"));
+      const [d0, d1] = events(failing, 2, () => Date.now());
+      const [f0] = events(fine, 1, () => Date.now());
+      const e = await sink.write({ items: [d0!, f0!, d1!], bytes: 0 }, new AbortController().signal)
+        .then(() => undefined, (e) => e);
+      assert.ok(e instanceof BatchError, String(e));
+      assert.deepEqual(e.failed.map((f) => [f.index, f.reason, f.retryable]), [
+        [0, "retryable", true],
+        [2, "retryable", true],
+      ]);
+      assert.match(e.message, /1 of 2 streams failing/);
+      assert.deepEqual(
+        (await readBack(logsClient(), fine.logGroup, "pod-1")).map((e) => e.message),
+        [f0!.message],
+      );
+      await sink.close();
+    } finally {
+      await proxy.close();
+    }
+  },
+);
