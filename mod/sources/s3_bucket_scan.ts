@@ -17,7 +17,6 @@
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../log/logger.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
-import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { nonRecoverable } from "../pipeline/non_recoverable_error.ts";
 import type { QuarantineRecord } from "../pipeline/types.ts";
 import { openS3Object, type S3ObjectSource, type S3ObjectUnit } from "./s3_object.ts";
@@ -76,29 +75,15 @@ export class S3BucketScanSource implements S3ObjectSource {
       ...this.#o,
       inflight: this.#inflight,
       failed: this.#failed,
-      takeRequeues: () => this.#takeRequeues(),
+      requeue: (key) => {
+        // No longer done nor quarantined: listed by the next scan whatever its time.
+        if (!this.#store.requeue(key)) return false;
+        this.#requeued.add(key);
+        return true;
+      },
       scan: (s) => this.#scan(s),
       unit: (f: Found) => this.#unit(f),
     }, signal);
-  }
-
-  /** Ids asked for by `requeue`: no longer done nor quarantined, listed by this scan. */
-  async #takeRequeues(): Promise<void> {
-    let ids: string[];
-    try {
-      ids = await takeRequeues(this.#o.stateFile);
-    } catch (e) {
-      this.#o.log.error("cannot take re-queued units", { error: e });
-      return;
-    }
-    const prefix = `s3://${this.#o.bucket}/`;
-    for (const id of ids) {
-      const key = id.startsWith(prefix) ? id.slice(prefix.length) : id;
-      if (this.#store.requeue(key)) {
-        this.#requeued.add(key);
-        this.#o.log.info("re-queued: will be read again", { unit: id });
-      } else this.#o.log.warn("requeue: not quarantined here, nothing to do", { unit: id });
-    }
   }
 
   async #scan(signal: AbortSignal): Promise<Found[]> {

@@ -25,7 +25,6 @@ import { dirname } from "node:path";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../log/logger.ts";
 import { removeStaleTemps, writeFileAtomic } from "../pipeline/atomic_file.ts";
-import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { ProgressFile } from "../pipeline/progress_file.ts";
 import type { QuarantineRecord, Source, Unit, UnitResult } from "../pipeline/types.ts";
 import { fileTime } from "./file_time.ts";
@@ -240,36 +239,20 @@ export class S3ScanSource implements Source {
       ...this.#o,
       inflight: this.#inflight,
       failed: this.#failed,
-      takeRequeues: () => this.#takeRequeues(),
+      requeue: (key) => {
+        // Forgotten as done and quarantined: read at the next scan.
+        const q = this.#quarantined.get(key);
+        if (!q) return false;
+        this.#quarantined.delete(key);
+        this.#done.delete(key);
+        this.#progress.delete(key);
+        this.#requeued.set(key, q.time);
+        return true;
+      },
+      requeued: () => this.save(),
       scan: (s) => this.scan(s),
       unit: (f: { key: string; time: number; size?: number }) => this.#unit(f.key, f.time, f.size),
     }, signal);
-  }
-
-  /** Ids asked for by `requeue`: forgotten as done and quarantined, read at the next scan. */
-  async #takeRequeues(): Promise<void> {
-    let ids: string[];
-    try {
-      ids = await takeRequeues(this.#o.stateFile);
-    } catch (e) {
-      this.#o.log.error("cannot take re-queued units", { error: e });
-      return;
-    }
-    const prefix = `s3://${this.#o.bucket}/`;
-    for (const id of ids) {
-      const key = id.startsWith(prefix) ? id.slice(prefix.length) : id;
-      const q = this.#quarantined.get(key);
-      if (!q) {
-        this.#o.log.warn("requeue: not quarantined here, nothing to do", { unit: id });
-        continue;
-      }
-      this.#quarantined.delete(key);
-      this.#done.delete(key);
-      this.#progress.delete(key);
-      this.#requeued.set(key, q.time);
-      this.#o.log.info("re-queued: will be read again", { unit: id });
-    }
-    if (ids.length > 0) await this.save();
   }
 
   /** List the partitions that can hold new files; the eligible files, oldest first. */

@@ -9,6 +9,7 @@
  */
 
 import type { Logger } from "../log/logger.ts";
+import { takeRequeues } from "../pipeline/failure_policy.ts";
 import { sleep } from "../pipeline/retry.ts";
 
 /** What a listing found: an object key and its time (unix seconds). */
@@ -29,8 +30,15 @@ export interface ScanLoopOptions<F extends Listed, U> {
   inflight: Map<string, number>;
   /** Keys to be listed again (failed, or found and not handed out), with their times. */
   failed: Map<string, number>;
-  /** Apply `requeue` requests before a scan. */
-  takeRequeues(): Promise<void>;
+  /** The state file whose `requeue` requests are taken before each scan. */
+  stateFile: string;
+  /**
+   * Forget `key` as quarantined (and done) so the next scan lists it again.
+   * @returns false when the key was not quarantined here.
+   */
+  requeue(key: string): boolean;
+  /** After requeue requests were applied, e.g. to save the state. */
+  requeued?(): Promise<void>;
   /** One listing. */
   scan(signal: AbortSignal): Promise<F[]>;
   /** The unit of a found object. */
@@ -48,7 +56,7 @@ export async function* scanLoop<F extends Listed, U>(
 ): AsyncIterable<U> {
   let scans = 0;
   while (!signal.aborted) {
-    await o.takeRequeues();
+    await applyRequeues(o);
     let found: F[];
     try {
       found = await o.scan(signal);
@@ -79,4 +87,22 @@ export async function* scanLoop<F extends Listed, U>(
     if (o.once) return;
     await sleep(o.scanInterval, signal);
   }
+}
+
+/** Apply the `requeue` requests waiting beside the state file (ids are `s3://bucket/key` or keys). */
+async function applyRequeues<F extends Listed, U>(o: ScanLoopOptions<F, U>): Promise<void> {
+  let ids: string[];
+  try {
+    ids = await takeRequeues(o.stateFile);
+  } catch (e) {
+    o.log.error("cannot take re-queued units", { error: e });
+    return;
+  }
+  const prefix = `s3://${o.bucket}/`;
+  for (const id of ids) {
+    const key = id.startsWith(prefix) ? id.slice(prefix.length) : id;
+    if (o.requeue(key)) o.log.info("re-queued: will be read again", { unit: id });
+    else o.log.warn("requeue: not quarantined here, nothing to do", { unit: id });
+  }
+  if (ids.length > 0) await o.requeued?.();
 }
