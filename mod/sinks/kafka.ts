@@ -87,7 +87,12 @@ let lastHeadersSize = 0;
  * A headers object is taken as it was when first sized (messages share them; none is changed).
  */
 export function kafkaMessageSize(m: KafkaMessage): number {
-  let n = (typeof m.value === "string" ? m.value.length : m.value?.byteLength ?? 0) + 20;
+  let n =
+    (m.source !== undefined
+      ? m.end! - m.start!
+      : typeof m.value === "string"
+      ? m.value.length
+      : m.value?.byteLength ?? 0) + 20;
   if (m.key !== undefined) n += typeof m.key === "string" ? m.key.length : m.key.byteLength;
   const h = m.headers;
   if (h) {

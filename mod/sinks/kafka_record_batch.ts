@@ -18,6 +18,10 @@ import zlib from "node:zlib";
 export interface RecordInput {
   key?: string | Uint8Array;
   value: Uint8Array | string | null;
+  /** The value as `source[start, end)` (then `value` is not read): no view per record. */
+  source?: Uint8Array;
+  start?: number;
+  end?: number;
   headers?: Record<string, string | Uint8Array>;
 }
 
@@ -172,7 +176,10 @@ export function encodeRecordBatch(
   const keys = new Map<unknown, Uint8Array>();
   const blocks = new Map<object | undefined, Uint8Array>();
   const bodySizes = new Int32Array(n);
+  // Each value as values[i][starts[i], starts[i] + lengths[i]) (length -1: null).
   const values: Uint8Array[] = new Array(n);
+  const starts = new Int32Array(n);
+  const lengths = new Int32Array(n);
   const keyOf: (Uint8Array | null)[] = new Array(n);
   const blockOf: Uint8Array[] = new Array(n);
   let total = 0;
@@ -196,16 +203,25 @@ export function encodeRecordBatch(
       if (!b) blocks.set(m.headers, b = headersBlock(m.headers));
       lastBlock = b;
     }
-    const value = m.value === null
-      ? null
-      : typeof m.value === "string"
-      ? enc.encode(m.value)
-      : m.value;
-    values[i] = value as Uint8Array;
+    let length: number;
+    if (m.source !== undefined) {
+      values[i] = m.source;
+      starts[i] = m.start!;
+      length = m.end! - m.start!;
+    } else {
+      const value = m.value === null
+        ? null
+        : typeof m.value === "string"
+        ? enc.encode(m.value)
+        : m.value;
+      if (value) values[i] = value;
+      length = value ? value.length : -1;
+    }
+    lengths[i] = length;
     keyOf[i] = lastKeyBytes;
     blockOf[i] = lastBlock;
     const k = lastKeyBytes ? varintSize(lastKeyBytes.length) + lastKeyBytes.length : 1;
-    const v = value ? varintSize(value.length) + value.length : 1;
+    const v = length >= 0 ? varintSize(length) + length : 1;
     // attributes, timestamp delta 0, offset delta, key, value, headers
     const body = 1 + 1 + varintSize(i) + k + v + lastBlock.length;
     bodySizes[i] = body;
@@ -226,11 +242,16 @@ export function encodeRecordBatch(
       buf.set(key, at);
       at += key.length;
     } else buf[at++] = 1; // -1
-    const value = values[i];
-    if (value) {
-      at = writeVarint(buf, at, value.length);
-      buf.set(value, at);
-      at += value.length;
+    const length = lengths[i]!;
+    if (length >= 0) {
+      at = writeVarint(buf, at, length);
+      const start = starts[i]!;
+      const from = values[i]!;
+      buf.set(
+        start === 0 && length === from.length ? from : from.subarray(start, start + length),
+        at,
+      );
+      at += length;
     } else buf[at++] = 1;
     const block = blockOf[i]!;
     buf.set(block, at);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crc32c } from "../../mod/sinks/kafka_record_batch.ts";
+import { crc32c, encodeRecordBatch } from "../../mod/sinks/kafka_record_batch.ts";
 
 /** One bit at a time: the definition the table-driven crc32c must agree with. */
 function bitwise(bytes: Uint8Array): number {
@@ -26,4 +26,37 @@ Deno.test("crc32c() agrees with the bitwise definition at every alignment and le
       assert.equal(crc32c(view), bitwise(view), `offset ${offset}, length ${length}`);
     }
   }
+});
+
+Deno.test("encodeRecordBatch() encodes a value given as a span of a buffer as the value itself", () => {
+  const enc = new TextEncoder();
+  const chunk = enc.encode("first line\nsecond\n\nthird one\n");
+  const headers = { blob: enc.encode("b.gz"), member_offset: "0" };
+  const spans: [number, number][] = [[0, 10], [11, 17], [18, 18], [19, 28]];
+  const options = { producerId: 7n, producerEpoch: 1, baseSequence: 3, timestamp: 1_700_000_000 };
+  const asValues = encodeRecordBatch(
+    [...spans.map(([s, e]) => ({ key: "k", value: chunk.slice(s, e), headers })), {
+      key: "k",
+      value: null,
+    }],
+    options,
+  );
+  const asSpans = encodeRecordBatch(
+    [
+      ...spans.map(([start, end]) => ({
+        key: "k",
+        value: null,
+        source: chunk,
+        start,
+        end,
+        headers,
+      })),
+      { key: "k", value: null },
+    ],
+    options,
+  );
+  assert.deepEqual(asSpans, asValues);
+  const view = new DataView(asValues.buffer, asValues.byteOffset);
+  assert.equal(view.getInt32(57), 5); // records
+  assert.equal(view.getUint32(17), crc32c(asValues.subarray(21)));
 });
