@@ -60,12 +60,32 @@ const CRC_TABLE = (() => {
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * CRC32C of `bytes` (as Kafka's record batches carry).
+ * `@node-rs/crc32`'s CRC32C (the CPU's CRC instructions, through N-API; 2.5-4x the JS one here)
+ * when its binary loads on this platform, as the Kafka client library loads it too; else none.
+ */
+const native = await import("@node-rs/crc32").then(
+  (m) => m.crc32c as (bytes: Uint8Array) => number,
+  () => undefined,
+);
+
+/**
+ * CRC32C of `bytes` (as Kafka's record batches carry): the native one when it loaded, else
+ * {@link crc32cPortable}.
  *
  * @param bytes the data.
  * @returns the checksum, unsigned.
  */
-export function crc32c(bytes: Uint8Array): number {
+export const crc32c: (bytes: Uint8Array) => number = native
+  ? (bytes) => native(bytes) >>> 0
+  : crc32cPortable;
+
+/**
+ * CRC32C in JavaScript.
+ *
+ * @param bytes the data.
+ * @returns the checksum, unsigned.
+ */
+export function crc32cPortable(bytes: Uint8Array): number {
   return LITTLE_ENDIAN ? crc32cWords(bytes) : crc32cBytes(bytes);
 }
 
