@@ -27,7 +27,7 @@ import {
   kafkaSpec,
 } from "../sinks/kafka.ts";
 import { KafkaLineStream } from "../sinks/kafka_line_stream.ts";
-import { azureStorageFromEnv, azureStorageSpec } from "../sources/azure_blob.ts";
+import { azureStorageFromEnv, azureStorageSpec, loadAzureSdk } from "../sources/azure_blob.ts";
 import { BlobEventSource, oneBlobRequest } from "../sources/blob_event_source.ts";
 import { openBlobOffsets } from "../sources/blob_offsets.ts";
 import { kafkaGroupFields, KafkaSource, kafkaSourceSpec } from "../sources/kafka.ts";
@@ -207,7 +207,9 @@ AZURE_STORAGE_SAS_TOKEN.`,
     }
     const c = { ...config, kafka };
     const oneShot = c.worker ? undefined : oneShotRequest(c, env);
-    // Fail fast: Kafka must answer before anything is downloaded.
+    // Fail fast: Kafka must answer before anything is downloaded. The Azure SDK's modules load
+    // meanwhile (nothing is requested from Azure before Kafka answered).
+    loadAzureSdk().catch(() => {}); // a failure is reported where the SDK is used
     log.info("checking Kafka connectivity", { brokers: kafka.brokers.join(",") });
     const sink = await KafkaSink.connect(kafka, { log, metrics });
     health.set("kafka", true);

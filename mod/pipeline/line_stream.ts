@@ -23,6 +23,9 @@ export interface LineStreamOptions {
   maxLineBytes?: number;
 }
 
+/** Called with each line: its bytes are `buf[start, end)` (without the LF/CRLF). */
+export type LineCallback = (buf: Uint8Array, start: number, end: number) => void;
+
 /** Splits bytes into lines (without their LF/CRLF), one array of lines per input chunk. */
 export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
   /** Lines emitted. */
@@ -50,7 +53,7 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
     }
     super({
       transform: (chunk, c) => {
-        const out = this.#split(chunk);
+        const out = this.split(chunk);
         if (out.length) c.enqueue(out);
       },
       flush: (c) => {
@@ -66,38 +69,54 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
    * which chunk a line came from). Do not mix with writing to the stream.
    */
   split(chunk: Uint8Array): Uint8Array[] {
-    return this.#split(chunk);
+    const out: Uint8Array[] = [];
+    this.#split(chunk, (buf, start, end) => out.push(buf.subarray(start, end)));
+    return out;
+  }
+
+  /**
+   * {@link split} without a view per line: `each(buf, start, end)` for every line `chunk`
+   * completes, `buf` being `chunk` itself, or a copy for a line that spans chunks.
+   */
+  splitEach(chunk: Uint8Array, each: LineCallback): void {
+    this.#split(chunk, each);
   }
 
   /** The last line, if the input did not end with a newline (the stream's flush). */
   end(): Uint8Array[] {
     const out: Uint8Array[] = [];
-    if (this.#partialBytes > 0) this.#emit(this.#joinPartial(), out);
-    this.#partial = [];
-    this.#partialBytes = 0;
+    this.endEach((buf, start, end) => out.push(buf.subarray(start, end)));
     return out;
   }
 
-  #emit(line: Uint8Array, out: Uint8Array[]): void {
-    let n = line.length;
-    if (n > 0 && line[n - 1] === 13) n--;
-    if (n === 0) {
+  /** {@link end} as {@link splitEach} reports lines. */
+  endEach(each: LineCallback): void {
+    if (this.#partialBytes > 0) {
+      const line = this.#joinPartial();
+      this.#emit(line, 0, line.length, each);
+    }
+    this.#partial = [];
+    this.#partialBytes = 0;
+  }
+
+  #emit(buf: Uint8Array, start: number, end: number, each: LineCallback): void {
+    if (end > start && buf[end - 1] === 13) end--;
+    if (end === start) {
       this.emptyLines++;
       return;
     }
-    const l = n === line.length ? line : line.subarray(0, n);
-    out.push(l);
+    each(buf, start, end);
     this.lines++;
-    this.bytes += n;
+    this.bytes += end - start;
   }
 
   /** Emit a complete line (CR still on) starting at input offset `at`, cut at the limit. */
-  #emitCut(line: Uint8Array, out: Uint8Array[], at: number): void {
-    const eff = line.length > 0 && line[line.length - 1] === 13 ? line.length - 1 : line.length;
+  #emitCut(buf: Uint8Array, start: number, end: number, each: LineCallback, at: number): void {
+    const eff = end > start && buf[end - 1] === 13 ? end - 1 - start : end - start;
     if (eff > this.#max) {
-      this.#emit(line.subarray(0, this.#max), out);
+      this.#emit(buf, start, start + this.#max, each);
       this.#cut(at);
-    } else this.#emit(line, out);
+    } else this.#emit(buf, start, end, each);
   }
 
   #cut(at: number): void {
@@ -116,8 +135,7 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
     return buf;
   }
 
-  #split(chunk: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  #split(chunk: Uint8Array, each: LineCallback): void {
     const max = this.#max;
     let start = 0;
     for (;;) {
@@ -129,11 +147,12 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
         const seg = chunk.subarray(start, nl);
         this.#partial.push(seg);
         this.#partialBytes += seg.length;
-        this.#emitCut(this.#joinPartial(), out, this.#partialStart);
+        const line = this.#joinPartial();
+        this.#emitCut(line, 0, line.length, each, this.#partialStart);
         this.#partial = [];
         this.#partialBytes = 0;
       } else {
-        this.#emitCut(chunk.subarray(start, nl), out, this.#seen + start);
+        this.#emitCut(chunk, start, nl, each, this.#seen + start);
       }
       start = nl + 1;
     }
@@ -144,7 +163,7 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
         // Over the limit without a newline yet: emit the head now, drop the rest of the line.
         this.#partial.push(rest);
         this.#partialBytes += rest.length;
-        this.#emit(this.#joinPartial().subarray(0, max), out);
+        this.#emit(this.#joinPartial(), 0, max, each);
         this.#cut(this.#partialStart);
         this.#partial = [];
         this.#partialBytes = 0;
@@ -156,6 +175,5 @@ export class LineStream extends TransformStream<Uint8Array, Uint8Array[]> {
       }
     }
     this.#seen += chunk.length;
-    return out;
   }
 }

@@ -78,15 +78,34 @@ export interface KafkaSinkOptions {
   metrics?: Registry;
 }
 
-/** Bytes a message adds to a batch (for batch_bytes): value, key, headers and record overhead. */
+/** The last headers object sized, and its size (a blob's lines share one per member). */
+let lastHeaders: KafkaMessage["headers"];
+let lastHeadersSize = 0;
+
+/**
+ * Bytes a message adds to a batch (for batch_bytes): value, key, headers and record overhead.
+ * A headers object is taken as it was when first sized (messages share them; none is changed).
+ */
 export function kafkaMessageSize(m: KafkaMessage): number {
-  let n = (typeof m.value === "string" ? m.value.length : m.value?.byteLength ?? 0) + 20;
+  let n =
+    (m.source !== undefined
+      ? m.end! - m.start!
+      : typeof m.value === "string"
+      ? m.value.length
+      : m.value?.byteLength ?? 0) + 20;
   if (m.key !== undefined) n += typeof m.key === "string" ? m.key.length : m.key.byteLength;
-  if (m.headers) {
-    for (const k in m.headers) {
-      const v = m.headers[k]!;
-      n += k.length + (typeof v === "string" ? v.length : v.byteLength) + 2;
+  const h = m.headers;
+  if (h) {
+    if (h !== lastHeaders) {
+      let size = 0;
+      for (const k in h) {
+        const v = h[k]!;
+        size += k.length + (typeof v === "string" ? v.length : v.byteLength) + 2;
+      }
+      lastHeaders = h;
+      lastHeadersSize = size;
     }
+    n += lastHeadersSize;
   }
   return n;
 }

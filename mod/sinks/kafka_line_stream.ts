@@ -28,6 +28,34 @@ export interface KafkaLineStreamOptions {
 const enc = new TextEncoder();
 
 /**
+ * A line as a Kafka message: its value is `source[start, end)`, a span of the decoded chunk
+ * (no view object per line until `value` is asked for; the encoder reads the span).
+ */
+export class LineMessage implements KafkaMessage {
+  /**
+   * @param source the bytes the line is in.
+   * @param start the line's first byte.
+   * @param end after its last byte.
+   * @param key the message key.
+   * @param headers the headers (shared by a member's lines).
+   * @param held the chunk to release once the message was delivered.
+   */
+  constructor(
+    readonly source: Uint8Array,
+    readonly start: number,
+    readonly end: number,
+    readonly key: Uint8Array,
+    readonly headers: Record<string, Uint8Array>,
+    readonly held: HeldInput | undefined,
+  ) {}
+
+  /** The line's bytes (a view, made on each call). */
+  get value(): Uint8Array {
+    return this.source.subarray(this.start, this.end);
+  }
+}
+
+/**
  * Lines of one unit as Kafka messages. The unit's attributes become headers (`start_offset`, the
  * range's first blob byte, is not one: it is added to member offsets); `blob` is also the key.
  */
@@ -55,27 +83,33 @@ export class KafkaLineStream implements TransformStream<Uint8Array, KafkaMessage
     // Headers are shared by the messages of one member.
     let member = -1;
     let headers = shared;
-    const messages = (values: Uint8Array[], at: number, held?: HeldInput): KafkaMessage[] => {
+    const headersAt = (at: number) => {
       if (at !== member) {
         member = at;
         headers = { ...shared, member_offset: enc.encode(String(base + at)) };
       }
-      const h = headers;
-      return held
-        ? values.map((value) => ({ key, value, headers: h, held }))
-        : values.map((value) => ({ key, value, headers: h }));
+      return headers;
     };
     this.#inner = new TransformStream<Uint8Array, KafkaMessage[]>({
       transform: (chunk, ctrl) => {
-        const out = lines.split(chunk);
-        // The chunk goes back to the decoder once every message made from it was encoded.
+        const h = headersAt(decoder.memberOffset(chunk));
+        // The chunk goes back to the decoder once every message made from it was delivered.
+        const held: HeldInput = { n: 0, release: () => decoder.release(chunk) };
+        const out: KafkaMessage[] = [];
+        lines.splitEach(chunk, (buf, start, end) => {
+          out.push(new LineMessage(buf, start, end, key, h, held));
+        });
         if (out.length === 0) return decoder.release(chunk);
-        const held = { n: out.length, release: () => decoder.release(chunk) };
-        ctrl.enqueue(messages(out, decoder.memberOffset(chunk), held));
+        held.n = out.length;
+        ctrl.enqueue(out);
       },
       flush: (ctrl) => {
-        const out = lines.end();
-        if (out.length) ctrl.enqueue(messages(out, member < 0 ? 0 : member));
+        const h = headersAt(member < 0 ? 0 : member);
+        const out: KafkaMessage[] = [];
+        lines.endEach((buf, start, end) => {
+          out.push(new LineMessage(buf, start, end, key, h, undefined));
+        });
+        if (out.length) ctrl.enqueue(out);
         // How far the decoder got and what it skipped go to the unit (an append blob range).
         reportDecoded(unit, decoder);
       },

@@ -118,6 +118,22 @@ export interface AzureBlobContainerOptions {
 
 const EMPTY = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 
+let sdk: Promise<typeof import("@azure/storage-blob")> | undefined;
+
+/**
+ * Load the Azure SDK now (it is loaded on first use otherwise, about 0.25 s of module loading),
+ * e.g. while waiting for another service to answer at start-up. Nothing is requested.
+ *
+ * @returns the SDK's module, once loaded.
+ */
+export function loadAzureSdk(): Promise<typeof import("@azure/storage-blob")> {
+  if (!sdk) {
+    sdk = import("@azure/storage-blob");
+    sdk.catch(() => sdk = undefined); // the next use tries again and reports the failure
+  }
+  return sdk;
+}
+
 /** One container of a storage account. */
 export class AzureBlobContainer {
   /** `azure://<account>/<container>`, the prefix of unit ids and error messages. */
@@ -145,9 +161,8 @@ export class AzureBlobContainer {
     container: string,
     { maxTries = 4, maxStreamRetries = 5 }: AzureBlobContainerOptions = {},
   ): Promise<AzureBlobContainer> {
-    const { BlobServiceClient, StorageSharedKeyCredential, AnonymousCredential } = await import(
-      "@azure/storage-blob"
-    );
+    const { BlobServiceClient, StorageSharedKeyCredential, AnonymousCredential } =
+      await loadAzureSdk();
     const options = { retryOptions: { maxTries } };
     let service;
     try {

@@ -93,6 +93,13 @@ export interface KafkaMessage {
   key?: string | Uint8Array;
   /** null: a tombstone (deletes the key in a compacted topic). */
   value: Uint8Array | string | null;
+  /**
+   * The value as `source[start, end)`, without a view object per message (a line of a decoded
+   * chunk); when set, the encoder reads these and not `value`.
+   */
+  source?: Uint8Array;
+  start?: number;
+  end?: number;
   headers?: Record<string, string | Uint8Array>;
   /** Force a partition (else: murmur2 of the key, as the Java client; no key: round robin). */
   partition?: number;

@@ -107,3 +107,22 @@ Deno.test("LineStream.firstTruncatedAt is the input offset where the first cut l
   c.split(e("ab\ncd\n"));
   assert.equal(c.firstTruncatedAt, undefined);
 });
+
+Deno.test("LineStream.splitEach() reports the lines split() gives, as spans, at every chunk boundary", () => {
+  const bytes = enc(`${SAMPLE}\n${"y".repeat(30)}\nz`);
+  for (let i = 0; i <= bytes.length; i++) {
+    const views = new LineStream({ maxLineBytes: 20 });
+    const spans = new LineStream({ maxLineBytes: 20 });
+    const want: string[] = [];
+    const got: string[] = [];
+    for (const chunk of [bytes.subarray(0, i), bytes.subarray(i)]) {
+      want.push(...views.split(chunk).map(dec));
+      spans.splitEach(chunk, (buf, start, end) => got.push(dec(buf.subarray(start, end))));
+    }
+    want.push(...views.end().map(dec));
+    spans.endEach((buf, start, end) => got.push(dec(buf.subarray(start, end))));
+    assert.deepEqual(got, want, `split at ${i}`);
+    assert.deepEqual(want, [...EXPECTED, "y".repeat(20), "z"]);
+    assert.equal(spans.linesTruncated, 1);
+  }
+});
