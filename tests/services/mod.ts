@@ -25,7 +25,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { STSClient } from "@aws-sdk/client-sts";
 import { BlobServiceClient } from "@azure/storage-blob";
-import { KafkaClient } from "../../mod/sources/kafka_client.ts";
+import { KafkaClient, kafkaRetryable } from "../../mod/sources/kafka_client.ts";
 
 /** A server the tests can need: "aws" is moto (S3, SQS, SNS, DynamoDB, Logs, STS, CloudWatch, RDS). */
 export type Service = "aws" | "kafka" | "azurite";
@@ -309,7 +309,21 @@ export async function produceTo(
   const client = kafka();
   const producer = client.producer();
   try {
-    await producer.send(topic, messages.map((m) => typeof m === "string" ? { value: m } : m));
+    // Retried as the agent's sink retries (same batch, same sequence numbers: written once): a
+    // fresh topic's leader may still answer NOT_LEADER_OR_FOLLOWER to the first produce.
+    const batch = producer.batch(
+      topic,
+      messages.map((m) => typeof m === "string" ? { value: m } : m),
+    );
+    for (let attempt = 1;; attempt++) {
+      try {
+        await batch.send();
+        break;
+      } catch (e) {
+        if (attempt >= 20 || !kafkaRetryable(e)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   } finally {
     await producer.close();
     await client.close();
