@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { agentCommand, COMPILED_V8_FLAGS } from "../_agent.ts";
 import { GcGovernor } from "../../mod/pipeline/gc_governor.ts";
 
 /** Figures a test sets, and a collector that brings them down to `after`. */
@@ -81,4 +83,37 @@ Deno.test("GcGovernor.start() checks on a timer", async () => {
   await new Promise((r) => setTimeout(r, 50));
   g.stop();
   assert.ok(f.calls >= 1);
+});
+
+Deno.test("GcGovernor runs in a mode run with the compiled binary's V8 flags, and only with them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "bucket"));
+    const config = join(dir, "agent.yaml");
+    await Deno.writeTextFile(
+      config,
+      `status: { enabled: false }
+log: { level: debug }
+stream:
+  source: file
+  file: { path: ${join(dir, "bucket")} }
+  state_file: state.json
+  processing: { once: true, delay_window: 0s }
+  http: { endpoints: ["http://127.0.0.1:9/in"] }
+`,
+    );
+    const stderr = async (denoFlags: string[]) => {
+      const out = await agentCommand(["stream", "--config", config], {
+        denoFlags,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0);
+      return new TextDecoder().decode(out.stderr);
+    };
+    assert.match(await stderr([]), /no gc\(\): memory is left to V8's own schedule/);
+    assert.doesNotMatch(await stderr(COMPILED_V8_FLAGS), /no gc\(\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
