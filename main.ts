@@ -26,6 +26,7 @@ import {
 } from "./mod/modes/registry.ts";
 import { DEMO_HELP, runDemo } from "./mod/demo/demo.ts";
 import { requestRequeue, requeuePath } from "./mod/pipeline/failure_policy.ts";
+import { GcGovernor } from "./mod/pipeline/gc_governor.ts";
 import { Health } from "./mod/status/health.ts";
 import { serveStatus, STATUS_DEFAULT_LISTEN, statusHandler } from "./mod/status/server.ts";
 import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
@@ -448,6 +449,14 @@ async function runMode(
     deno: DENO_VERSION,
     commit: GIT_COMMIT === "dev" ? "unknown" : GIT_COMMIT,
   });
+  // Garbage buffers are freed every 24 MB, not every ~64 MB plus as much heap (needs
+  // --expose-gc, which the compiled binary has; see mod/pipeline/gc_governor.ts).
+  const forcedGc = metrics.counter(
+    "edge_agent_gc_forced_total",
+    "Full garbage collections started by the agent to bound its memory",
+  );
+  const governor = new GcGovernor({ onCollect: () => forcedGc.inc() });
+  if (!governor.start()) log.debug("no gc(): memory is left to V8's own schedule");
   const hooks: StatusHooks = {};
   const controller = new AbortController();
   const serverAbort = new AbortController();
@@ -517,6 +526,7 @@ async function runMode(
     log.info("stopped", { exit_code: code ?? 0 });
     return code ?? EXIT.ok;
   } finally {
+    governor.stop();
     clearTimeout(drainTimer);
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     globalThis.removeEventListener("unhandledrejection", uncaught);

@@ -48,8 +48,11 @@ export const INCLUDES = [
 /**
  * V8 flags baked into the binary. A smaller young generation frees the data path's short-lived
  * buffers sooner: peak RSS 186 → 148 MB in the end-to-end benchmark (README), at a few % more CPU.
+ * `--expose-gc` gives main.ts's GcGovernor (mod/pipeline/gc_governor.ts) V8's `gc()`: a full
+ * collection each 24 MB of heap + ArrayBuffer growth (ingest's peak RSS 256 → 195 MB, README).
+ * deno.json's `demo` task passes the same flags.
  */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--expose-gc";
 
 /** Where compile.ts writes the build info for mod/version.ts, relative to ROOT. */
 export const BUILD_INFO = "dist/.build_info.json";

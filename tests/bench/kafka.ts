@@ -15,7 +15,9 @@
  *
  * Knobs: BENCH_KAFKA_LINES (default 705989), BENCH_KAFKA_BIG_LINES (default 115000),
  * BENCH_KAFKA_ROUNDS (default 2), BENCH_KAFKA_PROF=DIR (a CPU profile of each ingest run),
- * BENCH_KAFKA_INGEST (JSON merged into the ingest section, e.g. `{"range_bytes":"16MiB"}`).
+ * BENCH_KAFKA_INGEST (JSON merged into the ingest section, e.g. `{"range_bytes":"16MiB"}`),
+ * BENCH_KAFKA_V8_FLAGS (V8 flags for ingest in place of the compiled binary's, e.g.
+ * `--max-semi-space-size=2`: the flags before `--expose-gc`, so without the GcGovernor).
  * @module
  */
 
@@ -185,9 +187,10 @@ async function compare(
             },
           }),
         );
-        // The compiled binary's V8 flags: what users run.
+        // The compiled binary's V8 flags (what users run), or BENCH_KAFKA_V8_FLAGS in their place.
+        const v8 = Deno.env.get("BENCH_KAFKA_V8_FLAGS");
         const denoFlags = [
-          ...COMPILED_V8_FLAGS,
+          ...(v8 ? [`--v8-flags=${v8}`] : COMPILED_V8_FLAGS),
           ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []),
         ];
         r = await timed([
