@@ -153,6 +153,11 @@ export abstract class FoldingParser implements LineParser {
     return this.pushText(lineText(line));
   }
 
+  /** Feed the line `text.slice(from, to)`; parsers that can read it in place override this. */
+  pushRange(text: string, from: number, to: number): LogRecord[] {
+    return this.pushText(from === 0 && to === text.length ? text : text.slice(from, to));
+  }
+
   abstract pushText(text: string): LogRecord[];
   abstract flush(): LogRecord[];
 }
