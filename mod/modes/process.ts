@@ -587,7 +587,7 @@ export const processMode = defineMode({
         // one; MySQL's parser cuts them out itself).
         const push = parser instanceof PostgresParser
           ? (text: string, from: number, to: number) => {
-            for (const r of parser.pushRange(text, from, to)) records.push(r);
+            parser.pushRange(text, from, to, records);
             line(to - from);
           }
           : (text: string, from: number, to: number) => {

@@ -85,11 +85,11 @@ export class PostgresParser extends FoldingParser {
 
   /**
    * Feed the line `text.slice(from, to)` (no newline) without cutting it out: a chunk's lines are
-   * parsed where they are (and only their fields are cut out).
+   * parsed where they are (and only their fields are cut out). The records it completes are
+   * appended to `out` (a new array by default), which is returned.
    */
-  override pushRange(text: string, from: number, to: number): LogRecord[] {
+  override pushRange(text: string, from: number, to: number, out: LogRecord[] = []): LogRecord[] {
     this.linesSeen++;
-    const out: LogRecord[] = [];
     const folder = this.folder;
     const at = this.#at;
     if (prefixAt(text, from, to, at)) {

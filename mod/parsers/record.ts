@@ -35,9 +35,10 @@ export interface LineParser {
   pushText?(text: string): LogRecord[];
   /**
    * Feed the line `text.slice(from, to)` (no `\n`, no trailing `\r`) where it is, in a decoded
-   * chunk: what `pushText` does with the line cut out, which a parser may skip.
+   * chunk: what `pushText` does with the line cut out, which a parser may skip. The records are
+   * appended to `out` when given (no array per line), and `out` is returned.
    */
-  pushRange?(text: string, from: number, to: number): LogRecord[];
+  pushRange?(text: string, from: number, to: number, out?: LogRecord[]): LogRecord[];
   /** End of input: returns the records still pending. The parser may be reused afterwards. */
   flush(): LogRecord[];
   /**
