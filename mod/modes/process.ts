@@ -580,25 +580,43 @@ export const processMode = defineMode({
         // A few hundred lines at a time: their records are encoded and gone before the next
         // ones are made, so they die young (a whole portion's records at once outlived the
         // young generation and were copied and promoted).
-        const parse = (text: string[], ctrl: TransformStreamDefaultController<StreamRecord[]>) => {
-          const records: LogRecord[] = [];
-          let lines = 0, chars = 0;
-          for (const line of text) {
-            for (const r of parser.pushText(line)) records.push(r);
-            chars += line.length;
-            if (++lines === LINES_AT_ONCE || chars >= CHARS_AT_ONCE) {
-              emit(records, ctrl);
-              lines = chars = 0;
-            }
+        const records: LogRecord[] = [];
+        let lineCount = 0, chars = 0;
+        let ctrl!: TransformStreamDefaultController<StreamRecord[]>;
+        // Lines are parsed where they are in the decoded chunk (PostgreSQL: not cut out one by
+        // one; MySQL's parser cuts them out itself).
+        const push = parser instanceof PostgresParser
+          ? (text: string, from: number, to: number) => {
+            parser.pushRange(text, from, to, records);
+            line(to - from);
           }
+          : (text: string, from: number, to: number) => {
+            for (const r of parser.pushText(text.slice(from, to))) records.push(r);
+            line(to - from);
+          };
+        const line = (length: number) => {
+          chars += length;
+          if (++lineCount === LINES_AT_ONCE || chars >= CHARS_AT_ONCE) {
+            emit(records, ctrl);
+            lineCount = chars = 0;
+          }
+        };
+        const chunkDone = () => {
           emit(records, ctrl);
+          lineCount = chars = 0;
         };
         // Bytes → text lines (a chunk decoded at once) → records, in one step per chunk. The
         // parser carries on into the file's next portion; it is flushed at the event's last one.
         return new TransformStream<Uint8Array, StreamRecord[]>({
-          transform: (chunk, ctrl) => parse(lines.split(chunk), ctrl),
-          flush: (ctrl) => {
-            parse(lines.end(), ctrl);
+          transform: (chunk, c) => {
+            ctrl = c;
+            lines.eachLine(chunk, push);
+            chunkDone();
+          },
+          flush: (c) => {
+            ctrl = c;
+            lines.endLine(push);
+            chunkDone();
             if (lines.linesTruncated) linesTruncated.inc(lines.linesTruncated);
             if (portion.last) emit(parser.flush(), ctrl);
             let context = JSON.stringify(parser.context?.() ?? {});

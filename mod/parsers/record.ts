@@ -33,6 +33,12 @@ export interface LineParser {
    * Framers that decode a whole chunk at once use it.
    */
   pushText?(text: string): LogRecord[];
+  /**
+   * Feed the line `text.slice(from, to)` (no `\n`, no trailing `\r`) where it is, in a decoded
+   * chunk: what `pushText` does with the line cut out, which a parser may skip. The records are
+   * appended to `out` when given (no array per line), and `out` is returned.
+   */
+  pushRange?(text: string, from: number, to: number, out?: LogRecord[]): LogRecord[];
   /** End of input: returns the records still pending. The parser may be reused afterwards. */
   flush(): LogRecord[];
   /**

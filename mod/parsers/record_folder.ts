@@ -153,6 +153,16 @@ export abstract class FoldingParser implements LineParser {
     return this.pushText(lineText(line));
   }
 
+  /**
+   * Feed the line `text.slice(from, to)`, its records appended to `out` (returned); parsers that
+   * can read the line in place override this.
+   */
+  pushRange(text: string, from: number, to: number, out: LogRecord[] = []): LogRecord[] {
+    const line = from === 0 && to === text.length ? text : text.slice(from, to);
+    for (const r of this.pushText(line)) out.push(r);
+    return out;
+  }
+
   abstract pushText(text: string): LogRecord[];
   abstract flush(): LogRecord[];
 }

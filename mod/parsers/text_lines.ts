@@ -46,45 +46,63 @@ export class TextLines {
 
   /** The lines `chunk` completes. */
   split(chunk: Uint8Array): string[] {
-    const text = this.#tail + this.#decoder.decode(chunk, { stream: true });
     const out: string[] = [];
-    let start = 0;
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
-      if (this.#discarding) this.#discarding = false; // the rest of a line already cut
-      else this.#emit(text.slice(start, nl), out);
-      start = nl + 1;
-    }
-    this.#tail = this.#discarding ? "" : text.slice(start);
-    // A line with no end in sight is cut now rather than held whole; its rest is dropped.
-    if (this.#tail.length > this.#max) {
-      this.#emit(this.#tail, out);
-      this.#tail = "";
-      this.#discarding = true;
-    }
+    this.eachLine(chunk, (text, from, to) => out.push(text.slice(from, to)));
     return out;
   }
 
   /** The last line, if the input did not end with a newline. */
   end(): string[] {
     const out: string[] = [];
-    const rest = this.#tail + this.#decoder.decode();
-    if (!this.#discarding) this.#emit(rest, out);
-    this.#tail = "";
-    this.#discarding = false;
+    this.endLine((text, from, to) => out.push(text.slice(from, to)));
     return out;
   }
 
-  #emit(line: string, out: string[]): void {
-    if (line.endsWith("\r")) line = line.slice(0, -1);
-    if (line.length === 0) return;
+  /**
+   * The lines `chunk` completes, without cutting them out of the decoded text: `line(text, from,
+   * to)` for each (a line cut at `maxLineBytes` comes as a string of its own).
+   */
+  eachLine(chunk: Uint8Array, line: LineAt): void {
+    const text = this.#tail + this.#decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
+      if (this.#discarding) this.#discarding = false; // the rest of a line already cut
+      else this.#emit(text, start, nl, line);
+      start = nl + 1;
+    }
+    this.#tail = this.#discarding ? "" : text.slice(start);
+    // A line with no end in sight is cut now rather than held whole; its rest is dropped.
+    if (this.#tail.length > this.#max) {
+      this.#emit(this.#tail, 0, this.#tail.length, line);
+      this.#tail = "";
+      this.#discarding = true;
+    }
+  }
+
+  /** {@linkcode end} as {@linkcode eachLine} does it. */
+  endLine(line: LineAt): void {
+    const rest = this.#tail + this.#decoder.decode();
+    if (!this.#discarding) this.#emit(rest, 0, rest.length, line);
+    this.#tail = "";
+    this.#discarding = false;
+  }
+
+  #emit(text: string, from: number, to: number, line: LineAt): void {
+    if (to > from && text.charCodeAt(to - 1) === 13) to--; // \r
+    if (to === from) return;
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only long lines need measuring.
-    if (line.length * 3 > this.#max) {
-      const bytes = enc.encode(line);
+    if ((to - from) * 3 > this.#max) {
+      const bytes = enc.encode(text.slice(from, to));
       if (bytes.length > this.#max) {
-        line = new TextDecoder().decode(bytes.subarray(0, this.#max)).replace(/\uFFFD$/, "");
+        const cut = new TextDecoder().decode(bytes.subarray(0, this.#max)).replace(/\uFFFD$/, "");
         this.linesTruncated++;
+        line(cut, 0, cut.length);
+        return;
       }
     }
-    out.push(line);
+    line(text, from, to);
   }
 }
+
+/** Where a line is: `text.slice(from, to)`. */
+export type LineAt = (text: string, from: number, to: number) => void;
