@@ -705,6 +705,7 @@ export class KafkaProducer {
           (e: Error | null, c: unknown) => e ? reject(e) : resolve(c),
         )
       );
+      releaseWrittenRequests(connection.socket);
       const name = Buffer.from(p.topic);
       const head = Buffer.alloc(64 + name.length);
       let at = 0;
@@ -745,6 +746,49 @@ export class KafkaProducer {
     await this.#order.catch(() => {});
     await this.#p.close().catch(() => {});
   }
+}
+
+/** Chunks at least this large are released once written (smaller ones are not worth it). */
+const RELEASE_MIN_BYTES = 64 << 10;
+const releasing = new WeakSet<object>();
+
+/**
+ * Free each produce request's memory as soon as the socket has written it, not at V8's next full
+ * collection. The library copies every request (its header + our record batch) into one new
+ * Buffer, writes it, and keeps it on the in-flight request until the broker answers: about twice
+ * the line bytes over a run, garbage that outlives the young generation. Once the write's callback
+ * has fired the socket is done with the bytes, and the library reads the request's payload only
+ * before writing it (and to log it at debug level, synchronously), so the chunk's ArrayBuffer is
+ * detached (`transfer(0)`), which frees its backing store at once. Only a chunk that is a whole
+ * ArrayBuffer of its own (what `Buffer.concat` allocates for a large request) is touched; one that
+ * cannot be detached is left to the collector.
+ *
+ * @param socket the producer connection's socket (wrapped once).
+ * @internal exported for tests.
+ */
+export function releaseWrittenRequests(socket: AnyOptions): void {
+  if (!socket || typeof socket.write !== "function" || releasing.has(socket)) return;
+  releasing.add(socket);
+  const write = socket.write;
+  socket.write = function (chunk: unknown, encoding?: unknown, cb?: unknown) {
+    if (typeof encoding === "function") [cb, encoding] = [encoding, undefined];
+    if (
+      !(chunk instanceof Uint8Array) || chunk.byteLength < RELEASE_MIN_BYTES ||
+      chunk.byteOffset !== 0 || chunk.byteLength !== chunk.buffer.byteLength ||
+      !(chunk.buffer instanceof ArrayBuffer)
+    ) {
+      return write.call(this, chunk, encoding, cb);
+    }
+    const buffer = chunk.buffer;
+    return write.call(this, chunk, encoding, (e?: Error | null) => {
+      try {
+        buffer.transfer(0);
+      } catch {
+        // Not detachable (held by the runtime): the collector frees it.
+      }
+      if (typeof cb === "function") cb(e);
+    });
+  };
 }
 
 function writeUVarint(buf: Uint8Array, at: number, v: number): number {
