@@ -63,14 +63,32 @@ export class TextLines {
    * to)` for each (a line cut at `maxLineBytes` comes as a string of its own).
    */
   eachLine(chunk: Uint8Array, line: LineAt): void {
-    const text = this.#tail + this.#decoder.decode(chunk, { stream: true });
+    // The chunk's text is not joined to the tail (a joined string is copied flat by its first
+    // search: a second copy of every chunk); only the line the tail begins is.
+    const text = this.#decoder.decode(chunk, { stream: true });
     let start = 0;
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
-      if (this.#discarding) this.#discarding = false; // the rest of a line already cut
-      else this.#emit(text, start, nl, line);
-      start = nl + 1;
+    let nl = text.indexOf("\n");
+    if (this.#tail !== "" || this.#discarding) {
+      if (nl < 0) {
+        if (!this.#discarding) this.#tail += text;
+      } else {
+        if (this.#discarding) this.#discarding = false; // the rest of a line already cut
+        else {
+          const first = this.#tail + text.slice(0, nl);
+          this.#emit(first, 0, first.length, line);
+        }
+        this.#tail = "";
+        start = nl + 1;
+        nl = text.indexOf("\n", start);
+      }
     }
-    this.#tail = this.#discarding ? "" : text.slice(start);
+    if (this.#tail === "" && !this.#discarding) {
+      for (; nl >= 0; nl = text.indexOf("\n", start)) {
+        this.#emit(text, start, nl, line);
+        start = nl + 1;
+      }
+      this.#tail = text.slice(start);
+    }
     // A line with no end in sight is cut now rather than held whole; its rest is dropped.
     if (this.#tail.length > this.#max) {
       this.#emit(this.#tail, 0, this.#tail.length, line);

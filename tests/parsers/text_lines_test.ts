@@ -24,3 +24,30 @@ Deno.test("TextLines() cuts a line over maxLineBytes at a character and drops it
   assert.equal(lines.linesTruncated, 1);
   assert.throws(() => new TextLines({ maxLineBytes: 0 }), RangeError);
 });
+
+Deno.test("TextLines.eachLine() gives the same lines however the input is cut: lines over many chunks, CRLF, cut lines", () => {
+  const text = [
+    "short",
+    "x".repeat(50) + "é".repeat(20),
+    "",
+    "crlf\r",
+    "a line that is too long for the limit and spans chunks ".repeat(4),
+    "after the cut line",
+    "😀 end",
+  ].join("\n") + "\ntail";
+  const bytes = enc.encode(text);
+  const whole = new TextLines({ maxLineBytes: 100 });
+  const want = [...whole.split(bytes), ...whole.end()];
+  const long = "a line that is too long for the limit and spans chunks ".repeat(4).slice(0, 100);
+  assert.deepEqual(want.slice(0, 4), ["short", "x".repeat(50) + "é".repeat(20), "crlf", long]);
+  assert.deepEqual(want.slice(4), ["after the cut line", "😀 end", "tail"]);
+  for (const size of [1, 2, 3, 7, 16, 33, 64]) {
+    const lines = new TextLines({ maxLineBytes: 100 });
+    const got: string[] = [];
+    const push = (t: string, from: number, to: number) => got.push(t.slice(from, to));
+    for (let i = 0; i < bytes.length; i += size) lines.eachLine(bytes.subarray(i, i + size), push);
+    lines.endLine(push);
+    assert.deepEqual(got, want, `chunks of ${size} bytes`);
+    assert.equal(lines.linesTruncated, 1);
+  }
+});

@@ -231,6 +231,36 @@ Deno.test("takeXmlText() cuts LogFileData out of an answer as bytes, entities un
   assert.equal(takeXmlText(enc.encode("<R><Marker>1</Marker></R>"), "LogFileData"), undefined);
 });
 
+Deno.test("takeXmlText() finds the same in ASCII, with lone invalid bytes and with an & after the element", () => {
+  const enc = new TextEncoder();
+  const doc = (text: Uint8Array) => {
+    const head = enc.encode("<R><Result><LogFileData>");
+    const tail = enc.encode("</LogFileData><Marker>a&amp;b</Marker></Result></R>");
+    const xml = new Uint8Array(head.length + text.length + tail.length);
+    xml.set(head);
+    xml.set(text, head.length);
+    xml.set(tail, head.length + text.length);
+    return xml;
+  };
+  const line = "x &quot;q&quot; &lt;y&gt; &amp;&amp; &#65;&#x42; &bogus; z\n";
+  const want = `x "q" <y> && AB &bogus; z\n`;
+  // ASCII (the text is searched), and lone invalid bytes (one U+FFFD each: searched too).
+  for (const bad of [[], [0xff], [0x80, 0xfe]]) {
+    const text = enc.encode(line.repeat(1000));
+    const withBad = new Uint8Array([...bad, ...text, ...bad]);
+    const t = takeXmlText(doc(withBad), "LogFileData")!;
+    const expect = new Uint8Array([...bad, ...enc.encode(want.repeat(1000)), ...bad]);
+    assert.deepEqual(t.text, expect);
+    assert.equal(
+      new TextDecoder().decode(t.rest),
+      "<R><Result><Marker>a&amp;b</Marker></Result></R>",
+    );
+  }
+  // No entity in the element, one after it: the text is left as it is.
+  const plain = takeXmlText(doc(enc.encode("plain\n".repeat(1000))), "LogFileData")!;
+  assert.equal(new TextDecoder().decode(plain.text), "plain\n".repeat(1000));
+});
+
 Deno.test("Rds.reader(): text with XML's special characters and UTF-8 comes through byte for byte", async () => {
   const fake = new FakeRds();
   try {
