@@ -18,6 +18,8 @@
  * @module
  */
 
+// First: the library's option validators compile on first use (kafka_lazy_validators.ts).
+import { endLazyValidators } from "./kafka_lazy_validators.ts";
 import {
   Admin,
   Consumer,
@@ -31,6 +33,8 @@ import {
 import { encodeRecordBatch, restampRecordBatch } from "../sinks/kafka_record_batch.ts";
 import { Buffer } from "node:buffer";
 import { f, type Field, type Infer } from "../config/spec.ts";
+
+endLazyValidators();
 
 const brokerList = f.list(
   f.string({ description: "host:port", pattern: /^[^\s:,]+:\d+$/ }),
