@@ -28,7 +28,11 @@ const core = Object.getPrototypeOf(Ajv2020.prototype) as { compile: Compile };
 const eager = core.compile;
 
 core.compile = function (this: unknown, schema: unknown, meta?: boolean): Validate {
-  const ajv = this;
+  return lazyValidator(this, schema, meta);
+};
+
+/** A validator that compiles `schema` with `ajv` on its first call. */
+function lazyValidator(ajv: unknown, schema: unknown, meta?: boolean): Validate {
   let compiled: Validate | undefined;
   const validate: Validate = function (this: unknown, data: unknown) {
     if (!compiled) {
@@ -42,7 +46,7 @@ core.compile = function (this: unknown, schema: unknown, meta?: boolean): Valida
     return valid;
   };
   return validate;
-};
+}
 
 /** From now on ajv compiles when asked (validators made so far stay lazy). */
 export function endLazyValidators(): void {
