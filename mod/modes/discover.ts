@@ -17,7 +17,7 @@
 
 import { f } from "../config/spec.ts";
 import { sleep } from "../pipeline/retry.ts";
-import { KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
+import { kafkaSpec } from "../sources/kafka_spec.ts";
 import { awsFields } from "../sources/aws.ts";
 import { type DbInstance, type DbLogFile, Rds, rdsSpec, shardOf } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
@@ -88,6 +88,8 @@ export const discoverMode = defineMode({
     };
     const rds = await Rds.open(c.rds, log, metrics);
     const tracking = await LogTracking.open(c.tracking_table, c.dynamodb);
+    // The Kafka client loads with the mode that uses it (kafka_spec.ts says why).
+    const { KafkaSink } = await import("../sinks/kafka.ts");
     const kafka = await KafkaSink.connect(c.kafka, { log, metrics });
     health.set("kafka", true);
     try {

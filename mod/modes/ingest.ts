@@ -19,19 +19,16 @@ import { resolve } from "node:path";
 import { f, type Infer, parseValue } from "../config/spec.ts";
 import { errorChain } from "../log/logger.ts";
 import { runPipeline } from "../pipeline/run.ts";
-import {
-  type KafkaConfig,
-  type KafkaMessage,
-  kafkaMessageSize,
-  KafkaSink,
-  kafkaSpec,
-} from "../sinks/kafka.ts";
+import type { KafkaMessage } from "../sinks/kafka.ts";
 import { KafkaLineStream } from "../sinks/kafka_line_stream.ts";
 import { azureStorageFromEnv, azureStorageSpec, loadAzureSdk } from "../sources/azure_blob.ts";
 import { BlobEventSource, oneBlobRequest } from "../sources/blob_event_source.ts";
-import { openBlobOffsets } from "../sources/blob_offsets.ts";
-import { kafkaGroupFields, KafkaSource, kafkaSourceSpec } from "../sources/kafka.ts";
-import { KafkaClient } from "../sources/kafka_client.ts";
+import {
+  type KafkaConfig,
+  kafkaGroupFields,
+  kafkaSourceSpec,
+  kafkaSpec,
+} from "../sources/kafka_spec.ts";
 import { defineMode } from "./mode.ts";
 
 const ingestEnvironmentSpec = f.object({
@@ -211,6 +208,13 @@ AZURE_STORAGE_SAS_TOKEN.`,
     // meanwhile (nothing is requested from Azure before Kafka answered).
     loadAzureSdk().catch(() => {}); // a failure is reported where the SDK is used
     log.info("checking Kafka connectivity", { brokers: kafka.brokers.join(",") });
+    // The Kafka client loads with the mode that uses it (kafka_spec.ts says why).
+    const [{ KafkaSink, kafkaMessageSize }, { KafkaSource }, { openBlobOffsets }] = await Promise
+      .all([
+        import("../sinks/kafka.ts"),
+        import("../sources/kafka.ts"),
+        import("../sources/blob_offsets.ts"),
+      ]);
     const sink = await KafkaSink.connect(kafka, { log, metrics });
     health.set("kafka", true);
     const offsets = await openBlobOffsets({
@@ -339,6 +343,7 @@ const TEST_KAFKA_TIMEOUT_MS = 5_000;
  * when a port accepts the connection but never answers.
  */
 async function testKafka(kafka: KafkaConfig): Promise<string> {
+  const { KafkaClient } = await import("../sources/kafka_client.ts");
   const client = new KafkaClient({
     ...kafka,
     connection_timeout: Math.min(kafka.connection_timeout, TEST_KAFKA_TIMEOUT_MS),

@@ -24,7 +24,8 @@ import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { CheckpointStore } from "../pipeline/checkpoint.ts";
 import { sleep } from "../pipeline/retry.ts";
-import { type KafkaMessage, KafkaSink, kafkaSpec } from "../sinks/kafka.ts";
+import type { KafkaMessage } from "../sinks/kafka.ts";
+import { kafkaSpec } from "../sources/kafka_spec.ts";
 import { AzureBlobContainer, azureStorageSpec, type BlobInfo } from "../sources/azure_blob.ts";
 import type { BlobClosed, BlobEvent, BlobRef } from "../sources/events.ts";
 import { parseBlobName } from "../sources/k8s_blob_name.ts";
@@ -384,6 +385,8 @@ export const monitorMode = defineMode({
   },
   async run({ config: section, configDir, metrics, log, health, signal }) {
     const config = resolveMonitorConfig(section);
+    // The Kafka client loads with the mode that uses it (kafka_spec.ts says why).
+    const { KafkaSink } = await import("../sinks/kafka.ts");
     const sink = await KafkaSink.connect(config.kafka, { log, metrics });
     health.set("kafka", true);
     const store = new CheckpointStore(resolve(configDir, config.state_file), {

@@ -43,13 +43,8 @@ import {
 } from "../sinks/openobserve.ts";
 import { awsFields } from "../sources/aws.ts";
 import { awsErrorName } from "../sources/aws_errors.ts";
-import {
-  kafkaGroupFields,
-  KafkaSource,
-  kafkaSourceSpec,
-  type KafkaUnit,
-} from "../sources/kafka.ts";
-import { kafkaConnectionFields } from "../sources/kafka_client.ts";
+import type { KafkaSource, KafkaUnit } from "../sources/kafka.ts";
+import { kafkaConnectionFields, kafkaGroupFields, kafkaSourceSpec } from "../sources/kafka_spec.ts";
 import { Rds, rdsReadSpec } from "../sources/rds.ts";
 import { LogTracking } from "../sources/rds_tracking.ts";
 import type { LogFileChanged } from "../sources/events.ts";
@@ -529,6 +524,8 @@ export const processMode = defineMode({
   spec: processSpec,
   async run({ config: c, log, metrics, signal, health }) {
     const { topic, group_id, ...connection } = c.kafka;
+    // The Kafka client loads with the mode that uses it (kafka_spec.ts says why).
+    const { KafkaSource } = await import("../sources/kafka.ts");
     const events = await KafkaSource.connect({
       ...parseValue(kafkaSourceSpec, { topics: [topic], group_id }),
       ...connection,

@@ -6,7 +6,7 @@
  */
 
 import { f, type Infer } from "../config/spec.ts";
-import { KafkaClient, kafkaConnectionFields } from "../sources/kafka_client.ts";
+import { kafkaConnectionFields } from "../sources/kafka_spec.ts";
 import { defineMode } from "./mode.ts";
 
 /** The `tail:` config section. */
@@ -122,6 +122,7 @@ export const tailMode = defineMode({
   cliTool: () => true,
   async run({ config, signal, stdout, health, log }) {
     // No consumer group: a tail run reads partitions directly and leaves nothing behind.
+    const { KafkaClient } = await import("../sources/kafka_client.ts");
     const client = new KafkaClient(config);
     const reader = client.reader(config.topics, {
       fromBeginning: config.from_beginning,

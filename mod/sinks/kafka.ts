@@ -19,56 +19,20 @@
  * @module
  */
 
-import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
-import { retry, retrySpec } from "../pipeline/retry.ts";
+import { retry } from "../pipeline/retry.ts";
 import { type Batch, type Sink, SinkError } from "../pipeline/types.ts";
 import {
   KafkaClient,
-  kafkaConnectionFields,
   type KafkaMessage,
   type KafkaProducer,
   kafkaRetryable,
 } from "../sources/kafka_client.ts";
 
-export type { KafkaMessage };
+import { type KafkaConfig, kafkaSpec, type KafkaSpecOptions } from "../sources/kafka_spec.ts";
 
-/** Options of {@link kafkaSpec}. */
-export interface KafkaSpecOptions {
-  /** The `topic` default. @default "commerce-logs" */
-  topic?: string;
-  /** The section's description. @default "Kafka producer" */
-  description?: string;
-}
-
-/**
- * The spec of a Kafka producer section: connection (brokers, client_id, ssl, sasl with the
- * password masked), topic, compression, idempotence and retries.
- *
- * @param options the topic default and the description.
- * @returns an object field.
- */
-export function kafkaSpec(
-  { topic = "commerce-logs", description = "Kafka producer" }: KafkaSpecOptions = {},
-) {
-  return f.object({
-    ...kafkaConnectionFields,
-    topic: f.string({ description: "Topic written to", default: topic }),
-    compression: f.enum(["gzip", "none"] as const, {
-      description: "Compression of produce requests",
-      default: "gzip",
-    }),
-    idempotent: f.bool({
-      description: "Idempotent producer (the broker drops a retried batch it already has)",
-      default: true,
-    }),
-    retry: retrySpec,
-  }, { description });
-}
-
-/** A Kafka producer section's config. */
-export type KafkaConfig = Infer<ReturnType<typeof kafkaSpec>>;
+export { type KafkaConfig, type KafkaMessage, kafkaSpec, type KafkaSpecOptions };
 
 /** Options for {@link KafkaSink.connect}. */
 export interface KafkaSinkOptions {

@@ -31,74 +31,14 @@
  * @module
  */
 
-import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { backoff, sleep } from "../pipeline/retry.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
-import {
-  type GroupConsumer,
-  KafkaClient,
-  kafkaConnectionFields,
-  type KafkaRecord,
-} from "./kafka_client.ts";
+import { type GroupConsumer, KafkaClient, type KafkaRecord } from "./kafka_client.ts";
+import { kafkaGroupFields, type KafkaSourceConfig, kafkaSourceSpec } from "./kafka_spec.ts";
 
-/**
- * A consumer group member's session settings (spread into a component's spec). The default
- * session of 10 s bounds how long a partition waits after its member was killed with SIGKILL.
- */
-export const kafkaGroupFields = {
-  session_timeout: f.duration({
-    description:
-      "A member silent this long is dropped from the group and its partitions move on (after a SIGKILL; a SIGTERM leaves at once). The broker allows 6s to 5m by default",
-    default: "10s",
-    min: "1s",
-  }),
-  heartbeat_interval: f.duration({
-    description:
-      "How often a member tells the group it is alive: at most a third of session_timeout",
-    default: "3s",
-    min: "100ms",
-  }),
-};
-
-/** The Kafka source's settings. */
-export const kafkaSourceSpec = f.object({
-  ...kafkaConnectionFields,
-  ...kafkaGroupFields,
-  topics: f.list(f.string({ description: "topic" }), {
-    description: "Topics to consume",
-    minItems: 1,
-    example: ["Ingestion.Blobs"],
-  }),
-  group_id: f.string({
-    description: "Consumer group: members share the partitions (add members to scale out)",
-    example: "edge-agent",
-  }),
-  from_beginning: f.bool({
-    description: "A group without committed offsets starts at the oldest message (else the newest)",
-    default: true,
-  }),
-  partitions_in_parallel: f.int({
-    description: "Partitions whose messages are handed out at the same time",
-    default: 1,
-    min: 1,
-    max: 1024,
-  }),
-  max_wait: f.duration({
-    description: "How long a fetch waits for new messages",
-    default: "500ms",
-    min: "1ms",
-  }),
-  initial_backoff: f.duration({
-    description: "Wait before fetching a nacked message again (doubles per failure)",
-    default: "500ms",
-  }),
-  max_backoff: f.duration({ description: "Longest wait before a re-fetch", default: "30s" }),
-}, { description: "Kafka consumer group source" });
-
-/** The Kafka source's config. */
-export type KafkaSourceConfig = Infer<typeof kafkaSourceSpec>;
+export { kafkaGroupFields, type KafkaSourceConfig, kafkaSourceSpec };
 
 /** A consumed message as a unit of work; `open()` streams its value. */
 export interface KafkaUnit extends Unit {

@@ -32,65 +32,11 @@ import {
 } from "@platformatic/kafka";
 import { encodeRecordBatch, restampRecordBatch } from "../sinks/kafka_record_batch.ts";
 import { Buffer } from "node:buffer";
-import { f, type Field, type Infer } from "../config/spec.ts";
+import { type KafkaConnection, kafkaConnectionFields } from "./kafka_spec.ts";
+
+export { type KafkaConnection, kafkaConnectionFields };
 
 endLazyValidators();
-
-const brokerList = f.list(
-  f.string({ description: "host:port", pattern: /^[^\s:,]+:\d+$/ }),
-  {
-    description: "Bootstrap brokers: a list, or one comma-separated string (the reference's form)",
-    default: ["127.0.0.1:9092"],
-    minItems: 1,
-  },
-);
-
-/** `brokers`: a list, or `"host1:9092,host2:9092"` as the reference's config and KAFKA_BROKERS. */
-const brokers: Field<string[]> = {
-  ...brokerList,
-  parse(input, path, ctx) {
-    if (typeof input?.value === "string") {
-      const value = input.value.split(",").map((s) => s.trim()).filter(Boolean);
-      const { interpolated: _, ...rest } = input;
-      return brokerList.parse({ ...rest, value }, path, ctx);
-    }
-    return brokerList.parse(input, path, ctx);
-  },
-};
-
-/** Fields of a Kafka connection (spread into a component's spec). */
-export const kafkaConnectionFields = {
-  brokers,
-  client_id: f.string({ description: "Kafka client id", default: "edge-agent" }),
-  ssl: f.bool({ description: "TLS to the brokers (system CA store)", default: false }),
-  sasl: f.optional(f.object({
-    mechanism: f.enum(["plain", "scram-sha-256", "scram-sha-512"] as const, {
-      description: "SASL mechanism",
-      default: "scram-sha-512",
-    }),
-    username: f.string({ description: "SASL user", example: "edge-agent" }),
-    password: f.string({
-      description: "SASL password",
-      secret: true,
-      example: "${KAFKA_PASSWORD:-change-me}",
-    }),
-  }, { description: "SASL authentication (absent: none)" })),
-  connection_timeout: f.duration({
-    description: "Time to open a connection to a broker (the reference gave up after 5s)",
-    default: "5s",
-    min: "100ms",
-  }),
-  request_timeout: f.duration({
-    description: "Time for a broker to answer a request (a produce with acks=all included)",
-    default: "30s",
-    min: "100ms",
-  }),
-};
-
-/** A Kafka connection's settings. */
-export type KafkaConnection = {
-  [K in keyof typeof kafkaConnectionFields]: Infer<(typeof kafkaConnectionFields)[K]>;
-};
 
 /** A message to produce. Strings are UTF-8 encoded; bytes are sent as they are. */
 export interface KafkaMessage {
