@@ -25,6 +25,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { STSClient } from "@aws-sdk/client-sts";
 import { BlobServiceClient } from "@azure/storage-blob";
+import { retry } from "../../mod/pipeline/retry.ts";
 import { KafkaClient, kafkaRetryable } from "../../mod/sources/kafka_client.ts";
 
 /** A server the tests can need: "aws" is moto (S3, SQS, SNS, DynamoDB, Logs, STS, CloudWatch, RDS). */
@@ -315,15 +316,12 @@ export async function produceTo(
       topic,
       messages.map((m) => typeof m === "string" ? { value: m } : m),
     );
-    for (let attempt = 1;; attempt++) {
-      try {
-        await batch.send();
-        break;
-      } catch (e) {
-        if (attempt >= 20 || !kafkaRetryable(e)) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await retry(() => batch.send(), {
+      max_retries: 20,
+      initial_backoff: 100,
+      max_backoff: 200,
+      retryable: kafkaRetryable,
+    });
   } finally {
     await producer.close();
     await client.close();
