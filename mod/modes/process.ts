@@ -557,49 +557,79 @@ export const processMode = defineMode({
         const parser = portion.parser;
         const lines = new TextLines({ maxLineBytes: c.processing.max_line_bytes });
         const label = { engine: a.engine! };
-        const emit = (
-          records: LogRecord[],
-          ctrl: TransformStreamDefaultController<StreamRecord[]>,
-        ) => {
-          if (!records.length) return;
-          // The parser's records are ours: their source fields are added in place (no copy).
-          for (const r of records) {
-            if (r.parse_error) parseErrors.inc();
-            r.instance = a.instance;
-            r.engine = a.engine;
-            r.log_file = a.file;
-          }
-          const out = sink.encode(records, a.stream!)!;
-          recordsTotal.inc(records.length, label);
-          records.length = 0;
-          ctrl.enqueue([out]);
-        };
-        // A few hundred lines at a time: their records are encoded and gone before the next
-        // ones are made, so they die young (a whole portion's records at once outlived the
-        // young generation and were copied and promoted).
-        const records: LogRecord[] = [];
-        let lineCount = 0, chars = 0;
         let ctrl!: TransformStreamDefaultController<StreamRecord[]>;
-        // Lines are parsed where they are in the decoded chunk (PostgreSQL: not cut out one by
-        // one; MySQL's parser cuts them out itself).
-        const push = parser instanceof PostgresParser
-          ? (text: string, from: number, to: number) => {
-            parser.pushRange(text, from, to, records);
+        /** Emits the records parsed since the last emit, as one item of the sink. */
+        let emit: () => void;
+        /** Feeds a line where it is in a decoded chunk. */
+        let push: (text: string, from: number, to: number) => void;
+        /** The event's last portion ended: emits the record still being folded. */
+        let flushParser: () => void;
+        if (parser instanceof PostgresParser) {
+          // PostgreSQL: the parser writes the records' JSON itself, the source fields with each
+          // (encoded once per portion); every few hundred lines its bytes go to the sink as one
+          // item (copied into one of the sink's reused buffers). The record still being folded
+          // stays in the parser, across emits, chunks and portions.
+          parser.recordSuffix = new TextEncoder().encode(
+            `,${
+              JSON.stringify({ instance: a.instance, engine: a.engine, log_file: a.file }).slice(
+                1,
+                -1,
+              )
+            }`,
+          );
+          let errors = parser.parseErrors;
+          const take = (json: Uint8Array, count: number) => {
+            ctrl.enqueue([sink.encodeJson(json, count, a.stream!)]);
+            recordsTotal.inc(count, label);
+            parseErrors.inc(parser.parseErrors - errors);
+            errors = parser.parseErrors;
+          };
+          emit = () => parser.takeJson(take);
+          push = (text, from, to) => {
+            parser.pushLine(text, from, to);
             line(to - from);
-          }
-          : (text: string, from: number, to: number) => {
+          };
+          flushParser = () => {
+            parser.endRecord();
+            emit();
+          };
+        } else {
+          // A few hundred lines at a time: their records are encoded and gone before the next
+          // ones are made, so they die young (a whole portion's records at once outlived the
+          // young generation and were copied and promoted).
+          const records: LogRecord[] = [];
+          const emitRecords = (list: LogRecord[]) => {
+            if (!list.length) return;
+            // The parser's records are ours: their source fields are added in place (no copy).
+            for (const r of list) {
+              if (r.parse_error) parseErrors.inc();
+              r.instance = a.instance;
+              r.engine = a.engine;
+              r.log_file = a.file;
+            }
+            const out = sink.encode(list, a.stream!)!;
+            recordsTotal.inc(list.length, label);
+            list.length = 0;
+            ctrl.enqueue([out]);
+          };
+          emit = () => emitRecords(records);
+          // MySQL's parser cuts the lines out itself.
+          push = (text, from, to) => {
             for (const r of parser.pushText(text.slice(from, to))) records.push(r);
             line(to - from);
           };
+          flushParser = () => emitRecords(parser.flush());
+        }
+        let lineCount = 0, chars = 0;
         const line = (length: number) => {
           chars += length;
           if (++lineCount === LINES_AT_ONCE || chars >= CHARS_AT_ONCE) {
-            emit(records, ctrl);
+            emit();
             lineCount = chars = 0;
           }
         };
         const chunkDone = () => {
-          emit(records, ctrl);
+          emit();
           lineCount = chars = 0;
         };
         // Bytes → text lines (a chunk decoded at once) → records, in one step per chunk. The
@@ -615,10 +645,10 @@ export const processMode = defineMode({
             lines.endLine(push);
             chunkDone();
             if (lines.linesTruncated) linesTruncated.inc(lines.linesTruncated);
-            if (portion.last) emit(parser.flush(), ctrl);
+            if (portion.last) flushParser();
             let context = JSON.stringify(parser.context?.() ?? {});
             if (context.length > MAX_CONTEXT_CHARS) {
-              emit(parser.flush(), ctrl);
+              flushParser();
               context = JSON.stringify(parser.context?.() ?? {});
             }
             portion.inputDone(context);

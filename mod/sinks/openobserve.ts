@@ -192,6 +192,15 @@ class GroupBuffers {
     return buf.subarray(0, written);
   }
 
+  /** A copy of `bytes`, in a reused buffer when it fits one. */
+  copy(bytes: Uint8Array): Uint8Array {
+    if (bytes.length > GROUP_BUFFER) return bytes.slice();
+    const buf = this.#free.pop() ?? new Uint8Array(GROUP_BUFFER);
+    buf.set(bytes);
+    this.#ours.add(buf.buffer);
+    return buf.subarray(0, bytes.length);
+  }
+
   /** `json` is sent: its buffer (if one of ours) can carry another group. */
   release(json: Uint8Array | string): void {
     if (typeof json === "string" || !this.#ours.has(json.buffer)) return;
@@ -246,6 +255,19 @@ export class OpenObserveSink implements Sink<StreamRecord> {
       json: this.#groups.encode(array.slice(1, array.length - 1)),
       count: records.length,
     };
+  }
+
+  /**
+   * Records already written as JSON, `{...},{...}` (UTF-8, `count` of them), as one item of this
+   * sink: copied into a buffer the sink reuses once the item was delivered (`json` may be reused
+   * by the caller as soon as this returns).
+   *
+   * @param json the records' JSON objects joined by commas (a JSON array without its brackets).
+   * @param count how many records `json` holds.
+   * @param stream the stream they go to.
+   */
+  encodeJson(json: Uint8Array, count: number, stream: string): StreamRecord {
+    return { stream, json: this.#groups.copy(json), count };
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * `process`'s framing in one process, no network: 1 MB portions of the bench's PostgreSQL log (as
  * tests/bench/process.ts makes it) in 64 KiB slices through `TextLines.eachLine`, the PostgreSQL
- * parser, and `OpenObserveSink.encode` every 256 lines or 40,000 characters, as the mode does.
+ * parser writing the records' JSON, and `OpenObserveSink.encodeJson` every 256 lines or 40,000
+ * characters, as the mode does.
  * Prints the wall time and the JSON bytes made (the same for any change that keeps the output).
  *
  * `deno run -A --v8-flags=--max-semi-space-size=2,--expose-gc tests/bench/process_frame.ts [MB]`
@@ -13,7 +14,6 @@ import { parseValue } from "../../mod/config/spec.ts";
 import { Logger } from "../../mod/log/logger.ts";
 import { Registry } from "../../mod/metrics/registry.ts";
 import { PostgresParser } from "../../mod/parsers/postgres.ts";
-import type { LogRecord } from "../../mod/parsers/record.ts";
 import { TextLines } from "../../mod/parsers/text_lines.ts";
 import { OpenObserveSink, openobserveSpec } from "../../mod/sinks/openobserve.ts";
 
@@ -42,23 +42,20 @@ const sink = new OpenObserveSink(
   new Registry(),
 );
 const parser = new PostgresParser();
+parser.recordSuffix = new TextEncoder().encode(
+  ',"instance":"bench1","engine":"aurora-postgresql","log_file":"error/postgresql.log.2026-11-23-10"',
+);
 const lines = new TextLines();
-const records: LogRecord[] = [];
 let count = 0, chars = 0, jsonBytes = 0;
+const take = (json: Uint8Array, n: number) => {
+  jsonBytes += sink.encodeJson(json, n, "s").json.length;
+};
 const emit = () => {
-  if (records.length) {
-    for (const r of records) {
-      r.instance = "bench1";
-      r.engine = "aurora-postgresql";
-      r.log_file = "error/postgresql.log.2026-11-23-10";
-    }
-    jsonBytes += sink.encode(records, "s")!.json.length;
-    records.length = 0;
-  }
+  parser.takeJson(take);
   count = chars = 0;
 };
 const push = (text: string, from: number, to: number) => {
-  parser.pushRange(text, from, to, records);
+  parser.pushLine(text, from, to);
   chars += to - from;
   if (++count === 256 || chars >= 40_000) emit();
 };

@@ -1,10 +1,11 @@
 /**
  * The PostgreSQL parser as it was before it scanned lines itself: one regular expression per line
- * (PREFIX). Kept as the reference that tests/parsers/postgres_scan_test.ts compares the parser
+ * (PREFIX), building each record as an object. Kept as the reference that
+ * tests/parsers/postgres_scan_test.ts and tests/parsers/postgres_json_test.ts compare the parser
  * with (not a test file itself).
  */
 import { civilTimeUs } from "../../mod/parsers/civil_time.ts";
-import type { LogRecord } from "../../mod/parsers/record.ts";
+import type { LogRecord, ParserContext } from "../../mod/parsers/record.ts";
 import { FoldingParser } from "../../mod/parsers/record_folder.ts";
 
 const PREFIX =
@@ -20,8 +21,8 @@ export class RegExpPostgresParser extends FoldingParser {
   /** The last `%t` text and its `_timestamp`: lines of one second share them. */
   readonly #time: TimeCache = { text: "", us: undefined };
 
-  constructor(maxRecordChars = 1_048_576) {
-    super(maxRecordChars);
+  constructor(maxRecordChars = 1_048_576, context?: ParserContext) {
+    super(maxRecordChars, context);
   }
 
   /** Feed one line (text without its newline); returns the record it completed, if any. */

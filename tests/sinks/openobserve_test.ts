@@ -226,6 +226,34 @@ Deno.test("OpenObserveSink reuses a group's buffer once it was delivered, not af
   }
 });
 
+Deno.test("OpenObserveSink.encodeJson() copies written JSON into a buffer it reuses once delivered", async () => {
+  const oo = new FakeOpenObserve();
+  try {
+    const c = parseValue(openobserveSpec, {
+      url: oo.url,
+      password: oo.password,
+      retry: { max_retries: 0 },
+    });
+    const sink = new OpenObserveSink(c, log, new Registry());
+    const signal = AbortSignal.timeout(5000);
+    const scratch = new TextEncoder().encode('{"n":1,"m":"é"},{"n":2}');
+    const first = sink.encodeJson(scratch, 2, "s");
+    scratch.fill(32); // the caller's buffer is free again at once
+    assert.equal(first.count, 2);
+    assert.equal(new TextDecoder().decode(first.json as Uint8Array), '{"n":1,"m":"é"},{"n":2}');
+    await sink.write({ items: [first], bytes: 0 }, signal);
+    const second = sink.encodeJson(new TextEncoder().encode('{"n":3}'), 1, "s");
+    assert.equal((second.json as Uint8Array).buffer, (first.json as Uint8Array).buffer);
+    await sink.write({ items: [second], bytes: 0 }, signal);
+    assert.deepEqual(oo.streams.get("s"), [{ n: 1, m: "é" }, { n: 2 }, { n: 3 }]);
+    // Larger than a group buffer: a copy of its own.
+    const big = new TextEncoder().encode(`{"big":"${"x".repeat(70_000)}"}`);
+    assert.deepEqual(sink.encodeJson(big, 1, "s").json, big);
+  } finally {
+    await oo.close();
+  }
+});
+
 Deno.test("streamName() fills the template and keeps OpenObserve's stream-name alphabet", () => {
   assert.equal(
     streamName("{engine}_{instance}", { engine: "aurora-postgresql", instance: "Prod.DB-1" }),
