@@ -31,7 +31,7 @@ import type { Registry } from "../metrics/registry.ts";
 import { MysqlParser } from "../parsers/mysql.ts";
 import { PostgresParser } from "../parsers/postgres.ts";
 import type { LogRecord, ParserContext } from "../parsers/record.ts";
-import { TextLines } from "../parsers/text_lines.ts";
+import { type LineAt, TextLines } from "../parsers/text_lines.ts";
 import { batchSpec, processingSpec, runPipeline } from "../pipeline/run.ts";
 import type { Source, Unit, UnitResult } from "../pipeline/types.ts";
 import {
@@ -561,7 +561,7 @@ export const processMode = defineMode({
         /** Emits the records parsed since the last emit, as one item of the sink. */
         let emit: () => void;
         /** Feeds a line where it is in a decoded chunk. */
-        let push: (text: string, from: number, to: number) => void;
+        let push: LineAt;
         /** The event's last portion ended: emits the record still being folded. */
         let flushParser: () => void;
         if (parser instanceof PostgresParser) {
@@ -585,8 +585,8 @@ export const processMode = defineMode({
             errors = parser.parseErrors;
           };
           emit = () => parser.takeJson(take);
-          push = (text, from, to) => {
-            parser.pushLine(text, from, to);
+          push = (text, from, to, ascii) => {
+            parser.pushLine(text, from, to, ascii);
             line(to - from);
           };
           flushParser = () => {

@@ -46,7 +46,7 @@ const K = {
   pid: enc.encode(',"pid":'),
   severity: enc.encode(',"severity":"'),
   duration: enc.encode(',"duration_ms":'),
-  message: enc.encode(',"message":"'),
+  message: enc.encode('","message":"'),
   parseError: enc.encode('"parse_error":true,"message":"'),
   continued: enc.encode('"continued":true,"parse_error":true,'),
 };
@@ -156,6 +156,10 @@ export class PostgresParser implements LineParser {
     minute: "",
     minuteUs: 0,
   };
+  /** The last `%u@%d` text and its JSON (`,"user":"...","database":"..."`). */
+  readonly #session = { text: "", json: EMPTY, jsonLength: 0 };
+  /** The bytes of the line being parsed, when it is ASCII (see {@linkcode pushLine}). */
+  #ascii: Uint8Array | undefined = undefined;
   /** Where the parts of the line being parsed are (reused line after line). */
   readonly #at: PrefixAt = {
     fraction: -1,
@@ -240,10 +244,13 @@ export class PostgresParser implements LineParser {
 
   /**
    * Feed the line `text.slice(from, to)` (no newline), read where it is; the records it completes
-   * are written as JSON, to be taken with {@linkcode takeJson}.
+   * are written as JSON, to be taken with {@linkcode takeJson}. `ascii`, when given, holds the
+   * text's characters as bytes at the same indices (see `TextLines.eachLine`): the line's parts
+   * are copied from it (reading bytes is cheaper than reading characters).
    */
-  pushLine(text: string, from: number, to: number): void {
+  pushLine(text: string, from: number, to: number, ascii?: Uint8Array): void {
     this.#lines++;
+    this.#ascii = ascii;
     const at = this.#at;
     if (prefixAt(text, from, to, at)) {
       const severity = severityName(text, at.severity, at.severityEnd);
@@ -258,7 +265,7 @@ export class PostgresParser implements LineParser {
           return;
         }
       }
-      if (!this.#record(text, from, to)) this.#startParseError(text, from, to);
+      if (!this.#record(text, from, to, severity)) this.#startParseError(text, from, to);
       return;
     }
     LOOKS_PREFIXED.lastIndex = from;
@@ -317,7 +324,7 @@ export class PostgresParser implements LineParser {
    * Writes a prefixed line's record (parts at `#at`) as the pending one; false (nothing written)
    * when user@db is malformed.
    */
-  #record(line: string, from: number, to: number): boolean {
+  #record(line: string, from: number, to: number, severity: string): boolean {
     const at = this.#at;
     const a = userAtDb(line, at);
     if (a === undefined) return false;
@@ -337,45 +344,66 @@ export class PostgresParser implements LineParser {
       const open = line.charCodeAt(colon - 1) === 41 ? line.lastIndexOf("(", colon - 1) : -1;
       o = putBytes(b, o, K.clientHost);
       if (open >= at.time && isDigits(line, open + 1, colon - 1)) {
-        o = putString(b, o, line, at.time, open);
+        o = putText(b, o, line, this.#ascii, at.time, open);
         o = putBytes(b, o, K.clientPort);
         o = putNumber(b, o, numberAt(line, open + 1, colon - 1));
       } else {
-        o = putString(b, o, line, at.time, colon);
+        o = putText(b, o, line, this.#ascii, at.time, colon);
         b[o++] = 34; // "
       }
     }
-    if (a > colon + 1) {
-      o = putBytes(b, o, K.user);
-      o = putString(b, o, line, colon + 1, a);
-      b[o++] = 34;
-    }
+    // `%u@%d`: records of one session repeat it (its JSON is kept)
     const dbEnd = at.pid - 2;
-    if (dbEnd > a + 1) {
-      o = putBytes(b, o, K.database);
-      o = putString(b, o, line, a + 1, dbEnd);
-      b[o++] = 34;
+    const session = this.#session;
+    if (dbEnd - colon - 1 !== session.text.length || !line.startsWith(session.text, colon + 1)) {
+      this.#newSession(line, colon + 1, a, dbEnd);
     }
+    o = putBytes(b, o, session.json, session.jsonLength);
     const pid = pidOf(line, at);
     if (pid !== undefined) {
       o = putBytes(b, o, K.pid);
       o = putNumber(b, o, pid);
     }
-    o = putBytes(b, o, K.severity);
-    o = putString(b, o, line, at.severity, at.severityEnd);
-    b[o++] = 34;
     const duration = durationEnd(line, at.message, to);
     if (duration >= 0) {
       o = putBytes(b, o, K.duration);
       o = putDecimal(b, o, line, at.message + 10, duration);
     }
     // The message last: continuation lines are written onto its end.
-    o = putBytes(b, o, K.message);
-    o = putString(b, o, line, at.message, to);
+    const known = SEVERITY_JSON.get(severity);
+    if (known !== undefined) {
+      o = putBytes(b, o, known);
+    } else {
+      o = putBytes(b, o, K.severity);
+      o = putText(b, o, line, this.#ascii, at.severity, at.severityEnd);
+      o = putBytes(b, o, K.message);
+    }
+    o = putText(b, o, line, this.#ascii, at.message, to);
     b[o++] = 34;
     this.#len = o;
     this.#pending(MESSAGE.name, MESSAGE.bit, pid, false, to - at.message);
     return true;
+  }
+
+  /** A new `%u@%d` (`user` from `from`, `@` at `a`, `database` to `to`): its JSON. */
+  #newSession(line: string, from: number, a: number, to: number): void {
+    const session = this.#session;
+    session.text = line.slice(from, to);
+    const need = (to - from) * 6 + 32;
+    if (session.json.length < need) session.json = new Uint8Array(Math.max(128, need));
+    const b = session.json;
+    let o = 0;
+    if (a > from) {
+      o = putBytes(b, o, K.user);
+      o = putText(b, o, line, this.#ascii, from, a);
+      b[o++] = 34;
+    }
+    if (to > a + 1) {
+      o = putBytes(b, o, K.database);
+      o = putText(b, o, line, this.#ascii, a + 1, to);
+      b[o++] = 34;
+    }
+    session.jsonLength = o;
   }
 
   /**
@@ -396,7 +424,7 @@ export class PostgresParser implements LineParser {
       b[o++] = 44; // ,
     }
     o = putBytes(b, o, K.logTime);
-    o = putString(b, o, line, from, to);
+    o = putText(b, o, line, this.#ascii, from, to);
     b[o++] = 34;
     time.jsonLength = o;
   }
@@ -406,7 +434,7 @@ export class PostgresParser implements LineParser {
     this.#begin();
     this.#room((to - from) * 6 + 64);
     let o = putBytes(this.#buf, this.#len, K.parseError);
-    o = putString(this.#buf, o, line, from, to);
+    o = putText(this.#buf, o, line, this.#ascii, from, to);
     this.#buf[o++] = 34;
     this.#len = o;
     this.#pending(MESSAGE.name, MESSAGE.bit, undefined, true, to - from);
@@ -438,7 +466,7 @@ export class PostgresParser implements LineParser {
       if (known !== undefined) this.#len = putBytes(this.#buf, this.#len, known.key.subarray(1));
       else this.#utf8(`${JSON.stringify(field)}:"`);
       this.#room(n * 6 + 1);
-      this.#len = putString(this.#buf, this.#len, line, from, to);
+      this.#len = putText(this.#buf, this.#len, line, this.#ascii, from, to);
       this.#buf[this.#len++] = 34;
       this.#pending(field, known?.bit ?? 0, undefined, true, n);
       return;
@@ -451,7 +479,7 @@ export class PostgresParser implements LineParser {
       let o = this.#len - 1;
       b[o++] = 92; // \n
       b[o++] = 110;
-      o = putString(b, o, line, from, to);
+      o = putText(b, o, line, this.#ascii, from, to);
       b[o++] = 34;
       this.#len = o;
       return;
@@ -464,7 +492,7 @@ export class PostgresParser implements LineParser {
     }
     this.#room(n * 6 + 16);
     let o = putBytes(this.#buf, this.#len, known.key);
-    o = putString(this.#buf, o, line, from, to);
+    o = putText(this.#buf, o, line, this.#ascii, from, to);
     this.#buf[o++] = 34;
     this.#len = o;
     this.#fields |= known.bit;
@@ -565,11 +593,9 @@ export class PostgresParser implements LineParser {
 
 /** The first `n` bytes of `bytes`. */
 function putBytes(b: Uint8Array, o: number, bytes: Uint8Array, n = bytes.length): number {
-  if (n > 64) {
-    b.set(bytes.subarray(0, n), o);
-    return o + n;
-  }
-  for (let i = 0; i < n; i++) b[o + i] = bytes[i]!;
+  // (a view of part of `bytes` would be an object per call: only whole arrays are set())
+  if (n > 64 && n === bytes.length) b.set(bytes, o);
+  else for (let i = 0; i < n; i++) b[o + i] = bytes[i]!;
   return o + n;
 }
 
@@ -634,6 +660,41 @@ function putDecimal(b: Uint8Array, o: number, s: string, from: number, to: numbe
   if (significant > 15) return putAscii(b, o, String(Number(s.slice(from, to))));
   for (; i < dot; i++) b[o++] = s.charCodeAt(i);
   if (fraction > 0) { for (i = dot; i < end; i++) b[o++] = s.charCodeAt(i); }
+  return o;
+}
+
+/** `s.slice(from, to)` as the inside of a JSON string: from `ascii` when given (see pushLine). */
+function putText(
+  b: Uint8Array,
+  o: number,
+  s: string,
+  ascii: Uint8Array | undefined,
+  from: number,
+  to: number,
+): number {
+  return ascii === undefined ? putString(b, o, s, from, to) : putAsciiBytes(b, o, ascii, from, to);
+}
+
+/** `ascii.subarray(from, to)` (bytes below 0x80) as the inside of a JSON string (room: 6 a byte). */
+function putAsciiBytes(b: Uint8Array, o: number, ascii: Uint8Array, from: number, to: number) {
+  for (let i = from; i < to; i++) {
+    const c = ascii[i]!;
+    if (c >= 0x20 && c !== 0x22 && c !== 0x5c) {
+      b[o++] = c;
+      continue;
+    }
+    b[o++] = 92; // \
+    const short = ESCAPES[c]!;
+    if (short !== 0) {
+      b[o++] = short;
+    } else {
+      b[o++] = 117; // u00XX
+      b[o++] = 48;
+      b[o++] = 48;
+      b[o++] = HEX[c >> 4]!;
+      b[o++] = HEX[c & 15]!;
+    }
+  }
   return o;
 }
 
@@ -862,6 +923,11 @@ function severityName(line: string, from: number, to: number): string {
   return SEVERITIES.get(s) ?? s;
 }
 const COMMON = ["LOG", "ERROR", "DETAIL", "STATEMENT", "WARNING", "HINT", "CONTEXT", "FATAL"];
+
+/** `,"severity":"LOG","message":"` of the severities known, encoded once. */
+const SEVERITY_JSON = new Map(
+  [...SEVERITIES.keys()].map((name) => [name, enc.encode(`,"severity":"${name}","message":"`)]),
+);
 
 /**
  * Where the `@` of `%u@%d` is, with the `:` before it in `at.user`; `undefined` when the

@@ -60,12 +60,16 @@ export class TextLines {
 
   /**
    * The lines `chunk` completes, without cutting them out of the decoded text: `line(text, from,
-   * to)` for each (a line cut at `maxLineBytes` comes as a string of its own).
+   * to, ascii)` for each (a line cut at `maxLineBytes` comes as a string of its own). `ascii` is
+   * `chunk` when its bytes are the text's characters one for one (ASCII), for the lines read
+   * where they are in it: a parser may copy bytes from it instead of reading characters.
    */
   eachLine(chunk: Uint8Array, line: LineAt): void {
     // The chunk's text is not joined to the tail (a joined string is copied flat by its first
     // search: a second copy of every chunk); only the line the tail begins is.
     const text = this.#decoder.decode(chunk, { stream: true });
+    // (bytes of a character begun in the previous chunk would make the text one longer)
+    const ascii = text.length === chunk.length && isAscii(chunk) ? chunk : undefined;
     let start = 0;
     let nl = text.indexOf("\n");
     if (this.#tail !== "" || this.#discarding) {
@@ -84,7 +88,7 @@ export class TextLines {
     }
     if (this.#tail === "" && !this.#discarding) {
       for (; nl >= 0; nl = text.indexOf("\n", start)) {
-        this.#emit(text, start, nl, line);
+        this.#emit(text, start, nl, line, ascii);
         start = nl + 1;
       }
       this.#tail = text.slice(start);
@@ -105,7 +109,7 @@ export class TextLines {
     this.#discarding = false;
   }
 
-  #emit(text: string, from: number, to: number, line: LineAt): void {
+  #emit(text: string, from: number, to: number, line: LineAt, ascii?: Uint8Array): void {
     if (to > from && text.charCodeAt(to - 1) === 13) to--; // \r
     if (to === from) return;
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only long lines need measuring.
@@ -118,9 +122,29 @@ export class TextLines {
         return;
       }
     }
-    line(text, from, to);
+    line(text, from, to, ascii);
   }
 }
 
-/** Where a line is: `text.slice(from, to)`. */
-export type LineAt = (text: string, from: number, to: number) => void;
+/** Every byte of `bytes` is below 0x80 (read 4 at a time where they are aligned). */
+function isAscii(bytes: Uint8Array): boolean {
+  let i = 0;
+  const n = bytes.length;
+  for (; i < n && (bytes.byteOffset + i) % 4 !== 0; i++) if (bytes[i]! >= 0x80) return false;
+  const words = (n - i) >> 2;
+  if (words > 0) {
+    const w = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
+    let acc = 0;
+    for (let k = 0; k < words; k++) acc |= w[k]!;
+    if ((acc & 0x80808080) !== 0) return false;
+    i += words * 4;
+  }
+  for (; i < n; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
+/**
+ * Where a line is: `text.slice(from, to)`; `ascii`, when given, holds the same characters as
+ * bytes at the same indices (`ascii[i] === text.charCodeAt(i)`, all below 0x80).
+ */
+export type LineAt = (text: string, from: number, to: number, ascii?: Uint8Array) => void;

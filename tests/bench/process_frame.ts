@@ -54,8 +54,8 @@ const emit = () => {
   parser.takeJson(take);
   count = chars = 0;
 };
-const push = (text: string, from: number, to: number) => {
-  parser.pushLine(text, from, to);
+const push = (text: string, from: number, to: number, ascii?: Uint8Array) => {
+  parser.pushLine(text, from, to, ascii);
   chars += to - from;
   if (++count === 256 || chars >= 40_000) emit();
 };

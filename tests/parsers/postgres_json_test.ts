@@ -190,7 +190,12 @@ function written(
       counts = add(counts, parser);
       parser = make(old ? old(i) : JSON.parse(JSON.stringify(parser.context())));
     }
-    parser.pushLine(`<${l}>`, 1, l.length + 1); // in place: not the whole string
+    // in place (not the whole string); an ASCII line every other time with its bytes too
+    const text = `<${l}>`;
+    const ascii = i % 2 === 0 && [...text].every((c) => c.charCodeAt(0) < 0x80)
+      ? enc.encode(text)
+      : undefined;
+    parser.pushLine(text, 1, l.length + 1, ascii);
     if (i % 7 === 0) take();
   });
   parser.endRecord();

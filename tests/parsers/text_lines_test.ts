@@ -51,3 +51,25 @@ Deno.test("TextLines.eachLine() gives the same lines however the input is cut: l
     assert.equal(lines.linesTruncated, 1);
   }
 });
+
+Deno.test("TextLines.eachLine() gives a chunk's bytes with its lines only when they are its characters", () => {
+  // ASCII lines, others, and an invalid byte (decoded as U+FFFD: not the byte)
+  const input = new Uint8Array([
+    ...enc.encode('first line\nsecond "line"\tx\nthird é\nfourth\n😀 fifth\nsixth\nbad '),
+    0xff,
+    ...enc.encode("\nlast\n"),
+  ]);
+  for (let size = 1; size <= input.length; size++) {
+    const lines = new TextLines();
+    let ascii = 0;
+    const check = (t: string, from: number, to: number, bytes?: Uint8Array) => {
+      if (bytes === undefined) return;
+      ascii++;
+      for (let i = from; i < to; i++) assert.equal(bytes[i], t.charCodeAt(i), `chunks of ${size}`);
+    };
+    for (let o = 0; o < input.length; o += size) lines.eachLine(input.subarray(o, o + size), check);
+    lines.endLine(check);
+    if (size >= input.length) assert.equal(ascii, 0, "a non-ASCII chunk gives no bytes");
+    if (size === 12) assert.ok(ascii > 0, "ASCII chunks give their bytes");
+  }
+});
