@@ -152,12 +152,13 @@ export class PostgresParser implements LineParser {
     text: "",
     us: undefined,
     json: EMPTY,
-    jsonLength: 0,
     minute: "",
     minuteUs: 0,
   };
   /** The last `%u@%d` text and its JSON (`,"user":"...","database":"..."`). */
-  readonly #session = { text: "", json: EMPTY, jsonLength: 0 };
+  readonly #session: { text: string; json: Uint8Array } = { text: "", json: EMPTY };
+  /** Where `#newTime` and `#newSession` build their JSON. */
+  #scratchBuf: Uint8Array = EMPTY;
   /** The bytes of the line being parsed, when it is ASCII (see {@linkcode pushLine}). */
   #ascii: Uint8Array | undefined = undefined;
   /** Where the parts of the line being parsed are (reused line after line). */
@@ -336,9 +337,9 @@ export class PostgresParser implements LineParser {
       this.#newTime(line, from, timeEnd);
     }
     // Room for the whole record at once: 6 bytes a character at most, keys and numbers besides.
-    this.#room(time.jsonLength + (to - from) * 6 + 256);
+    this.#room(time.json.length + (to - from) * 6 + 256);
     const b = this.#buf;
-    let o = putBytes(b, this.#len, time.json, time.jsonLength);
+    let o = putBytes(b, this.#len, time.json);
     if (colon > at.time) {
       // host(port), or a host (a socket: [local])
       const open = line.charCodeAt(colon - 1) === 41 ? line.lastIndexOf("(", colon - 1) : -1;
@@ -358,7 +359,7 @@ export class PostgresParser implements LineParser {
     if (dbEnd - colon - 1 !== session.text.length || !line.startsWith(session.text, colon + 1)) {
       this.#newSession(line, colon + 1, a, dbEnd);
     }
-    o = putBytes(b, o, session.json, session.jsonLength);
+    o = putBytes(b, o, session.json);
     const pid = pidOf(line, at);
     if (pid !== undefined) {
       o = putBytes(b, o, K.pid);
@@ -389,9 +390,7 @@ export class PostgresParser implements LineParser {
   #newSession(line: string, from: number, a: number, to: number): void {
     const session = this.#session;
     session.text = line.slice(from, to);
-    const need = (to - from) * 6 + 32;
-    if (session.json.length < need) session.json = new Uint8Array(Math.max(128, need));
-    const b = session.json;
+    const b = this.#scratch((to - from) * 6 + 32);
     let o = 0;
     if (a > from) {
       o = putBytes(b, o, K.user);
@@ -403,7 +402,7 @@ export class PostgresParser implements LineParser {
       o = putText(b, o, line, this.#ascii, a + 1, to);
       b[o++] = 34;
     }
-    session.jsonLength = o;
+    session.json = exactly(session.json, b, o);
   }
 
   /**
@@ -414,9 +413,7 @@ export class PostgresParser implements LineParser {
     const time = this.#time;
     time.text = line.slice(from, to);
     time.us = timestampUs(line, from, this.#at, time);
-    const need = (to - from) * 6 + 64;
-    if (time.json.length < need) time.json = new Uint8Array(Math.max(128, need));
-    const b = time.json;
+    const b = this.#scratch((to - from) * 6 + 64);
     let o = 0;
     if (time.us !== undefined) {
       o = putBytes(b, o, K.timestamp);
@@ -426,7 +423,13 @@ export class PostgresParser implements LineParser {
     o = putBytes(b, o, K.logTime);
     o = putText(b, o, line, this.#ascii, from, to);
     b[o++] = 34;
-    time.jsonLength = o;
+    time.json = exactly(time.json, b, o);
+  }
+
+  /** A buffer of at least `n` bytes to build a cached piece of JSON in (reused). */
+  #scratch(n: number): Uint8Array {
+    if (this.#scratchBuf.length < n) this.#scratchBuf = new Uint8Array(Math.max(256, n));
+    return this.#scratchBuf;
   }
 
   /** Starts the record `{message: line, parse_error: true}`. */
@@ -589,12 +592,22 @@ export class PostgresParser implements LineParser {
   }
 }
 
+/**
+ * `b`'s first `n` bytes in an array of exactly that length: `last` when it has that length (a
+ * cached piece of JSON is copied whole, by `set()`, and its length seldom changes).
+ */
+function exactly(last: Uint8Array, b: Uint8Array, n: number): Uint8Array {
+  const out = last.length === n ? last : new Uint8Array(n);
+  out.set(b.subarray(0, n));
+  return out;
+}
+
 // The writers below put JSON at `o` in `b` and return where it ends; the caller made room.
 
 /** The first `n` bytes of `bytes`. */
 function putBytes(b: Uint8Array, o: number, bytes: Uint8Array, n = bytes.length): number {
   // (a view of part of `bytes` would be an object per call: only whole arrays are set())
-  if (n > 64 && n === bytes.length) b.set(bytes, o);
+  if (n > 40 && n === bytes.length) b.set(bytes, o);
   else for (let i = 0; i < n; i++) b[o + i] = bytes[i]!;
   return o + n;
 }
@@ -991,7 +1004,6 @@ interface TimeCache {
   us: number | undefined;
   /** `"_timestamp":N,"log_time":"..."` of `text` (no `_timestamp` when `us` is undefined). */
   json: Uint8Array;
-  jsonLength: number;
   minute: string;
   minuteUs: number | undefined;
 }
