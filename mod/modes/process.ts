@@ -569,14 +569,12 @@ export const processMode = defineMode({
           // (encoded once per portion); every few hundred lines its bytes go to the sink as one
           // item (copied into one of the sink's reused buffers). The record still being folded
           // stays in the parser, across emits, chunks and portions.
-          parser.recordSuffix = new TextEncoder().encode(
-            `,${
-              JSON.stringify({ instance: a.instance, engine: a.engine, log_file: a.file }).slice(
-                1,
-                -1,
-              )
-            }`,
-          );
+          const fields = JSON.stringify({
+            instance: a.instance,
+            engine: a.engine,
+            log_file: a.file,
+          });
+          parser.recordSuffix = new TextEncoder().encode(`,${fields.slice(1, -1)}`);
           let errors = parser.parseErrors;
           const take = (json: Uint8Array, count: number) => {
             ctrl.enqueue([sink.encodeJson(json, count, a.stream!)]);

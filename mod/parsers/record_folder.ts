@@ -8,7 +8,7 @@ import type { LineParser, LogRecord, ParserContext } from "./record.ts";
 /**
  * Holds one pending record while continuation lines are folded into it, bounded to `maxChars`
  * characters of folded text; counts the records emitted and those with `parse_error: true`.
- * Used by the line parsers; not a stream itself.
+ * Used by the MySQL parsers (PostgresParser folds into the JSON it writes); not a stream itself.
  */
 export class RecordFolder {
   #maxChars: number;
