@@ -26,7 +26,7 @@ import {
 } from "./mod/modes/registry.ts";
 import { DEMO_HELP, runDemo } from "./mod/demo/demo.ts";
 import { requestRequeue, requeuePath } from "./mod/pipeline/failure_policy.ts";
-import { GcGovernor } from "./mod/pipeline/gc_governor.ts";
+import { GcGovernor, tuneMalloc } from "./mod/pipeline/gc_governor.ts";
 import { Health } from "./mod/status/health.ts";
 import { serveStatus, STATUS_DEFAULT_LISTEN, statusHandler } from "./mod/status/server.ts";
 import { DENO_VERSION, GIT_COMMIT, VERSION } from "./mod/version.ts";
@@ -455,7 +455,14 @@ async function runMode(
     "edge_agent_gc_forced_total",
     "Full garbage collections started by the agent to bound its memory",
   );
-  const governor = new GcGovernor({ onCollect: () => forcedGc.inc() });
+  // glibc returns freed buffers to the system (gc_governor.ts: tuneMalloc).
+  const malloc = tuneMalloc();
+  const governor = new GcGovernor({
+    onCollect: () => {
+      forcedGc.inc();
+      malloc?.trimSoon();
+    },
+  });
   if (!governor.start()) log.debug("no gc(): memory is left to V8's own schedule");
   const hooks: StatusHooks = {};
   const controller = new AbortController();

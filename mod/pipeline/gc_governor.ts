@@ -128,3 +128,54 @@ export class GcGovernor {
     return m.heapUsed + m.external;
   }
 }
+
+/** glibc's mallopt() parameters used by {@link tuneMalloc}. */
+const M_TRIM_THRESHOLD = -1;
+const M_MMAP_THRESHOLD = -3;
+/** Blocks from this size on are mapped on their own, and unmapped when freed. */
+const MMAP_THRESHOLD = 128 << 10;
+
+/** What {@link tuneMalloc} returns: a way to hand freed memory back to the system. */
+export interface MallocTuning {
+  /** `malloc_trim(0)` a little later (once V8's sweeper freed the buffers a collection found). */
+  trimSoon(): void;
+}
+
+/**
+ * Makes glibc's malloc give memory back (Linux, with FFI permitted; else `undefined`).
+ *
+ * ArrayBuffers' contents and the runtime's buffers come from malloc. glibc maps a block of
+ * 128 KiB or more on its own, but after the first such block is freed it raises that threshold
+ * to the block's size (up to 32 MiB): from then on request bodies and RDS answers (~1 MB each)
+ * are carved from the heap, whose free space glibc keeps. Fixing the thresholds at 128 KiB keeps
+ * large blocks mapped (unmapped when freed), and a trim after each forced collection returns
+ * the heap's free pages. Measured on `process` (200 MB of PostgreSQL log): the main heap held
+ * 47 MB at the end without this, 24–26 MB with it; peak RSS 169–172 → 162–165 MB.
+ */
+export function tuneMalloc(): MallocTuning | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
+  let lib;
+  try {
+    lib = Deno.dlopen("libc.so.6", {
+      mallopt: { parameters: ["i32", "i32"], result: "i32" },
+      malloc_trim: { parameters: ["usize"], result: "i32" },
+    });
+  } catch {
+    return undefined; // not glibc (musl has neither)
+  }
+  const { mallopt, malloc_trim } = lib.symbols;
+  if (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) !== 1) return undefined;
+  mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD);
+  let pending: ReturnType<typeof setTimeout> | undefined;
+  return {
+    trimSoon() {
+      if (pending !== undefined) return;
+      pending = setTimeout(() => {
+        pending = undefined;
+        malloc_trim(0n);
+      }, 200);
+      Deno.unrefTimer(pending);
+    },
+  };
+}
