@@ -458,6 +458,7 @@ async function runMode(
   // glibc returns freed buffers to the system (gc_governor.ts: tuneMalloc).
   const malloc = tuneMalloc();
   const governor = new GcGovernor({
+    stepBytes: mode.gcStepBytes,
     onCollect: () => {
       forcedGc.inc();
       malloc?.trimSoon();

@@ -96,6 +96,11 @@ export interface Mode<S extends AnyField = AnyField> {
    * level has `marker` and no section of this mode's name (see LoadOptions.nest).
    */
   referenceLayout?: { marker: string; keys: readonly string[] };
+  /**
+   * How much heap + ArrayBuffer growth starts a full collection (mod/pipeline/gc_governor.ts)
+   * in this mode: its peak RSS against its CPU. @default {24000000}
+   */
+  gcStepBytes?: number;
   /** Run until done or until `ctx.signal` aborts; returns the exit code (default 0). */
   run(ctx: ModeContext<Infer<S>>): Promise<number | void>;
 }

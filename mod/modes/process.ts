@@ -522,6 +522,10 @@ export const processMode = defineMode({
   name: "process",
   summary: "Database log events → parsed records → OpenObserve",
   spec: processSpec,
+  // Its garbage is mostly request bodies (gzip's output and fetch's copy of it) that outlive
+  // the young generation: a full collection each 12 MB, not 24, held peak RSS at 151-152 MB
+  // instead of 161-165 (200 MB of PostgreSQL log), for 7 collections instead of 5.
+  gcStepBytes: 12_000_000,
   async run({ config: c, log, metrics, signal, health }) {
     const { topic, group_id, ...connection } = c.kafka;
     // The Kafka client loads with the mode that uses it (kafka_spec.ts says why).

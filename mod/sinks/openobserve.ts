@@ -211,6 +211,13 @@ class GroupBuffers {
   }
 }
 
+/** Frees `bytes`' memory at once when they are all of their buffer (nothing else can view it). */
+function detachWhole(bytes: Uint8Array): void {
+  const buf = bytes.buffer;
+  if (bytes.byteOffset !== 0 || bytes.byteLength !== buf.byteLength) return;
+  if (buf instanceof ArrayBuffer && !buf.detached) buf.transfer(0);
+}
+
 /** Posts batches of records to OpenObserve. */
 export class OpenObserveSink implements Sink<StreamRecord> {
   readonly kind = "openobserve";
@@ -413,6 +420,9 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     } finally {
       // Every request on it was answered or aborted: the buffer can carry the next body.
       if (release && release.length <= MAX_POOLED) this.#pool.push(release);
+      // The compressed copy is freed now, not at the next full collection (it outlived the
+      // young generation while the request was in flight).
+      if (payload !== body) detachWhole(payload);
     }
     this.#m.requests.inc();
     let failed = 0, ok = 0;
