@@ -54,7 +54,7 @@ function pgLog(bytes: number): { text: string; records: number } {
 
 /** One run of the agent over the file: a fresh table and topic, a `discover --once`, then `process`. */
 async function agentRun(fake: FakeRds, oo: FakeOpenObserve, text: string, records: number) {
-  oo.streams.clear();
+  oo.accepted.clear();
   const table = await freshTable({ name: "instance", type: "S" }, { name: "file", type: "S" });
   const topic = await freshTopic();
   const calls = fake.calls.get("DownloadDBLogFilePortion") ?? 0;
@@ -89,7 +89,7 @@ async function agentRun(fake: FakeRds, oo: FakeOpenObserve, text: string, record
     stderr: "inherit",
   }).spawn();
   let peak = 0;
-  const total = () => [...oo.streams.values()].reduce((n, l) => n + l.length, 0);
+  const total = () => [...oo.accepted.values()].reduce((n, c) => n + c, 0);
   const cpuNow = () =>
     Deno.readTextFile(`/proc/${child.pid}/stat`).then((s) => {
       const f = s.split(") ")[1]!.split(" ");
@@ -186,6 +186,7 @@ export async function processBench(
   if (why) throw new Error(`process benchmark needs the test services: ${why}`);
   const fake = new FakeRds(); // RDS's portions: up to 10000 lines, cut at 1 MiB
   const oo = new FakeOpenObserve();
+  oo.keep = false; // counted (every body still parsed), not kept
   const file = await Deno.makeTempFile({ suffix: ".log" });
   try {
     const { text, records } = pgLog(mb * 1e6);
