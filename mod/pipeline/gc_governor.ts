@@ -144,13 +144,14 @@ export interface MallocTuning {
 /**
  * Makes glibc's malloc give memory back (Linux, with FFI permitted; else `undefined`).
  *
- * ArrayBuffers' contents and the runtime's buffers come from malloc. glibc maps a block of
- * 128 KiB or more on its own, but after the first such block is freed it raises that threshold
- * to the block's size (up to 32 MiB): from then on request bodies and RDS answers (~1 MB each)
- * are carved from the heap, whose free space glibc keeps. Fixing the thresholds at 128 KiB keeps
- * large blocks mapped (unmapped when freed), and a trim after each forced collection returns
- * the heap's free pages. Measured on `process` (200 MB of PostgreSQL log): the main heap held
- * 47 MB at the end without this, 24–26 MB with it; peak RSS 169–172 → 162–165 MB.
+ * ArrayBuffers' contents and the runtime's buffers come from malloc. When its heap has no room,
+ * glibc maps a block of 128 KiB or more on its own, but after the first such block is freed it
+ * raises that threshold to the block's size (up to 32 MiB): from then on request bodies and RDS
+ * answers (~1 MB each) grow the heap, whose free space glibc keeps. Fixing the thresholds at
+ * 128 KiB keeps such blocks mapped (unmapped when freed) and the heap's top trimmed, and a trim
+ * after each forced collection returns the heap's free pages. Measured on `process` (200 MB of
+ * PostgreSQL log): the main heap held 47 MB at the end without this, 24–26 MB with it; peak RSS
+ * 169–172 → 162–165 MB.
  */
 export function tuneMalloc(): MallocTuning | undefined {
   if (Deno.build.os !== "linux") return undefined;
