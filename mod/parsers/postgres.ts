@@ -692,22 +692,25 @@ function putText(
 function putAsciiBytes(b: Uint8Array, o: number, ascii: Uint8Array, from: number, to: number) {
   for (let i = from; i < to; i++) {
     const c = ascii[i]!;
-    if (c >= 0x20 && c !== 0x22 && c !== 0x5c) {
-      b[o++] = c;
-      continue;
-    }
-    b[o++] = 92; // \
-    const short = ESCAPES[c]!;
-    if (short !== 0) {
-      b[o++] = short;
-    } else {
-      b[o++] = 117; // u00XX
-      b[o++] = 48;
-      b[o++] = 48;
-      b[o++] = HEX[c >> 4]!;
-      b[o++] = HEX[c & 15]!;
-    }
+    if (c >= 0x20 && c !== 0x22 && c !== 0x5c) b[o++] = c;
+    else o = putEscape(b, o, c);
   }
+  return o;
+}
+
+/** `"`, `\` or a control character `c` as JSON escapes it (room: 6 bytes). */
+function putEscape(b: Uint8Array, o: number, c: number): number {
+  b[o++] = 92; // \
+  const short = ESCAPES[c]!;
+  if (short !== 0) {
+    b[o++] = short;
+    return o;
+  }
+  b[o++] = 117; // u00XX
+  b[o++] = 48;
+  b[o++] = 48;
+  b[o++] = HEX[c >> 4]!;
+  b[o++] = HEX[c & 15]!;
   return o;
 }
 
@@ -720,21 +723,8 @@ function putString(b: Uint8Array, o: number, s: string, from: number, to: number
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) {
-      if (c >= 0x20 && c !== 0x22 && c !== 0x5c) {
-        b[o++] = c;
-        continue;
-      }
-      b[o++] = 92; // \
-      const short = ESCAPES[c]!;
-      if (short !== 0) {
-        b[o++] = short;
-      } else {
-        b[o++] = 117; // u00XX
-        b[o++] = 48;
-        b[o++] = 48;
-        b[o++] = HEX[c >> 4]!;
-        b[o++] = HEX[c & 15]!;
-      }
+      if (c >= 0x20 && c !== 0x22 && c !== 0x5c) b[o++] = c;
+      else o = putEscape(b, o, c);
     } else if (c < 0x800) {
       b[o++] = 0xc0 | (c >> 6);
       b[o++] = 0x80 | (c & 63);
