@@ -162,6 +162,19 @@ serviceTest(
       assert.equal(pg.at(-1)!._timestamp, Date.UTC(2026, 10, 23, 10, 0, 5) * 1000);
       assert.equal(pg.at(-1)!.log_time, "2026-11-23 10:00:05 UTC");
       assert.match(run.metrics, /^process_events_invalid_total 1$/m);
+      // Parse errors and records are counted as they are sent (PostgreSQL: from the parser's
+      // counters, its records being bytes).
+      const my = oo.streams.get("aurora_mysql_my1")!;
+      const flagged = [...pg, ...my].filter((r) => r.parse_error === true).length;
+      assert.match(run.metrics, new RegExp(`^process_parse_errors_total ${flagged}$`, "m"));
+      assert.match(
+        run.metrics,
+        new RegExp(`^process_records_total\\{engine="aurora-postgresql"\\} ${pg.length}$`, "m"),
+      );
+      assert.match(
+        run.metrics,
+        new RegExp(`^process_records_total\\{engine="aurora-mysql"\\} ${my.length}$`, "m"),
+      );
       assert.ok(fake.cuts > 0);
       assert.match(run.metrics, new RegExp(`^rds_portions_cut_total ${fake.cuts}$`, "m"));
       assert.ok(oo.requests.every((r) => r.auth?.startsWith("Basic ")));
