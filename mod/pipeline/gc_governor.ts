@@ -25,6 +25,8 @@
  * @module
  */
 
+import { loadLibc } from "./libc.ts";
+
 /** The two figures the governor watches (`Deno.memoryUsage()`'s). */
 export interface HeapFigures {
   /** Bytes of live and not yet collected objects in V8's heap. */
@@ -154,18 +156,9 @@ export interface MallocTuning {
  * 169–172 → 162–165 MB.
  */
 export function tuneMalloc(): MallocTuning | undefined {
-  if (Deno.build.os !== "linux") return undefined;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
-  let lib;
-  try {
-    lib = Deno.dlopen("libc.so.6", {
-      mallopt: { parameters: ["i32", "i32"], result: "i32" },
-      malloc_trim: { parameters: ["usize"], result: "i32" },
-    });
-  } catch {
-    return undefined; // not glibc (musl has neither)
-  }
-  const { mallopt, malloc_trim } = lib.symbols;
+  const libc = loadLibc();
+  if (!libc) return undefined;
+  const { mallopt, malloc_trim } = libc.symbols;
   if (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) !== 1) return undefined;
   mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD);
   let pending: ReturnType<typeof setTimeout> | undefined;
@@ -179,4 +172,29 @@ export function tuneMalloc(): MallocTuning | undefined {
       Deno.unrefTimer(pending);
     },
   };
+}
+
+/**
+ * The ArrayBuffer `bytes` view all of (nothing else can view it, so it may be freed), or
+ * `undefined` when they are part of a larger or shared buffer.
+ */
+export function wholeBuffer(bytes: Uint8Array): ArrayBuffer | undefined {
+  const buf = bytes.buffer;
+  if (!(buf instanceof ArrayBuffer)) return undefined;
+  return bytes.byteOffset === 0 && bytes.byteLength === buf.byteLength ? buf : undefined;
+}
+
+/**
+ * Frees `bytes`' memory at once, not at the next full collection, when they are the whole of
+ * their buffer ({@link wholeBuffer}); the buffer is detached (`transfer(0)`). One the runtime
+ * holds (not detachable) is left to the collector.
+ */
+export function detachWhole(bytes: Uint8Array): void {
+  const buf = wholeBuffer(bytes);
+  if (buf === undefined || buf.detached) return;
+  try {
+    buf.transfer(0);
+  } catch {
+    // Not detachable: the collector frees it.
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The few libc socket calls that Deno does not expose (sendmmsg, recvmmsg, setsockopt, poll),
+ * The few libc calls that Deno does not expose (sendmmsg, recvmmsg, setsockopt, poll; mallopt),
  * bound through Deno FFI. Linux only (x86_64 and aarch64 share the struct layouts used here).
  * Each thread (main or Worker) loads its own binding, since errno is per thread.
  *
@@ -23,6 +23,9 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
+  // glibc's allocator (gc_governor.ts: tuneMalloc)
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
 } as const;
 
 /** Linux constants used by the socket code. */

@@ -20,6 +20,7 @@
 import { f, type Infer } from "../config/spec.ts";
 import { errorChain, type Logger } from "../log/logger.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { detachWhole } from "../pipeline/gc_governor.ts";
 import { gzipBody } from "../pipeline/gzip_body.ts";
 import {
   httpVerdict,
@@ -211,13 +212,6 @@ class GroupBuffers {
   }
 }
 
-/** Frees `bytes`' memory at once when they are all of their buffer (nothing else can view it). */
-function detachWhole(bytes: Uint8Array): void {
-  const buf = bytes.buffer;
-  if (bytes.byteOffset !== 0 || bytes.byteLength !== buf.byteLength) return;
-  if (buf instanceof ArrayBuffer && !buf.detached) buf.transfer(0);
-}
-
 /** Posts batches of records to OpenObserve. */
 export class OpenObserveSink implements Sink<StreamRecord> {
   readonly kind = "openobserve";
@@ -341,15 +335,10 @@ export class OpenObserveSink implements Sink<StreamRecord> {
     let pooled = this.#pool.pop();
     if (!pooled || pooled.length < need) pooled = new Uint8Array(Math.max(need, MIN_POOLED));
     const body = joinJsonArray(records, pooled);
-    let payload = body;
-    let release: Uint8Array | undefined = pooled;
-    if (c.gzip) {
-      payload = await gzipBody(body, c.gzip_level);
-      // Compressed: the body's buffer can carry the next request's at once (one such buffer
-      // for all the requests in flight, not one each: ~1 MB each of peak RSS).
-      if (pooled.length <= MAX_POOLED) this.#pool.push(pooled);
-      release = undefined;
-    }
+    const payload = c.gzip ? await gzipBody(body, c.gzip_level) : body;
+    // Compressed: the body's buffer can carry the next request's at once (one such buffer for
+    // all the requests in flight, not one each: ~1 MB each of peak RSS).
+    if (c.gzip) this.#recycle(pooled);
     const url = `${c.url.replace(/\/+$/, "")}/api/${encodeURIComponent(c.org)}/${
       encodeURIComponent(stream)
     }/_json`;
@@ -418,11 +407,11 @@ export class OpenObserveSink implements Sink<StreamRecord> {
         },
       );
     } finally {
-      // Every request on it was answered or aborted: the buffer can carry the next body.
-      if (release && release.length <= MAX_POOLED) this.#pool.push(release);
-      // The compressed copy is freed now, not at the next full collection (it outlived the
-      // young generation while the request was in flight).
-      if (payload !== body) detachWhole(payload);
+      // Every request on it was answered or aborted: the buffer can carry the next body; a
+      // compressed copy is freed now, not at the next full collection (it outlived the young
+      // generation while the request was in flight).
+      if (c.gzip) detachWhole(payload);
+      else this.#recycle(pooled);
     }
     this.#m.requests.inc();
     let failed = 0, ok = 0;
@@ -446,6 +435,11 @@ export class OpenObserveSink implements Sink<StreamRecord> {
       }
     }
     return { failed, ...(errors[0] !== undefined && { error: errors[0] }) };
+  }
+
+  /** `body` can carry another request's body (large ones are not kept). */
+  #recycle(body: Uint8Array): void {
+    if (body.length <= MAX_POOLED) this.#pool.push(body);
   }
 
   async close(): Promise<void> {}

@@ -30,6 +30,7 @@ import {
   produceV9,
   Writer,
 } from "@platformatic/kafka";
+import { detachWhole, wholeBuffer } from "../pipeline/gc_governor.ts";
 import { encodeRecordBatch, restampRecordBatch } from "../sinks/kafka_record_batch.ts";
 import { Buffer } from "node:buffer";
 import { type KafkaConnection, kafkaConnectionFields } from "./kafka_spec.ts";
@@ -724,18 +725,12 @@ export function releaseWrittenRequests(socket: AnyOptions): void {
     if (typeof encoding === "function") [cb, encoding] = [encoding, undefined];
     if (
       !(chunk instanceof Uint8Array) || chunk.byteLength < RELEASE_MIN_BYTES ||
-      chunk.byteOffset !== 0 || chunk.byteLength !== chunk.buffer.byteLength ||
-      !(chunk.buffer instanceof ArrayBuffer)
+      wholeBuffer(chunk) === undefined
     ) {
       return write.call(this, chunk, encoding, cb);
     }
-    const buffer = chunk.buffer;
     return write.call(this, chunk, encoding, (e?: Error | null) => {
-      try {
-        buffer.transfer(0);
-      } catch {
-        // Not detachable (held by the runtime): the collector frees it.
-      }
+      detachWhole(chunk);
       if (typeof cb === "function") cb(e);
     });
   };

@@ -201,15 +201,20 @@ Deno.test("OpenObserveSink.encode() makes one item of records, UTF-8 included", 
   assert.equal(sink.encode([], "s"), undefined);
 });
 
+/** A sink to `oo` that does not retry (a 503 fails the write at once). */
+function noRetrySink(oo: FakeOpenObserve): OpenObserveSink {
+  const c = parseValue(openobserveSpec, {
+    url: oo.url,
+    password: oo.password,
+    retry: { max_retries: 0 },
+  });
+  return new OpenObserveSink(c, log, new Registry());
+}
+
 Deno.test("OpenObserveSink reuses a group's buffer once it was delivered, not after a failure", async () => {
   const oo = new FakeOpenObserve();
   try {
-    const c = parseValue(openobserveSpec, {
-      url: oo.url,
-      password: oo.password,
-      retry: { max_retries: 0 },
-    });
-    const sink = new OpenObserveSink(c, log, new Registry());
+    const sink = noRetrySink(oo);
     const signal = AbortSignal.timeout(5000);
     const first = sink.encode([{ n: 1 }], "s")!;
     await sink.write({ items: [first], bytes: 0 }, signal);
@@ -229,12 +234,7 @@ Deno.test("OpenObserveSink reuses a group's buffer once it was delivered, not af
 Deno.test("OpenObserveSink.encodeJson() copies written JSON into a buffer it reuses once delivered", async () => {
   const oo = new FakeOpenObserve();
   try {
-    const c = parseValue(openobserveSpec, {
-      url: oo.url,
-      password: oo.password,
-      retry: { max_retries: 0 },
-    });
-    const sink = new OpenObserveSink(c, log, new Registry());
+    const sink = noRetrySink(oo);
     const signal = AbortSignal.timeout(5000);
     const scratch = new TextEncoder().encode('{"n":1,"m":"é"},{"n":2}');
     const first = sink.encodeJson(scratch, 2, "s");
