@@ -6,6 +6,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { LINUX, loadLibc } from "./libc.ts";
 
 /**
  * Atomically replace `path` with `data`.
@@ -46,10 +47,11 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
 /**
  * Remove the temp files {@link writeFileAtomic} (or a progress file) left beside `path` when its
  * writer was killed mid-write (kill -9). A temp file of another process is stale when that
- * process is gone (Linux: no /proc/<pid>); where /proc cannot be read (the agent's permission set
- * refuses it), when it is older than `minAgeMs`: a live writer's temp file lives for the
- * milliseconds of one write. Call it at start and again at close (by then a temp file a killed
- * predecessor left a moment before the start is old enough).
+ * process is gone: `kill(pid, 0)` through libc says ESRCH (Deno refuses /proc, and
+ * `Deno.kill`, to the agent's permission set). Without libc (not Linux, or no FFI), /proc is
+ * asked, and where that is refused too, a temp file older than `minAgeMs` is stale: a live
+ * writer's temp file lives for the milliseconds of one write. Call it at start and again at
+ * close.
  *
  * @returns how many were removed.
  */
@@ -63,22 +65,29 @@ export async function removeStaleTemps(path: string, minAgeMs = 2000): Promise<n
       const pid = Number(/^(\d+)-/.exec(e.name.slice(prefix.length))?.[1]);
       if (!pid || pid === Deno.pid) continue;
       const file = join(dir, e.name);
-      let stale: boolean;
-      try {
-        await Deno.stat(`/proc/${pid}`);
-        stale = false; // its writer still runs
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) stale = true;
-        else {
-          // /proc not readable here: judge by age.
-          const mtime = (await Deno.stat(file).catch(() => undefined))?.mtime?.getTime();
-          stale = mtime !== undefined && Date.now() - mtime > minAgeMs;
-        }
-      }
-      if (stale) await Deno.remove(file).then(() => n++, () => {});
+      if (await writerGone(pid, file, minAgeMs)) await Deno.remove(file).then(() => n++, () => {});
     }
   } catch {
     // An unreadable directory shows up when the file is read or written.
   }
   return n;
+}
+
+/** Whether process `pid`, which wrote temp file `file`, has ended (see removeStaleTemps). */
+async function writerGone(pid: number, file: string, minAgeMs: number): Promise<boolean> {
+  const libc = loadLibc();
+  if (libc) {
+    // Beyond Linux's largest pid no process can be; an i32 would wrap to a process group.
+    if (pid > 0x3fffff) return true;
+    if (libc.symbols.kill(pid, 0) === 0) return false;
+    return libc.errno() === LINUX.ESRCH; // EPERM: it runs, as another user
+  }
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return false;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return true;
+  }
+  const mtime = (await Deno.stat(file).catch(() => undefined))?.mtime?.getTime();
+  return mtime !== undefined && Date.now() - mtime > minAgeMs;
 }

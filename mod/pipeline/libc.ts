@@ -1,5 +1,6 @@
 /**
- * The few libc calls that Deno does not expose (sendmmsg, recvmmsg, setsockopt, poll; mallopt),
+ * The few libc calls that Deno does not expose (sendmmsg, recvmmsg, setsockopt, poll; mallopt;
+ * kill(pid, 0) without --allow-run),
  * bound through Deno FFI. Linux only (x86_64 and aarch64 share the struct layouts used here).
  * Each thread (main or Worker) loads its own binding, since errno is per thread.
  *
@@ -22,6 +23,7 @@ const SYMBOLS = {
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   // glibc's allocator (gc_governor.ts: tuneMalloc)
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
@@ -52,6 +54,7 @@ export const LINUX = {
   EINTR: 4,
   EAGAIN: 11,
   EPERM: 1,
+  ESRCH: 3,
   ECONNREFUSED: 111,
   ENOBUFS: 105,
   EIO: 5,
@@ -62,6 +65,7 @@ export const LINUX = {
 
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",
+  3: "ESRCH",
   4: "EINTR",
   5: "EIO",
   9: "EBADF",

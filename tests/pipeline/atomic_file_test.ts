@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { removeStaleTemps, writeFileAtomic } from "../../mod/pipeline/atomic_file.ts";
+import { agentArgs, ROOT } from "../_agent.ts";
 
 Deno.test("writeFileAtomic() replaces a file's content", async () => {
   const dir = await Deno.makeTempDir();
@@ -57,5 +58,26 @@ Deno.test("removeStaleTemps() removes temp files of writers that are gone, keeps
   assert.equal(await removeStaleTemps(path), 1);
   const left = [...Deno.readDirSync(dir)].map((e) => e.name).toSorted();
   assert.deepEqual(left, [live, own].map((f) => f.slice(dir.length + 1)).toSorted());
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("removeStaleTemps() with the agent's permissions removes a killed writer's temp file at once (CI: one a second old was kept)", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/state.json`;
+  // A writer that just ended: spawned, reaped, its temp file written a moment ago.
+  const writer = new Deno.Command("true").spawn();
+  await writer.status;
+  const dead = `${path}.tmp-${writer.pid}-abcd1234`;
+  const live = `${path}.tmp-${Deno.pid}-abcd1234`;
+  for (const f of [dead, live]) await Deno.writeTextFile(f, "{}");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: agentArgs([path], [], "tests/pipeline/_remove_temps_probe.ts"),
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success);
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "1");
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [live.slice(dir.length + 1)]);
   await Deno.remove(dir, { recursive: true });
 });
