@@ -5,13 +5,21 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { V8_FLAGS } from "../packaging/compile.ts";
+import { RUN_FLAGS, V8_FLAGS } from "../packaging/compile.ts";
 
 /** The project root. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The V8 flags `deno task compile` bakes into the binary, for benchmarks that measure it. */
-export const COMPILED_V8_FLAGS = [V8_FLAGS];
+/**
+ * The runtime flags `deno task compile` bakes into the binary, for benchmarks that measure it
+ * (`BENCH_CODE_CACHE=1`: with V8's code cache, to compare; see NO_CODE_CACHE in compile.ts).
+ */
+export const COMPILED_FLAGS = Deno.env.get("BENCH_CODE_CACHE") ? [V8_FLAGS] : RUN_FLAGS;
+
+/** {@link COMPILED_FLAGS} with the V8 flags `v8` (comma-separated) in place of the binary's. */
+export function compiledFlagsWithV8(v8: string): string[] {
+  return [`--v8-flags=${v8}`, ...COMPILED_FLAGS.filter((f) => !f.startsWith("--v8-flags="))];
+}
 
 /** Options of {@link agentCommand}: Deno.Command's, plus flags for `deno run` itself. */
 export interface AgentCommandOptions extends Omit<Deno.CommandOptions, "args" | "cwd"> {

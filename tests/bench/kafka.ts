@@ -22,7 +22,7 @@
  */
 
 import zlib from "node:zlib";
-import { agentArgs, COMPILED_V8_FLAGS } from "../_agent.ts";
+import { agentArgs, COMPILED_FLAGS, compiledFlagsWithV8 } from "../_agent.ts";
 import {
   blobServiceClient,
   endpoints,
@@ -190,7 +190,7 @@ async function compare(
         // The compiled binary's V8 flags (what users run), or BENCH_KAFKA_V8_FLAGS in their place.
         const v8 = Deno.env.get("BENCH_KAFKA_V8_FLAGS");
         const denoFlags = [
-          ...(v8 ? [`--v8-flags=${v8}`] : COMPILED_V8_FLAGS),
+          ...(v8 ? compiledFlagsWithV8(v8) : COMPILED_FLAGS),
           ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []),
         ];
         r = await timed([

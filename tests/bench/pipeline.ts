@@ -7,7 +7,7 @@
 
 import zlib from "node:zlib";
 import { join } from "node:path";
-import { agentArgs, COMPILED_V8_FLAGS, ROOT } from "../_agent.ts";
+import { agentArgs, COMPILED_FLAGS, ROOT } from "../_agent.ts";
 import { zscalerFile } from "../../mod/demo/zscaler.ts";
 import { decodeStream } from "../../mod/pipeline/gzip.ts";
 import { LineStream } from "../../mod/pipeline/line_stream.ts";
@@ -212,7 +212,7 @@ export async function endToEndBench(
         "stream",
         "--config",
         join(dir, "agent.yaml"),
-      ], COMPILED_V8_FLAGS),
+      ], COMPILED_FLAGS),
     ],
     ROOT,
   );

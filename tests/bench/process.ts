@@ -18,7 +18,7 @@
  * @module
  */
 
-import { agentCommand, COMPILED_V8_FLAGS } from "../_agent.ts";
+import { agentCommand, COMPILED_FLAGS, compiledFlagsWithV8 } from "../_agent.ts";
 import { FakeOpenObserve } from "../sinks/_fake_openobserve.ts";
 import { FakeRds } from "../sources/_fake_rds.ts";
 import { discoverConfig, discoverOnce } from "../modes/_rds.ts";
@@ -80,10 +80,10 @@ async function agentRun(fake: FakeRds, oo: FakeOpenObserve, text: string, record
     denoFlags: [
       // PROF=<dir>: write a CPU profile of the agent there.
       ...(Deno.env.get("PROF") ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("PROF")}`] : []),
-      // The compiled binary's V8 flags, or SEMI=N[,more V8 flags] in their place.
+      // The compiled binary's flags, or SEMI=N[,more V8 flags] in their place.
       ...(Deno.env.get("SEMI")
-        ? [`--v8-flags=--max-semi-space-size=${Deno.env.get("SEMI")}`]
-        : COMPILED_V8_FLAGS),
+        ? compiledFlagsWithV8(`--max-semi-space-size=${Deno.env.get("SEMI")}`)
+        : COMPILED_FLAGS),
     ],
     stdout: Deno.env.get("PROCESS_STDOUT") ? "inherit" : "null",
     stderr: "inherit",

@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { agentArgs, COMPILED_V8_FLAGS, ROOT } from "../_agent.ts";
+import { agentArgs, COMPILED_FLAGS, ROOT } from "../_agent.ts";
 import { endpoints, logsClient, unavailableReason } from "../services/mod.ts";
 import { gz, readBack, routeWorld, s3Event } from "../modes/_route_world.ts";
 import { measured } from "./pipeline.ts";
@@ -52,7 +52,7 @@ export async function bench({ records = 200_000 } = {}): Promise<BenchRow[]> {
         "--config",
         join(dir, "agent.yaml"),
         join(dir, "event.json"),
-      ], COMPILED_V8_FLAGS),
+      ], COMPILED_FLAGS),
     ],
     ROOT,
   );

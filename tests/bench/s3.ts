@@ -5,7 +5,7 @@
 
 import zlib from "node:zlib";
 import { join } from "node:path";
-import { agentArgs, agentCommand, COMPILED_V8_FLAGS, ROOT } from "../_agent.ts";
+import { agentArgs, agentCommand, COMPILED_FLAGS, ROOT } from "../_agent.ts";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { zscalerFile } from "../../mod/demo/zscaler.ts";
 import { endpoints, freshBucket, s3Client, unavailableReason } from "../services/mod.ts";
@@ -65,7 +65,10 @@ export async function s3Bench(
       Deno.execPath(),
       ...agentArgs(
         ["stream", "--config", join(dir, "agent.yaml")],
-        [`${COMPILED_V8_FLAGS[0]}${v8 ? "," + v8 : ""}${gcEvery ? ",--expose-gc" : ""}`],
+        [
+          `${COMPILED_FLAGS[0]}${v8 ? "," + v8 : ""}${gcEvery ? ",--expose-gc" : ""}`,
+          ...COMPILED_FLAGS.slice(1),
+        ],
         memory ? "tests/bench/memory_main.ts" : "main.ts",
       ),
     ],
@@ -121,7 +124,7 @@ export async function lagBench(
     (_, i) => zlib.gzipSync(zscalerFile(fileBytes, 7000 + i)),
   );
   const agent = agentCommand(["stream", "--config", join(dir, "agent.yaml")], {
-    denoFlags: COMPILED_V8_FLAGS,
+    denoFlags: COMPILED_FLAGS,
     stdout: "null",
     stderr: "inherit",
   }).spawn();

@@ -14,7 +14,7 @@
  */
 
 import { join } from "node:path";
-import { agentCommand, COMPILED_V8_FLAGS, freePort, ROOT } from "../_agent.ts";
+import { agentCommand, COMPILED_FLAGS, freePort, ROOT } from "../_agent.ts";
 import { procUsage } from "./pipeline.ts";
 import type { BenchRow } from "./row.ts";
 
@@ -115,7 +115,7 @@ const agent: Shipper = {
         `  state_file: state.json\n`,
     );
     const child = agentCommand(["stream", "--config", join(dir, "agent.yaml")], {
-      denoFlags: COMPILED_V8_FLAGS,
+      denoFlags: COMPILED_FLAGS,
       stdout: "null",
       stderr: "inherit",
     }).spawn();

@@ -4,7 +4,12 @@
 // files baked into the output can be read back; only running the output needs the real thing.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { compileCommand, parseCompileArgs, PERMISSION_SET } from "../../packaging/compile.ts";
+import {
+  compileCommand,
+  parseCompileArgs,
+  PERMISSION_SET,
+  RUN_FLAGS,
+} from "../../packaging/compile.ts";
 import {
   denortCachePath,
   elfTarget,
@@ -119,6 +124,14 @@ Deno.test("compileCommand() takes permissions from deno.json's permission set on
     denoJson.permissions?.[PERMISSION_SET],
     `deno.json has no "${PERMISSION_SET}" permission set`,
   );
+});
+
+Deno.test("the binary's runtime flags (V8's, no code cache) are compiled in and passed by `deno task demo`", async () => {
+  const args = compileCommand(hostTarget, "/tmp/x");
+  for (const flag of RUN_FLAGS) assert.ok(args.includes(flag), `${flag} in ${args.join(" ")}`);
+  assert.ok(RUN_FLAGS.includes("--no-code-cache"));
+  const demo: string = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)).tasks.demo;
+  for (const flag of RUN_FLAGS) assert.ok(demo.split(" ").includes(flag), `${flag} in ${demo}`);
 });
 
 Deno.test("compile.ts fails fast and says how to supply denort when the download host is unreachable", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { agentCommand, COMPILED_V8_FLAGS } from "../_agent.ts";
+import { agentCommand, COMPILED_FLAGS } from "../_agent.ts";
 import { GcGovernor } from "../../mod/pipeline/gc_governor.ts";
 
 /** Figures a test sets, and a collector that brings them down to `after`. */
@@ -112,7 +112,7 @@ stream:
       return new TextDecoder().decode(out.stderr);
     };
     assert.match(await stderr([]), /no gc\(\): memory is left to V8's own schedule/);
-    assert.doesNotMatch(await stderr(COMPILED_V8_FLAGS), /no gc\(\)/);
+    assert.doesNotMatch(await stderr(COMPILED_FLAGS), /no gc\(\)/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
