@@ -12,7 +12,7 @@
 
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, formatIssue, loadConfig } from "../mod/config/load.ts";
-import { agentSpec } from "../mod/modes/registry.ts";
+import { agentSpec, loadModes } from "../mod/modes/registry.ts";
 import { elfTarget, parseTarget, type Target } from "./denort.ts";
 import { ROOT } from "./compile.ts";
 import { type ZipFile, zipFiles } from "./zip_writer.ts";
@@ -47,7 +47,7 @@ export async function checkLambdaConfig(path: string): Promise<string[]> {
   const warnings: string[] = [];
   let config: Record<string, unknown> | undefined;
   try {
-    config = await loadConfig(agentSpec(), path) as Record<string, unknown>;
+    config = await loadConfig(agentSpec(await loadModes()), path) as Record<string, unknown>;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const problems = e.issues.filter((i) => !UNSET_HERE.test(i.message));

@@ -133,3 +133,47 @@ Deno.test("a mode refuses at start what validate refuses, with the same line", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("modesFor() loads the mode run and the modes whose sections its config has; anything else loads all", async () => {
+  const { modesFor } = await import("../main.ts");
+  const { MODE_NAMES } = await import("../mod/modes/registry.ts");
+  const names = async (argv: string[]) => (await modesFor(argv)).map((m) => m.name);
+  const dir = await Deno.makeTempDir();
+  const config = async (text: string) => {
+    const file = `${dir}/${crypto.randomUUID()}.yaml`;
+    await Deno.writeTextFile(file, text);
+    return file;
+  };
+  assert.deepEqual(await names(["generate", "--rate", "5", "--no-gso"]), ["generate"]);
+  const own = await config("log: {level: warn}\ngenerate: {rate: 5}\n");
+  assert.deepEqual(await names(["generate", "--config", own]), ["generate"]);
+  assert.deepEqual(await names(["-c", own, "generate"]), ["generate"]);
+  const two = await config("generate: {rate: 5}\nstream: {state_file: x}\n");
+  assert.deepEqual(await names(["generate", `--config=${two}`]), ["stream", "generate"]);
+  // Keys that are no section (monitor's reference layout, a typo), a file that does not parse,
+  // and commands that are no mode: everything, so the errors and layouts are as before.
+  for (const text of ["generate: {}\nazure: {}\n", "generate: [\n", "- a\n"]) {
+    assert.deepEqual(await names(["generate", "--config", await config(text)]), MODE_NAMES);
+  }
+  assert.deepEqual(await names(["generate", "--config", `${dir}/missing.yaml`]), MODE_NAMES);
+  for (const argv of [[], ["--help"], ["validate", "--config", own], ["example"], ["frobnicate"]]) {
+    assert.deepEqual(await names(argv), MODE_NAMES, argv.join(" "));
+  }
+  // Flags that parse otherwise with the mode's own booleans: tail's --raw takes no value, so
+  // the command is tail, not generate.
+  assert.deepEqual(await names(["--raw", "generate", "tail"]), MODE_NAMES);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("generate still refuses a config whose stream section is wrong (other sections validated as before)", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/agent.yaml`;
+  await Deno.writeTextFile(
+    file,
+    "generate: {rate: 5, duration: 1s}\nstream: {batch_lines: many}\n",
+  );
+  const r = await cli(["generate", "--config", file, "--no-status"]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /stream/);
+  await Deno.remove(dir, { recursive: true });
+});

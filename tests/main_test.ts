@@ -183,7 +183,8 @@ Deno.test("a second signal exits at once with 130", async () => {
 });
 
 Deno.test("every implemented mode starts and stops under the compiled binary's permission set", async () => {
-  const { modes, isImplemented } = await import("../mod/modes/registry.ts");
+  const { loadModes, isImplemented } = await import("../mod/modes/registry.ts");
+  const modes = await loadModes();
   const dir = await Deno.makeTempDir();
   // A minimal config per mode that runs once and exits; a mode added later must add its own.
   // null: the mode needs a test service, and its own test starts it with the same permission set

@@ -279,6 +279,28 @@ export async function loadConfig<T>(
   return validateText(spec, text, path, opts);
 }
 
+/**
+ * The top-level keys of the config file at `path` (its sections), read without validating
+ * anything; `undefined` when it cannot be read or parsed or is not a mapping ({@link loadConfig}
+ * then says why).
+ */
+export async function configSections(path: string): Promise<string[] | undefined> {
+  try {
+    const doc = parseDocument(await Deno.readTextFile(path), { uniqueKeys: false });
+    if (doc.errors.length > 0) return undefined;
+    if (doc.contents === null) return [];
+    if (!isMap(doc.contents)) return undefined;
+    const keys: string[] = [];
+    for (const item of doc.contents.items) {
+      if (!isScalar(item.key) || typeof item.key.value !== "string") return undefined;
+      keys.push(item.key.value);
+    }
+    return keys;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Set `a.b.c` in an Input tree (creating mappings on the way). */
 function applyOverrides(
   root: Input,

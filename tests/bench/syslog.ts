@@ -9,8 +9,9 @@
  * per sender) and counts per port; generate's loss is its sent count minus the distinct sequence
  * numbers that arrived (the tail included), loggen's is its own count minus what arrived.
  * Last, generate at its own defaults (2 workers, 100,000 msg/s, one thread) for the peak RSS
- * users get. Peak RSS is each process's VmHWM (`/usr/bin/time`'s maximum resident set where
- * installed), in MB of 10^6 bytes.
+ * users get. generate and receive run with the compiled binary's flags (COMPILED_FLAGS). Peak RSS
+ * is each process's VmHWM (`/usr/bin/time`'s maximum resident set where installed), in MB of
+ * 10^6 bytes.
  *
  * Every row carries the 1-minute load average before and after its run (`load1`), since the
  * figures depend on how busy the 2 cores are, and says what the limit was (`limit`): the
@@ -31,7 +32,7 @@
  * @module
  */
 
-import { agentArgs, agentCommand, freePort, ROOT } from "../_agent.ts";
+import { agentArgs, agentCommand, COMPILED_FLAGS, freePort, ROOT } from "../_agent.ts";
 import { measured, procUsage } from "./pipeline.ts";
 import type { BenchRow } from "./row.ts";
 
@@ -75,7 +76,7 @@ async function receiver(port: number) {
     `127.0.0.1:${status}`,
     "--log-level",
     "info",
-  ], { stdout: "piped", stderr: "piped" }).spawn();
+  ], { denoFlags: COMPILED_FLAGS, stdout: "piped", stderr: "piped" }).spawn();
   const reader = child.stderr.getReader();
   let err = "";
   while (!err.includes('"msg":"receiving"')) {
@@ -146,7 +147,7 @@ async function generate(
       "--no-status",
       "--log-level",
       "warn",
-    ]),
+    ], COMPILED_FLAGS),
   ], ROOT);
   if (g.code !== 0) throw new Error(`generate failed: ${g.stderr.slice(-500)}`);
   // deno-lint-ignore no-explicit-any

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { validateText } from "../../mod/config/load.ts";
 import { resolveMonitorConfig } from "../../mod/modes/monitor_reference.ts";
 import type { MonitorConfig } from "../../mod/modes/monitor.ts";
-import { agentSpec } from "../../mod/modes/registry.ts";
+import { agentSpec, loadModes } from "../../mod/modes/registry.ts";
 import { ROOT, runAgent } from "../_agent.ts";
 import {
   blobServiceClient,
@@ -37,7 +37,11 @@ Deno.test("monitor: the reference's config validates; global: and plain seconds 
   const rv = await cli(["validate", "--config", verbatim]);
   assert.equal(rv.code, 0, rv.stderr);
 
-  const parsed = validateText(agentSpec(), underMonitor(REFERENCE), "x") as unknown as {
+  const parsed = validateText(
+    agentSpec(await loadModes()),
+    underMonitor(REFERENCE),
+    "x",
+  ) as unknown as {
     monitor: MonitorConfig;
   };
   assert.equal(parsed.monitor.global?.polling_interval, 300_000);
@@ -72,7 +76,7 @@ Deno.test("monitor: the reference's config validates; global: and plain seconds 
 
   // Our own keys still work, with plain seconds too; global: wins over them.
   const own = validateText(
-    agentSpec(),
+    agentSpec(await loadModes()),
     "monitor:\n  polling_interval: 90\n  timezone: Europe/Berlin\n  global: { timezone: UTC }\n",
     "x",
   ) as unknown as { monitor: MonitorConfig };
