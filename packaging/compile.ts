@@ -57,7 +57,7 @@ export const V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--expose-gc";
 /**
  * No V8 code cache. With one, V8 deserializes every function an earlier run compiled (the SDKs'
  * and the Kafka library's included) where without it compiles only the functions called:
- * `process`'s peak RSS 150–153 → 145–148 MB, and its start-up 1.02–1.28 → 0.84–1.16 CPU s
+ * `process`'s peak RSS 150–154 → 145–148 MB, and its start-up 1.02–1.28 → 0.79–1.2 CPU s
  * (README, process benchmark). `--help` starts ~30 ms slower.
  */
 export const NO_CODE_CACHE = "--no-code-cache";

@@ -4,7 +4,7 @@
  *
  * A mode's code is loaded when it is needed ({@link loadModes}): a run of one mode loads that
  * mode (and the modes whose sections its config file has, see main.ts), not the others and what
- * they import (SDK-less as they are, `generate`'s peak RSS was 17 MB higher with all of them).
+ * they import: `generate` at its defaults peaked at 94.9–95.2 MB instead of 99.3–100.0.
  * @module
  */
 
